@@ -1,0 +1,33 @@
+//! `plexus-bench`: whole-process CNI benchmarks, plexus side by side with its peers.
+//!
+//! Every figure comes from exec'ing the plugin binaries exactly as a runtime does (env +
+//! stdin, one process per call), in one run, so the ratios are fair on a noisy machine.
+//! See `scripts/bench-ipam` and `docs/benchmarks.md`.
+
+// A report tool: its Markdown output belongs on stdout (plugins never print there).
+#![allow(clippy::print_stdout)]
+
+mod ipam;
+mod measure;
+
+use clap::{Parser, Subcommand};
+
+/// Command-line interface of the benchmark harness.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// plexus-ipam vs Debian host-local: sequential latency, 16-way throughput, big pools.
+    Ipam(ipam::IpamArgs),
+}
+
+fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::Ipam(args) => ipam::run(&args),
+    }
+}

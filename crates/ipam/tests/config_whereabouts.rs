@@ -1,0 +1,547 @@
+//! whereabouts syntax: the README examples, the documented keys, and the places where plexus
+//! is deliberately stricter than whereabouts.
+
+use std::convert::Infallible;
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use plexus_ipam_core::{
+    ConfigError, PoolConfig, Range, Route, StaticAddress, find_free, parse_pool_config,
+};
+use serde_json::{Value, json};
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().expect("test address")
+}
+
+fn net(s: &str) -> IpNet {
+    s.parse().expect("test network")
+}
+
+/// Wrap an `ipam` object into the README's macvlan netconf and parse it like the plugin.
+fn parse_readme(ipam: Value) -> Result<PoolConfig, ConfigError> {
+    let netconf = json!({
+        "cniVersion": "0.3.0", "name": "whereaboutsexample", "type": "macvlan",
+        "master": "eth0", "mode": "bridge", "ipam": ipam
+    });
+    parse_pool_config(
+        netconf["name"].as_str().unwrap_or_default(),
+        &netconf["ipam"],
+        None,
+    )
+}
+
+fn parse(ipam: Value) -> PoolConfig {
+    parse_pool_config("net1", &ipam, None).expect("config must parse")
+}
+
+fn err(ipam: Value) -> ConfigError {
+    parse_pool_config("net1", &ipam, None).expect_err("config must be refused")
+}
+
+fn first_address(config: &PoolConfig, set: usize) -> Option<IpAddr> {
+    find_free(&config.range_sets[set], None, |_, _| {
+        Ok::<_, Infallible>(Vec::new())
+    })
+    .expect("infallible")
+}
+
+#[test]
+fn readme_example_with_exclusions() {
+    let config = parse_readme(json!({
+        "type": "whereabouts",
+        "range": "192.168.2.225/28",
+        "exclude": ["192.168.2.229/30", "192.168.2.236/32"]
+    }))
+    .expect("parses");
+    assert_eq!(config.network, "whereaboutsexample");
+    let expected = Range::new(
+        net("192.168.2.224/28"),
+        Some(ip("192.168.2.225")),
+        Some(ip("192.168.2.238")),
+        None,
+        vec![net("192.168.2.228/30"), net("192.168.2.236/32")],
+    )
+    .expect("valid");
+    assert_eq!(config.range_sets.len(), 1);
+    assert_eq!(config.range_sets[0].ranges, vec![expected]);
+    assert_eq!(config.range_sets[0].capacity(), 9);
+    assert_eq!(
+        config.warnings,
+        vec![
+            "ipam.exclude[0] 192.168.2.229/30 has host bits set; all of 192.168.2.228/30 is excluded"
+        ]
+    );
+    assert_eq!(first_address(&config, 0), Some(ip("192.168.2.225")));
+}
+
+#[test]
+fn readme_nad_example_and_range_end_syntax() {
+    let config =
+        parse_readme(json!({"type": "whereabouts", "range": "192.168.2.225/28"})).expect("parses");
+    assert_eq!(
+        config.range_sets[0].id(),
+        "192.168.2.224/28[192.168.2.225-192.168.2.238]"
+    );
+    assert!(config.warnings.is_empty());
+
+    let config = parse(json!({"range": "192.168.2.225-192.168.2.230/28"}));
+    assert_eq!(
+        config.range_sets[0].id(),
+        "192.168.2.224/28[192.168.2.225-192.168.2.230]"
+    );
+    assert_eq!(config.range_sets[0].capacity(), 6);
+}
+
+#[test]
+fn readme_ipv6_example_is_refused_because_its_gateway_is_off_subnet() {
+    // 2001::f:1 is not inside 2001::/116 (2001:: - 2001::fff); whereabouts would report it
+    // as the gateway anyway, which the kernel cannot reach.
+    let e = parse_readme(
+        json!({"type": "whereabouts", "range": "2001::0/116", "gateway": "2001::f:1"}),
+    )
+    .expect_err("gateway outside the subnet");
+    assert_eq!(
+        e.to_string(),
+        "invalid ipam.gateway \"2001::f:1\": gateway 2001::f:1 is outside subnet 2001::/116"
+    );
+    let config = parse(json!({"range": "2001::0/116", "gateway": "2001::1"}));
+    let r = &config.range_sets[0].ranges[0];
+    assert_eq!((r.start, r.end), (ip("2001::1"), ip("2001::fff")));
+    assert_eq!(
+        first_address(&config, 0),
+        Some(ip("2001::2")),
+        "the gateway is reserved"
+    );
+}
+
+#[test]
+fn readme_multiple_ip_examples() {
+    let config = parse_readme(json!({
+        "type": "whereabouts",
+        "ipRanges": [{"range": "192.168.10.1/24"}, {"range": "176.168.10.1/16"}]
+    }))
+    .expect("parses");
+    let ids: Vec<String> = config.range_sets.iter().map(|s| s.id()).collect();
+    assert_eq!(
+        ids,
+        [
+            "192.168.10.0/24[192.168.10.1-192.168.10.254]",
+            "176.168.0.0/16[176.168.0.1-176.168.255.254]"
+        ]
+    );
+
+    let config = parse_readme(json!({
+        "type": "whereabouts",
+        "ipRanges": [{"range": "192.168.10.1/24"}, {"range": "176.168.10.1/16"}],
+        "range": "abcd::1/64"
+    }))
+    .expect("parses");
+    let subnets: Vec<IpNet> = config
+        .range_sets
+        .iter()
+        .map(|s| s.ranges[0].subnet)
+        .collect();
+    assert_eq!(
+        subnets,
+        [
+            net("abcd::/64"),
+            net("192.168.10.0/24"),
+            net("176.168.0.0/16")
+        ],
+        "top-level range is set 0"
+    );
+}
+
+#[test]
+fn readme_dual_stack_example() {
+    let config = parse_readme(json!({
+        "type": "whereabouts",
+        "ipRanges": [{"range": "192.168.10.1/24"}, {"range": "abcd::1/64"}]
+    }))
+    .expect("parses");
+    assert_eq!(first_address(&config, 0), Some(ip("192.168.10.1")));
+    assert_eq!(first_address(&config, 1), Some(ip("abcd::1")));
+    assert_eq!(
+        config.range_sets[1].ranges[0].end,
+        ip("abcd::ffff:ffff:ffff:ffff")
+    );
+}
+
+#[test]
+fn no_default_gateway_but_a_given_one_is_reserved() {
+    let config = parse(json!({"range": "10.0.0.0/24"}));
+    assert_eq!(config.range_sets[0].ranges[0].gateway, None);
+    assert_eq!(first_address(&config, 0), Some(ip("10.0.0.1")));
+
+    let config = parse(json!({"range": "10.0.0.0/24", "gateway": "10.0.0.1"}));
+    assert_eq!(config.range_sets[0].ranges[0].gateway, Some(ip("10.0.0.1")));
+    assert_eq!(first_address(&config, 0), Some(ip("10.0.0.2")));
+}
+
+#[test]
+fn gateway_goes_to_the_ranges_that_hold_it() {
+    let config = parse(json!({
+        "ipRanges": [{"range": "10.0.0.0/24"}, {"range": "fd00::/64"}],
+        "gateway": "10.0.0.254"
+    }));
+    assert_eq!(
+        config.range_sets[0].ranges[0].gateway,
+        Some(ip("10.0.0.254"))
+    );
+    assert_eq!(config.range_sets[1].ranges[0].gateway, None);
+
+    let e = err(json!({"range": "fd00::/64", "gateway": "10.0.0.1"}));
+    assert_eq!(
+        e.to_string(),
+        "invalid ipam.gateway \"10.0.0.1\": gateway 10.0.0.1 is IPv4 but subnet fd00::/64 is IPv6"
+    );
+    let e = err(json!({
+        "ipRanges": [{"range": "10.0.0.0/24"}, {"range": "10.1.0.0/24"}],
+        "gateway": "10.2.0.1"
+    }));
+    assert_eq!(e.field, "gateway");
+    assert_eq!(
+        e.reason,
+        "not inside any configured range (10.0.0.0/24, 10.1.0.0/24)"
+    );
+    let e = err(json!({"range": "10.0.0.0/24", "gateway": "10.0.0.255"}));
+    assert_eq!(e.field, "gateway");
+    assert!(e.reason.contains("broadcast address"), "{e}");
+}
+
+#[test]
+fn range_start_and_end_are_validated_not_ignored() {
+    let config = parse(
+        json!({"range": "10.0.0.0/24", "range_start": "10.0.0.50", "range_end": "10.0.0.60"}),
+    );
+    assert_eq!(
+        config.range_sets[0].id(),
+        "10.0.0.0/24[10.0.0.50-10.0.0.60]"
+    );
+
+    let cases = [
+        (
+            json!({"range": "10.0.0.0/24", "range_start": "10.0.1.5"}),
+            "range_start",
+            "10.0.1.5",
+            "outside subnet",
+        ),
+        (
+            json!({"range": "10.0.0.0/24", "range_end": "10.0.1.5"}),
+            "range_end",
+            "10.0.1.5",
+            "outside subnet",
+        ),
+        (
+            json!({"range": "10.0.0.0/24", "range_start": "10.0.0.9", "range_end": "10.0.0.8"}),
+            "range_start",
+            "10.0.0.9",
+            "after range end",
+        ),
+        (
+            json!({"range": "10.0.0.0/24", "range_start": "fd00::1"}),
+            "range_start",
+            "fd00::1",
+            "IPv6 but subnet",
+        ),
+        (
+            json!({"range": "10.0.0.0/24", "range_start": "10.0.0.5/24"}),
+            "range_start",
+            "10.0.0.5/24",
+            "not an IP address",
+        ),
+        (
+            json!({"range": "10.0.0.0/24", "range_end": true}),
+            "range_end",
+            "true",
+            "expected a string",
+        ),
+        (
+            json!({"ipRanges": [{"range": "10.0.0.0/24"}, {"range": "10.1.0.0/24", "range_start": "10.2.0.1"}]}),
+            "ipRanges[1].range_start",
+            "10.2.0.1",
+            "outside subnet",
+        ),
+    ];
+    for (ipam, field, value, reason) in cases {
+        let e = err(ipam);
+        assert_eq!((e.field.as_str(), e.value.as_str()), (field, value), "{e}");
+        assert!(e.reason.contains(reason), "{e}");
+    }
+}
+
+#[test]
+fn range_strings_are_checked() {
+    let cases = [
+        (json!({"range": "10.0.0.0"}), "range", "not a valid range"),
+        (
+            json!({"range": "10.0.0.0/33"}),
+            "range",
+            "not a valid range",
+        ),
+        (json!({"range": 24}), "range", "expected a string"),
+        (json!({"range": "10.0.0.5-/24"}), "range", "not end/prefix"),
+        (
+            json!({"range": "x-10.0.0.9/24"}),
+            "range",
+            "before '-' is not an IP address",
+        ),
+        (
+            json!({"range": "10.0.0.5-fd00::9/24"}),
+            "range",
+            "different IP families",
+        ),
+        (
+            json!({"range": "10.0.0.5-10.0.1.9/24"}),
+            "range",
+            "range end 10.0.1.9 is outside subnet 10.0.0.0/24",
+        ),
+        (
+            json!({"range": "10.0.0.9-10.0.0.5/24"}),
+            "range",
+            "after range end",
+        ),
+        (json!({"range": "10.0.0.0/31"}), "range", "too small"),
+        (
+            json!({"ipRanges": [{"range": "10.0.0.0/24"}, {"range": "10.0.0.0/24"}, {"range": "nope"}]}),
+            "ipRanges[2].range",
+            "not a valid range",
+        ),
+        (
+            json!({"ipRanges": [{"range_start": "10.0.0.5"}]}),
+            "ipRanges[0].range",
+            "needs a range",
+        ),
+        (
+            json!({"ipRanges": {"range": "10.0.0.0/24"}}),
+            "ipRanges",
+            "expected a list",
+        ),
+        (
+            json!({"ipRanges": ["10.0.0.0/24"]}),
+            "ipRanges[0]",
+            "expected an object",
+        ),
+    ];
+    for (ipam, field, reason) in cases {
+        let e = err(ipam.clone());
+        assert_eq!(e.field, field, "{ipam}: {e}");
+        assert!(e.reason.contains(reason), "{ipam}: {e}");
+    }
+}
+
+#[test]
+fn dash_form_conflicting_with_range_start_is_refused() {
+    let e = err(json!({"range": "10.0.0.5-10.0.0.9/24", "range_start": "10.0.0.6"}));
+    assert_eq!(
+        (e.field.as_str(), e.value.as_str()),
+        ("range_start", "10.0.0.6")
+    );
+    // Repeating the same value is harmless.
+    let config = parse(json!({"range": "10.0.0.5-10.0.0.9/24", "range_end": "10.0.0.9"}));
+    assert_eq!(config.range_sets[0].capacity(), 5);
+}
+
+#[test]
+fn exclusions_accept_bare_addresses_of_the_right_family() {
+    let config = parse(json!({"range": "fd00::/120", "exclude": ["fd00::10", "fd00::20/124"]}));
+    assert_eq!(
+        config.range_sets[0].ranges[0].exclude,
+        vec![net("fd00::10/128"), net("fd00::20/124")]
+    );
+    assert_eq!(config.range_sets[0].capacity(), 255 - 1 - 16);
+
+    let e = err(json!({"range": "10.0.0.0/24", "exclude": ["10.0.0.5", "fd00::/64"]}));
+    assert_eq!(
+        (e.field.as_str(), e.value.as_str()),
+        ("exclude[1]", "fd00::/64")
+    );
+    let e = err(json!({"range": "10.0.0.0/24", "exclude": "10.0.0.5"}));
+    assert_eq!(e.field, "exclude");
+}
+
+#[test]
+fn top_level_exclude_applies_to_the_top_level_range_only() {
+    let config = parse(json!({
+        "range": "10.0.0.0/24",
+        "exclude": ["10.1.0.0/28"],
+        "ipRanges": [{"range": "10.1.0.0/24", "exclude": ["10.1.0.128/25"]}]
+    }));
+    assert_eq!(config.range_sets[0].capacity(), 254);
+    assert_eq!(config.range_sets[1].capacity(), 127);
+    assert_eq!(first_address(&config, 1), Some(ip("10.1.0.1")));
+    assert_eq!(
+        config.warnings,
+        vec!["ipam.exclude[0] 10.1.0.0/28 lies outside subnet 10.0.0.0/24 and has no effect"]
+    );
+}
+
+#[test]
+fn range_keys_without_a_top_level_range_are_refused() {
+    for key in ["range_start", "range_end", "exclude"] {
+        let value = if key == "exclude" {
+            json!(["10.0.0.5"])
+        } else {
+            json!("10.0.0.5")
+        };
+        let mut ipam = json!({"ipRanges": [{"range": "10.0.0.0/24"}]});
+        ipam[key] = value;
+        let e = err(ipam);
+        assert_eq!(e.field, key);
+        assert!(e.reason.contains("only applies to ipam.range"), "{e}");
+    }
+    let e = err(json!({"range": "10.0.0.0/24", "rangeStart": "10.0.0.5"}));
+    assert_eq!(e.field, "rangeStart");
+}
+
+#[test]
+fn overlapping_ip_ranges_are_refused() {
+    let e = err(json!({"range": "10.0.0.0/16", "ipRanges": [{"range": "10.0.5.0/24"}]}));
+    assert_eq!(e.field, "ipRanges[0]");
+    assert!(
+        e.reason.starts_with("overlaps ipam.range (10.0.0.0/16"),
+        "{e}"
+    );
+}
+
+#[test]
+fn network_name_overrides_the_netconf_name() {
+    assert_eq!(
+        parse(json!({"range": "10.0.0.0/24", "network_name": "blue"})).network,
+        "blue"
+    );
+    assert_eq!(
+        parse(json!({"range": "10.0.0.0/24", "network_name": ""})).network,
+        "net1"
+    );
+    let e = parse_pool_config("", &json!({"range": "10.0.0.0/24"}), None).expect_err("unnamed");
+    assert_eq!(e.field, "network_name");
+    assert_eq!(
+        err(json!({"range": "10.0.0.0/24", "network_name": 7})).field,
+        "network_name"
+    );
+}
+
+#[test]
+fn enable_overlapping_ranges_defaults_to_true() {
+    assert!(parse(json!({"range": "10.0.0.0/24"})).overlapping_ranges);
+    assert!(
+        !parse(json!({"range": "10.0.0.0/24", "enable_overlapping_ranges": false}))
+            .overlapping_ranges
+    );
+    let e = err(json!({"range": "10.0.0.0/24", "enable_overlapping_ranges": "no"}));
+    assert_eq!(
+        (e.field.as_str(), e.reason.as_str()),
+        ("enable_overlapping_ranges", "expected true or false")
+    );
+}
+
+#[test]
+fn static_plugin_fields_pass_through() {
+    let config = parse(json!({
+        "range": "10.0.0.0/24",
+        "routes": [{"dst": "0.0.0.0/0", "gw": "10.0.0.1"}, {"dst": "fd00::/8"}],
+        "dns": {"nameservers": ["10.0.0.53"], "domain": "example.com", "search": ["example.com"]},
+        "addresses": [
+            {"address": "10.10.0.1/24", "gateway": "10.10.0.254"},
+            {"address": "fd10::5/64"},
+            {"address": "10.0.0.9/24"}
+        ]
+    }));
+    assert_eq!(
+        config.routes,
+        vec![
+            Route {
+                dst: net("0.0.0.0/0"),
+                gw: Some(ip("10.0.0.1"))
+            },
+            Route {
+                dst: net("fd00::/8"),
+                gw: None
+            },
+        ]
+    );
+    assert_eq!(
+        config.dns,
+        Some(
+            json!({"nameservers": ["10.0.0.53"], "domain": "example.com", "search": ["example.com"]})
+        )
+    );
+    assert_eq!(
+        config.addresses,
+        vec![
+            StaticAddress {
+                address: net("10.10.0.1/24"),
+                gateway: Some(ip("10.10.0.254"))
+            },
+            StaticAddress {
+                address: net("fd10::5/64"),
+                gateway: None
+            },
+            StaticAddress {
+                address: net("10.0.0.9/24"),
+                gateway: None
+            },
+        ]
+    );
+    assert_eq!(
+        serde_json::to_value(&config.addresses[0]).expect("serialises"),
+        json!({"address": "10.10.0.1/24", "gateway": "10.10.0.254"})
+    );
+    assert_eq!(
+        config.warnings,
+        vec![
+            "ipam.addresses[2].address 10.0.0.9/24 lies inside a dynamic range and may also be \
+             handed out dynamically; exclude it"
+        ]
+    );
+    let e = err(json!({"range": "10.0.0.0/24", "addresses": [{"address": "10.10.0.1"}]}));
+    assert_eq!(e.field, "addresses[0].address");
+    let e = err(
+        json!({"range": "10.0.0.0/24", "addresses": [{"address": "10.10.0.1/24", "gateway": "fd00::1"}]}),
+    );
+    assert_eq!(e.field, "addresses[0].gateway");
+}
+
+#[test]
+fn legacy_whereabouts_keys_are_accepted_with_a_warning_and_no_secrets() {
+    let config = parse(json!({
+        "type": "whereabouts",
+        "range": "10.0.0.0/24",
+        "kubernetes": {"kubeconfig": "/etc/cni/net.d/whereabouts.d/whereabouts.kubeconfig"},
+        "datastore": "kubernetes",
+        "etcd_host": "127.0.0.1:2379",
+        "etcd_password": "s3cret-value",
+        "log_file": "/tmp/whereabouts.log",
+        "log_level": "debug",
+        "leader_lease_duration": 1500,
+        "node_slice_size": "/22",
+        "ipRanges": [{"range": "10.1.0.0/24", "omit_ranges": []}]
+    }));
+    assert_eq!(config.range_sets.len(), 2);
+    assert_eq!(config.warnings.len(), 7, "{:#?}", config.warnings);
+    for key in [
+        "kubernetes",
+        "datastore",
+        "etcd_host",
+        "etcd_password",
+        "leader_lease_duration",
+        "node_slice_size",
+    ] {
+        assert!(
+            config
+                .warnings
+                .iter()
+                .any(|w| w.starts_with(&format!("ipam.{key} is ignored: "))),
+            "{key}: {:#?}",
+            config.warnings
+        );
+    }
+    assert!(
+        config
+            .warnings
+            .contains(&"ipam.ipRanges[0].omit_ranges is not a recognised key; ignored".to_owned())
+    );
+    assert!(config.warnings.iter().all(|w| !w.contains("s3cret")));
+}

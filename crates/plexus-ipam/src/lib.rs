@@ -1,0 +1,24 @@
+//! `plexus-ipam`: a CNI IPAM plugin that keeps every address unique in a shared store.
+//!
+//! The binary is a thin `main` over [`IpamPlugin`], which implements the six CNI verbs
+//! ([`plexus_cni::Plugin`]) on top of three library crates:
+//!
+//! - `plexus-cni` — the protocol: environment, netconf, results, the one error renderer;
+//! - `plexus-ipam-core` — the pure allocator: ranges in host-local and whereabouts syntax;
+//! - `plexus-store` — the allocation store (SQLite by default).
+//!
+//! # Layout
+//! - [`error`] — the plugin's error enum and its mapping to CNI error codes (`docs/errors.md`).
+//! - [`plugin`] — ADD, DEL, CHECK, STATUS and GC.
+//! - [`request`] — what one invocation asks for: pool, static addresses, owner, store.
+//! - [`retry`] — bounded retries with jittered backoff for transient store errors.
+//! - [`logging`] — `tracing` to stderr or a file, never stdout.
+
+pub mod error;
+pub mod logging;
+pub mod plugin;
+pub mod request;
+pub mod retry;
+
+pub use error::IpamError;
+pub use plugin::IpamPlugin;

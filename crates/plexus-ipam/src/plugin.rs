@@ -1,0 +1,302 @@
+//! The five CNI verbs of `plexus-ipam` (VERSION is answered by the runner).
+//!
+//! Each verb parses its inputs ([`crate::request`]), opens the configured store and runs one
+//! store operation under a deadline ([`crate::retry`]). Uniqueness is the store's job: the
+//! plugin never decides "free" by reading and then writing.
+
+use std::collections::HashSet;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use ipnet::IpNet;
+use plexus_cni::{Dns, Error as CniError, IpConfig, Plugin, Request, Route, SuccessResult, codes};
+use plexus_ipam_core::PoolConfig;
+use plexus_store::{Allocation, Store, StoreConfig};
+use serde_json::Value;
+
+use crate::retry::{self, DEFAULT_DEADLINE};
+use crate::{IpamError, logging, request};
+
+/// How long STATUS may take before it answers "not available" (the runtime polls it often).
+pub const STATUS_DEADLINE: Duration = Duration::from_millis(1500);
+
+/// The `plexus-ipam` plugin.
+#[derive(Debug, Clone)]
+pub struct IpamPlugin {
+    /// How long ADD, DEL and GC retry transient store errors before answering code 11.
+    pub deadline: Duration,
+}
+
+impl Default for IpamPlugin {
+    fn default() -> Self {
+        IpamPlugin {
+            deadline: DEFAULT_DEADLINE,
+        }
+    }
+}
+
+/// Runs a future to completion on a fresh single-threaded runtime (one CNI call = one process).
+fn block_on<F: std::future::Future>(fut: F) -> Result<F::Output, IpamError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .map_err(|e| {
+            IpamError::Cni(CniError::new(
+                codes::INTERNAL,
+                format!("cannot start runtime: {e}"),
+                String::new(),
+            ))
+        })?;
+    Ok(runtime.block_on(fut))
+}
+
+/// Opens the configured store; failures to open are store errors (code 11, or 50 for STATUS).
+fn open_store(config: &StoreConfig) -> Result<Box<dyn Store>, IpamError> {
+    Ok(plexus_store::open(config)?)
+}
+
+impl IpamPlugin {
+    fn add_inner(&self, req: &Request) -> Result<SuccessResult, IpamError> {
+        request::reject_unknown_args(&req.env)?;
+        let pool = request::pool(&req.conf)?;
+        let store_config = request::store(&req.conf)?;
+        let statics = request::statics(&req.conf, &req.env, &pool)?;
+        let key = request::attachment_key(&pool.network, &req.env)?;
+        let owner = request::owner(&req.env);
+        let claims = request::claims(&pool, &statics);
+        let store = open_store(&store_config)?;
+        let allocations = block_on(retry::with_deadline(self.deadline, || {
+            store.claim(&key, &owner, &claims)
+        }))??;
+        tracing::info!(
+            network = %pool.network,
+            container = %key.container_id,
+            ifname = %key.ifname,
+            addresses = ?allocations.iter().map(|a| a.ip).collect::<Vec<_>>(),
+            "allocated"
+        );
+        Ok(build_result(&pool, &allocations))
+    }
+
+    fn del_inner(&self, req: &Request) -> Result<(), IpamError> {
+        let (network, store_config) = request::network_and_store_lenient(&req.conf)?;
+        let key = request::attachment_key(&network, &req.env)?;
+        let store = open_store(&store_config)?;
+        let released = block_on(retry::with_deadline(self.deadline, || store.release(&key)))??;
+        tracing::info!(
+            network = %network,
+            container = %key.container_id,
+            ifname = %key.ifname,
+            released = released.len(),
+            "released"
+        );
+        Ok(())
+    }
+
+    fn check_inner(&self, req: &Request) -> Result<(), IpamError> {
+        let pool = request::pool(&req.conf)?;
+        let store_config = request::store(&req.conf)?;
+        let key = request::attachment_key(&pool.network, &req.env)?;
+        let prev = req.conf.prev_result.as_ref().ok_or_else(|| {
+            IpamError::Cni(CniError::new(
+                codes::INVALID_CONFIG,
+                "CHECK needs prevResult in the network configuration",
+                String::new(),
+            ))
+        })?;
+        let prev = SuccessResult::from_json(prev)?;
+        let store = open_store(&store_config)?;
+        let held = block_on(retry::with_deadline(self.deadline, || {
+            store.attachment(&key)
+        }))??;
+        check_against(&pool, &key_label(&key), &prev, &held)
+    }
+
+    fn status_inner(&self, req: &Request) -> Result<(), IpamError> {
+        let pool = request::pool(&req.conf)?;
+        let store_config = request::store(&req.conf)?.with_timeout(STATUS_DEADLINE);
+        let unavailable = |e: IpamError| IpamError::NotAvailable(format!("store not usable: {e}"));
+        let store = open_store(&store_config).map_err(unavailable)?;
+        block_on(async {
+            store.probe().await.map_err(|e| unavailable(e.into()))?;
+            for set in &pool.range_sets {
+                let mut free: u128 = 0;
+                for range in &set.ranges {
+                    let held = store
+                        .count_between(&pool.network, range.start, range.end)
+                        .await
+                        .map_err(|e| unavailable(e.into()))?;
+                    free += range.capacity().saturating_sub(u128::from(held));
+                }
+                if free == 0 {
+                    return Err(IpamError::NotAvailable(format!(
+                        "pool exhausted: network {} has no free address in range set {}",
+                        pool.network,
+                        set.id()
+                    )));
+                }
+            }
+            Ok(())
+        })?
+    }
+
+    fn gc_inner(&self, req: &Request) -> Result<(), IpamError> {
+        let pool = request::pool(&req.conf)?;
+        let store_config = request::store(&req.conf)?;
+        let Some(valid) = &req.conf.valid_attachments else {
+            tracing::warn!(
+                network = %pool.network,
+                "GC without cni.dev/valid-attachments: nothing released (send an empty list to release everything)"
+            );
+            return Ok(());
+        };
+        let valid: Vec<(String, String)> = valid
+            .iter()
+            .map(|a| (a.container_id.clone(), a.ifname.clone()))
+            .collect();
+        let store = open_store(&store_config)?;
+        let report = block_on(retry::with_deadline(self.deadline, || {
+            store.gc(&pool.network, &valid)
+        }))??;
+        tracing::info!(network = %pool.network, released = report.released.len(), "GC done");
+        if report.errors.is_empty() {
+            Ok(())
+        } else {
+            Err(IpamError::GcIncomplete {
+                network: pool.network.clone(),
+                released: report.released.len(),
+                failed: report.errors.len(),
+                details: report.errors,
+            })
+        }
+    }
+}
+
+/// `container/ifname`, for messages.
+fn key_label(key: &plexus_store::AttachmentKey) -> String {
+    format!("{}/{}", key.container_id, key.ifname)
+}
+
+/// CHECK: every address of this pool in `prev` is held by this attachment, and vice versa.
+fn check_against(
+    pool: &PoolConfig,
+    attachment: &str,
+    prev: &SuccessResult,
+    held: &[Allocation],
+) -> Result<(), IpamError> {
+    if held.is_empty() {
+        return Err(IpamError::CheckFailed(format!(
+            "attachment {attachment} holds no address in network {}",
+            pool.network
+        )));
+    }
+    let held_ips: HashSet<IpAddr> = held.iter().map(|a| a.ip).collect();
+    let ours = |ip: &IpAddr| pool.range_sets.iter().any(|set| set.find(*ip).is_some());
+    let prev_ips: HashSet<IpAddr> = prev
+        .ips
+        .iter()
+        .map(|c| c.address.addr())
+        .filter(ours)
+        .collect();
+    if let Some(missing) = prev_ips.iter().find(|ip| !held_ips.contains(ip)) {
+        return Err(IpamError::CheckFailed(format!(
+            "address {missing} in prevResult is not reserved for attachment {attachment} in network {}",
+            pool.network
+        )));
+    }
+    if let Some(extra) = held_ips.iter().find(|ip| !prev_ips.contains(ip)) {
+        return Err(IpamError::CheckFailed(format!(
+            "attachment {attachment} holds {extra} in network {} but prevResult does not list it",
+            pool.network
+        )));
+    }
+    Ok(())
+}
+
+/// The abbreviated IPAM result: addresses (with prefix and gateway of their range), routes, dns.
+pub fn build_result(pool: &PoolConfig, allocations: &[Allocation]) -> SuccessResult {
+    let mut ips: Vec<IpConfig> = allocations
+        .iter()
+        .filter_map(|a| {
+            let range = pool.range_sets.iter().find_map(|set| set.find(a.ip))?;
+            let address = IpNet::new(a.ip, range.subnet.prefix_len()).ok()?;
+            Some(IpConfig {
+                address,
+                gateway: range.gateway,
+                interface: None,
+            })
+        })
+        .collect();
+    ips.extend(pool.addresses.iter().map(|s| IpConfig {
+        address: s.address,
+        gateway: s.gateway,
+        interface: None,
+    }));
+    let routes = pool
+        .routes
+        .iter()
+        .map(|r| Route::new(r.dst, r.gw))
+        .collect();
+    SuccessResult {
+        interfaces: Vec::new(),
+        ips,
+        routes,
+        dns: pool.dns.as_ref().and_then(dns_from),
+    }
+}
+
+/// The `dns` object of the config in CNI result form (unknown fields dropped).
+fn dns_from(value: &Value) -> Option<Dns> {
+    let strings = |key: &str| -> Vec<String> {
+        value
+            .get(key)
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let dns = Dns {
+        nameservers: strings("nameservers"),
+        domain: value
+            .get("domain")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+        search: strings("search"),
+        options: strings("options"),
+    };
+    let empty = dns.nameservers.is_empty()
+        && dns.domain.is_none()
+        && dns.search.is_empty()
+        && dns.options.is_empty();
+    (!empty).then_some(dns)
+}
+
+impl Plugin for IpamPlugin {
+    fn add(&self, req: &Request) -> Result<SuccessResult, CniError> {
+        logging::init(req.conf.ipam.as_ref());
+        Ok(self.add_inner(req)?)
+    }
+
+    fn del(&self, req: &Request) -> Result<(), CniError> {
+        logging::init(req.conf.ipam.as_ref());
+        Ok(self.del_inner(req)?)
+    }
+
+    fn check(&self, req: &Request) -> Result<(), CniError> {
+        logging::init(req.conf.ipam.as_ref());
+        Ok(self.check_inner(req)?)
+    }
+
+    fn status(&self, req: &Request) -> Result<(), CniError> {
+        logging::init(req.conf.ipam.as_ref());
+        Ok(self.status_inner(req)?)
+    }
+
+    fn gc(&self, req: &Request) -> Result<(), CniError> {
+        logging::init(req.conf.ipam.as_ref());
+        Ok(self.gc_inner(req)?)
+    }
+}

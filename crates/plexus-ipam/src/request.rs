@@ -1,0 +1,127 @@
+//! What one invocation asks for, assembled from the netconf, CNI_ARGS and the environment.
+//!
+//! Nothing here touches the store: it turns untrusted input into checked values (pool,
+//! store config, static addresses per range set, attachment key, owner metadata).
+
+use std::net::IpAddr;
+
+use plexus_cni::{Environment, Error as CniError, NetConf, codes};
+use plexus_ipam_core::{PoolConfig, parse_pool_config, place_static};
+use plexus_store::{AttachmentKey, Claim, Owner, StoreConfig};
+use serde_json::Value;
+
+use crate::IpamError;
+
+/// The `ipam` object of the netconf, or a code 7 error when it is missing.
+fn ipam_section(conf: &NetConf) -> Result<&Value, IpamError> {
+    conf.ipam.as_ref().filter(|v| v.is_object()).ok_or_else(|| {
+        IpamError::Cni(CniError::new(
+            codes::INVALID_CONFIG,
+            "missing or invalid \"ipam\" object in the network configuration",
+            format!("network {:?}", conf.name),
+        ))
+    })
+}
+
+/// Parses the pool (ranges, routes, dns) and logs what was accepted but ignored.
+pub fn pool(conf: &NetConf) -> Result<PoolConfig, IpamError> {
+    let pool = parse_pool_config(&conf.name, ipam_section(conf)?, conf.runtime_ip_ranges())?;
+    for warning in &pool.warnings {
+        tracing::warn!(network = %pool.network, "{warning}");
+    }
+    Ok(pool)
+}
+
+/// Parses the store configuration of the `ipam` section (SQLite at the default path when absent).
+pub fn store(conf: &NetConf) -> Result<StoreConfig, IpamError> {
+    let section = ipam_section(conf)?;
+    Ok(StoreConfig::from_json(section.get("store"))?)
+}
+
+/// The network name and store, read leniently so that DEL can release even when the ranges
+/// of the config no longer parse (DEL must not leak because a config was edited badly).
+pub fn network_and_store_lenient(conf: &NetConf) -> Result<(String, StoreConfig), IpamError> {
+    let section = ipam_section(conf)?;
+    let network = section
+        .get("network_name")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .unwrap_or(&conf.name)
+        .to_string();
+    Ok((network, StoreConfig::from_json(section.get("store"))?))
+}
+
+/// The attachment identity (network, CNI_CONTAINERID, CNI_IFNAME).
+pub fn attachment_key(network: &str, env: &Environment) -> Result<AttachmentKey, IpamError> {
+    let missing = |var: &str| {
+        IpamError::Cni(CniError::new(
+            codes::INVALID_ENV,
+            format!("required environment variable {var} is missing"),
+            String::new(),
+        ))
+    };
+    Ok(AttachmentKey {
+        network: network.to_string(),
+        container_id: env
+            .container_id
+            .clone()
+            .ok_or_else(|| missing("CNI_CONTAINERID"))?,
+        ifname: env.ifname.clone().ok_or_else(|| missing("CNI_IFNAME"))?,
+    })
+}
+
+/// Pod metadata from CNI_ARGS (kept for operators; never part of the identity).
+pub fn owner(env: &Environment) -> Owner {
+    Owner {
+        pod_namespace: env.args.pod_namespace().map(str::to_string),
+        pod_name: env.args.pod_name().map(str::to_string),
+        pod_uid: env.args.pod_uid().map(str::to_string),
+    }
+}
+
+/// Rejects CNI_ARGS keys plexus does not know, unless `IgnoreUnknown` is set (code 2).
+pub fn reject_unknown_args(env: &Environment) -> Result<(), IpamError> {
+    Ok(env.args.reject_unknown()?)
+}
+
+/// Statically requested addresses, one slot per range set of the pool.
+///
+/// Per the CNI conventions, `runtimeConfig.ips` / `args.cni.ips` win; the CNI_ARGS `IP=`
+/// copy is used only when neither is present.
+pub fn statics(
+    conf: &NetConf,
+    env: &Environment,
+    pool: &PoolConfig,
+) -> Result<Vec<Option<IpAddr>>, IpamError> {
+    let mut requested = conf.requested_ips()?;
+    if requested.is_empty() {
+        requested = env.args.ips()?;
+    }
+    let mut slots: Vec<Option<IpAddr>> = vec![None; pool.range_sets.len()];
+    for ip in requested {
+        let index = place_static(&pool.range_sets, ip)?;
+        if let Some(first) = slots[index]
+            && first != ip
+        {
+            return Err(IpamError::StaticTwice {
+                range_set: pool.range_sets[index].id(),
+                first,
+                second: ip,
+            });
+        }
+        slots[index] = Some(ip);
+    }
+    Ok(slots)
+}
+
+/// One claim per range set: static where an address was requested, dynamic otherwise.
+pub fn claims<'a>(pool: &'a PoolConfig, statics: &[Option<IpAddr>]) -> Vec<Claim<'a>> {
+    pool.range_sets
+        .iter()
+        .zip(statics)
+        .map(|(set, ip)| match ip {
+            Some(ip) => Claim::Static { set, ip: *ip },
+            None => Claim::Dynamic(set),
+        })
+        .collect()
+}

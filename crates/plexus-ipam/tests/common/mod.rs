@@ -1,0 +1,256 @@
+//! Helpers shared by the process-level tests: run the real `plexus-ipam` binary the way a
+//! runtime does (environment + stdin), network namespaces, and the privileged-test gate.
+
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use serde_json::{Value, json};
+
+/// Path of the plugin binary cargo built for these tests.
+pub fn plugin_binary() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_plexus-ipam"))
+}
+
+/// What one plugin invocation produced.
+#[derive(Debug)]
+pub struct Reply {
+    /// Exit status code.
+    pub code: i32,
+    /// Everything on stdout.
+    pub stdout: String,
+    /// Everything on stderr.
+    pub stderr: String,
+}
+
+impl Reply {
+    /// Stdout parsed as JSON (panics with the whole reply when it is not).
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {self:?}"))
+    }
+
+    /// Asserts success and returns the parsed result (ADD) or Null (empty stdout).
+    pub fn ok(&self) -> Value {
+        assert_eq!(self.code, 0, "expected success: {self:?}");
+        if self.stdout.trim().is_empty() {
+            Value::Null
+        } else {
+            self.json()
+        }
+    }
+
+    /// Asserts a CNI error with `code` and returns its message.
+    pub fn err(&self, code: u64) -> String {
+        assert_ne!(self.code, 0, "expected failure with code {code}: {self:?}");
+        let v = self.json();
+        assert_eq!(v["code"].as_u64(), Some(code), "wrong CNI code: {self:?}");
+        assert!(
+            v["msg"].as_str().is_some_and(|m| !m.is_empty()),
+            "empty msg: {self:?}"
+        );
+        v["msg"].as_str().unwrap_or_default().to_string()
+    }
+
+    /// The addresses of an ADD result (prefix stripped).
+    pub fn ips(&self) -> Vec<String> {
+        self.ok()["ips"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|ip| ip["address"].as_str())
+                    .map(|s| s.split('/').next().unwrap_or_default().to_string())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+/// Runs `binary` with the given CNI environment and stdin.
+pub fn exec(binary: &Path, env: &[(&str, &str)], stdin: &str) -> Reply {
+    let mut cmd = Command::new(binary);
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {}: {e}", binary.display()));
+    if let Some(mut input) = child.stdin.take() {
+        // A plugin that exits early closes its stdin; that is not the test's failure.
+        let _ = input.write_all(stdin.as_bytes());
+    }
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = child
+        .wait_with_output()
+        .unwrap_or_else(|e| panic!("wait: {e}"));
+    Reply {
+        code: status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&stderr).into_owned(),
+    }
+}
+
+/// Runs the plexus-ipam binary for one verb on one attachment.
+pub fn ipam(command: &str, container: &str, ifname: &str, conf: &Value) -> Reply {
+    ipam_args(command, container, ifname, "", conf)
+}
+
+/// Like [`ipam`], with CNI_ARGS.
+pub fn ipam_args(command: &str, container: &str, ifname: &str, args: &str, conf: &Value) -> Reply {
+    let env = [
+        ("CNI_COMMAND", command),
+        ("CNI_CONTAINERID", container),
+        ("CNI_NETNS", "/var/run/netns/does-not-matter"),
+        ("CNI_IFNAME", ifname),
+        ("CNI_PATH", "/usr/lib/cni"),
+        ("CNI_ARGS", args),
+    ];
+    exec(&plugin_binary(), &env, &conf.to_string())
+}
+
+/// A netconf for `plexus-ipam` with the given `ipam` body and a SQLite store at `db`.
+pub fn netconf(version: &str, name: &str, db: &Path, mut ipam: Value) -> Value {
+    ipam["type"] = json!("plexus-ipam");
+    ipam["store"] = json!({"type": "sqlite", "path": db});
+    json!({"cniVersion": version, "name": name, "type": "bridge", "ipam": ipam})
+}
+
+/// True when privileged tests can run here. When they cannot, prints why and returns false
+/// — unless `PLEXUS_REQUIRE_PRIVILEGED=1` (set by `.ci/run`), where a skip is a failure.
+pub fn privileged(what: &str) -> bool {
+    let reason = if !is_root() {
+        Some("not running as root".to_string())
+    } else if !Path::new("/usr/lib/cni/bridge").exists() {
+        Some("Debian's containernetworking-plugins are not installed (/usr/lib/cni)".to_string())
+    } else if Command::new("ip").arg("-V").output().is_err() {
+        Some("iproute2 is not installed".to_string())
+    } else {
+        None
+    };
+    match reason {
+        None => true,
+        Some(reason) => {
+            assert!(
+                std::env::var("PLEXUS_REQUIRE_PRIVILEGED").as_deref() != Ok("1"),
+                "{what}: privileged test cannot run ({reason}) but PLEXUS_REQUIRE_PRIVILEGED=1"
+            );
+            eprintln!("SKIPPED {what}: {reason}");
+            false
+        }
+    }
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+static UNIQUE: AtomicUsize = AtomicUsize::new(0);
+
+/// A short name unique to this process and call, for netns and link names (≤ 15 bytes).
+pub fn unique(prefix: &str) -> String {
+    let n = UNIQUE.fetch_add(1, Ordering::Relaxed);
+    format!("{prefix}{:x}{n}", std::process::id() % 0xfffff)
+}
+
+/// Runs a command and panics with its output when it fails.
+pub fn sh(args: &[&str]) -> String {
+    let out = Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .unwrap_or_else(|e| panic!("{args:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{args:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A named network namespace deleted on drop.
+pub struct Netns {
+    /// Name under /run/netns.
+    pub name: String,
+}
+
+impl Netns {
+    /// Creates a fresh namespace with its loopback up.
+    pub fn new(prefix: &str) -> Netns {
+        let name = unique(prefix);
+        sh(&["ip", "netns", "add", &name]);
+        sh(&["ip", "-n", &name, "link", "set", "lo", "up"]);
+        Netns { name }
+    }
+
+    /// The path a runtime passes as CNI_NETNS.
+    pub fn path(&self) -> String {
+        format!("/run/netns/{}", self.name)
+    }
+
+    /// Runs a command inside the namespace.
+    pub fn run(&self, args: &[&str]) -> Output {
+        Command::new("ip")
+            .args(["netns", "exec", &self.name])
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("netns exec {args:?}: {e}"))
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .output();
+    }
+}
+
+/// A host link deleted on drop (bridges, veth).
+pub struct HostLink(pub String);
+
+impl Drop for HostLink {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["link", "del", &self.0]).output();
+    }
+}
+
+/// A directory for CNI_PATH holding `plexus-ipam` next to Debian's plugins.
+pub fn cni_path(dir: &Path) -> String {
+    let link = dir.join("plexus-ipam");
+    if !link.exists() {
+        std::os::unix::fs::symlink(plugin_binary(), &link).unwrap_or_else(|e| panic!("{e}"));
+    }
+    format!("{}:/usr/lib/cni", dir.display())
+}
+
+/// Allocations held in a SQLite store, as (container, ifname, ip) rows, via plexus-store.
+pub fn held(db: &Path, network: &str) -> Vec<(String, String, String)> {
+    let store = plexus_store::SqliteStore::open(&plexus_store::SqliteConfig::new(db))
+        .unwrap_or_else(|e| panic!("open {}: {e}", db.display()));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut rows: Vec<_> = rt
+        .block_on(plexus_store::Store::list(&store, network))
+        .unwrap_or_else(|e| panic!("list: {e}"))
+        .into_iter()
+        .map(|a| (a.container_id, a.ifname, a.ip.to_string()))
+        .collect();
+    rows.sort();
+    rows
+}

@@ -1,0 +1,362 @@
+//! [`SqliteStore`]: the embedded default backend, one SQLite file per node.
+//!
+//! - WAL journal, so readers never wait for the writer.
+//! - Every write is one `BEGIN IMMEDIATE` transaction: the free-address search and the
+//!   insert of a claim run under the database write lock, serialized across processes,
+//!   with no read-then-write race. Uniqueness is additionally a primary-key constraint.
+//! - Lock waits are bounded by the busy timeout (default 10 s).
+//! - `synchronous=NORMAL` by default (see [`crate::Synchronous`] for the durability
+//!   trade-off).
+//! - The file is created mode 0600 (its directory 0700) before SQLite opens it.
+
+mod errors;
+mod rows;
+mod schema;
+
+use std::collections::BTreeMap;
+use std::fs::{DirBuilder, OpenOptions};
+use std::io::ErrorKind;
+use std::net::IpAddr;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
+
+use self::errors::ErrCtx;
+use crate::config::SqliteConfig;
+use crate::engine;
+use crate::error::StoreError;
+use crate::store::Store;
+use crate::types::{Allocation, AttachmentKey, Claim, GcReport, Owner, unix_now};
+
+pub use self::schema::LATEST_VERSION;
+
+/// Rows per transaction in [`SqliteStore::bulk_insert`].
+const BULK_BATCH: usize = 10_000;
+
+/// The SQLite backend. `Send + Sync`: the connection sits behind a mutex; open one store
+/// per process (or thread) for parallelism, the database serializes writers itself.
+#[derive(Debug)]
+pub struct SqliteStore {
+    conn: Mutex<Connection>,
+    path: PathBuf,
+    busy_timeout: Duration,
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) the database of `cfg` and brings its schema up to date.
+    ///
+    /// Cheap when the schema is current: a few pragmas and one `SELECT`, no DDL, since a
+    /// plugin opens the database on every CNI call.
+    pub fn open(cfg: &SqliteConfig) -> Result<SqliteStore, StoreError> {
+        let ctx = ErrCtx::start(&cfg.path, cfg.busy_timeout);
+        create_private_file(&cfg.path, &ctx)?;
+        // No CREATE flag: the file exists with our mode; no URI parsing of a plain path.
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let mut conn = Connection::open_with_flags(&cfg.path, flags).map_err(|e| ctx.map(e))?;
+        conn.busy_timeout(cfg.busy_timeout)
+            .map_err(|e| ctx.map(e))?;
+        set_journal_wal(&conn, &ctx)?;
+        conn.pragma_update(None, "synchronous", cfg.synchronous.pragma_value())
+            .map_err(|e| ctx.map(e))?;
+        schema::ensure_current(&mut conn, &ctx)?;
+        Ok(SqliteStore {
+            conn: Mutex::new(conn),
+            path: cfg.path.clone(),
+            busy_timeout: cfg.busy_timeout,
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Inserts pre-built allocations in batched transactions (benchmarks and imports) and
+    /// returns how many were inserted.
+    ///
+    /// The input counts as handed out in iteration order: the next-fit cursor of each
+    /// (network, range set) ends at the last address inserted for it. An address already
+    /// held fails with [`StoreError::AddressTaken`]; batches committed before stay.
+    pub fn bulk_insert(
+        &self,
+        allocations: impl Iterator<Item = Allocation>,
+    ) -> Result<u64, StoreError> {
+        let mut allocations = allocations.peekable();
+        let mut inserted = 0u64;
+        while allocations.peek().is_some() {
+            let batch = allocations.by_ref().take(BULK_BATCH);
+            inserted += self.write(|txn, ctx| {
+                let mut cursors: BTreeMap<(String, String), IpAddr> = BTreeMap::new();
+                let mut count = 0u64;
+                for a in batch {
+                    rows::insert(txn, ctx, &a)?;
+                    cursors.insert((a.network, a.range_set), a.ip);
+                    count += 1;
+                }
+                for ((network, range_set), ip) in cursors {
+                    rows::set_cursor(txn, ctx, &network, &range_set, ip)?;
+                }
+                Ok(count)
+            })?;
+        }
+        Ok(inserted)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Connection> {
+        // A panic while holding the lock rolled its transaction back (Transaction's Drop),
+        // so the connection is still usable.
+        self.conn
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn ctx(&self) -> ErrCtx<'_> {
+        ErrCtx::start(&self.path, self.busy_timeout)
+    }
+
+    /// Runs `f` in one `BEGIN IMMEDIATE` transaction, committed only if `f` succeeds.
+    fn write<T>(
+        &self,
+        f: impl FnOnce(&mut Transaction<'_>, &ErrCtx<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut conn = self.lock();
+        let ctx = self.ctx();
+        let mut txn = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| ctx.map(e))?;
+        let value = f(&mut txn, &ctx)?;
+        txn.commit().map_err(|e| ctx.map(e))?;
+        Ok(value)
+    }
+
+    /// Runs the read-only `f` on the connection (a consistent WAL snapshot per statement).
+    fn read<T>(
+        &self,
+        f: impl FnOnce(&Connection, &ErrCtx<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let conn = self.lock();
+        f(&conn, &self.ctx())
+    }
+}
+
+/// Creates the parent directory (0700) and the database file (0600) when missing, so
+/// SQLite never creates the file with the process umask.
+fn create_private_file(path: &Path, ctx: &ErrCtx<'_>) -> Result<(), StoreError> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(parent)
+            .map_err(|e| ctx.io("create directory", parent, &e))?;
+    }
+    match OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(ctx.io("create database file", path, &e)),
+    }
+}
+
+/// Switches to WAL (a no-op when the file already is). A database that cannot switch (e.g.
+/// a read-only file not yet in WAL) keeps working in its mode; writes then report why.
+///
+/// Processes opening a brand-new file together race for the switch, and SQLite refuses the
+/// losers at once (deadlock avoidance) instead of calling the busy handler, so they retry
+/// here until the busy timeout is spent.
+fn set_journal_wal(conn: &Connection, ctx: &ErrCtx<'_>) -> Result<(), StoreError> {
+    loop {
+        let result = conn
+            .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get::<_, String>(0));
+        match result {
+            Ok(mode) => {
+                if !mode.eq_ignore_ascii_case("wal") {
+                    tracing::warn!(path = %ctx.path.display(), mode, "database is not in WAL mode");
+                }
+                return Ok(());
+            }
+            Err(err) if is_lock_conflict(&err) && ctx.started.elapsed() < ctx.busy_timeout => {
+                std::thread::sleep(WAL_SWITCH_PAUSE);
+            }
+            Err(err) => return Err(ctx.map(err)),
+        }
+    }
+}
+
+/// Pause between attempts of the WAL switch.
+const WAL_SWITCH_PAUSE: Duration = Duration::from_millis(5);
+
+fn is_lock_conflict(err: &rusqlite::Error) -> bool {
+    matches!(
+        err.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
+}
+
+#[async_trait::async_trait]
+impl Store for SqliteStore {
+    async fn claim(
+        &self,
+        key: &AttachmentKey,
+        owner: &Owner,
+        claims: &[Claim<'_>],
+    ) -> Result<Vec<Allocation>, StoreError> {
+        self.write(|txn, ctx| {
+            let mut sql = rows::SqlTxn {
+                conn: txn,
+                ctx: *ctx,
+            };
+            engine::claim_all(&mut sql, key, owner, claims, unix_now())
+        })
+    }
+
+    async fn release(&self, key: &AttachmentKey) -> Result<Vec<Allocation>, StoreError> {
+        self.write(|txn, ctx| rows::delete_attachment(txn, ctx, key))
+    }
+
+    async fn attachment(&self, key: &AttachmentKey) -> Result<Vec<Allocation>, StoreError> {
+        self.read(|conn, ctx| rows::attachment(conn, ctx, key))
+    }
+
+    async fn holder(&self, network: &str, ip: IpAddr) -> Result<Option<Allocation>, StoreError> {
+        self.read(|conn, ctx| rows::holder(conn, ctx, network, ip))
+    }
+
+    async fn list(&self, network: &str) -> Result<Vec<Allocation>, StoreError> {
+        self.read(|conn, ctx| rows::list(conn, ctx, network))
+    }
+
+    async fn count_between(
+        &self,
+        network: &str,
+        lo: IpAddr,
+        hi: IpAddr,
+    ) -> Result<u64, StoreError> {
+        let ranges = engine::family_key_ranges(lo, hi)?;
+        self.read(|conn, ctx| {
+            ranges.into_iter().try_fold(0, |sum, (lo, hi)| {
+                Ok(sum + rows::count_between(conn, ctx, network, lo, hi)?)
+            })
+        })
+    }
+
+    async fn gc(&self, network: &str, valid: &[(String, String)]) -> Result<GcReport, StoreError> {
+        // One transaction for the sweep; a savepoint per attachment lets one bad attachment
+        // fail alone while the others are released.
+        self.write(|txn, ctx| {
+            let stale = engine::stale_attachments(rows::attachments_of(txn, ctx, network)?, valid);
+            let mut report = GcReport::default();
+            for (container_id, ifname) in stale {
+                let key = AttachmentKey::new(network, container_id, ifname);
+                let savepoint = txn.savepoint().map_err(|e| ctx.map(e))?;
+                match rows::delete_attachment(&savepoint, ctx, &key) {
+                    Ok(released) => {
+                        savepoint.commit().map_err(|e| ctx.map(e))?;
+                        report.released.extend(released);
+                    }
+                    Err(err) if engine::is_store_wide(&err) => return Err(err),
+                    // Dropping the savepoint rolls this attachment back.
+                    Err(err) => report.errors.push(format!(
+                        "container {} interface {}: {err}",
+                        key.container_id, key.ifname
+                    )),
+                }
+            }
+            report
+                .released
+                .sort_by_key(|a| plexus_ipam_core::addr::key(a.ip));
+            Ok(report)
+        })
+    }
+
+    async fn probe(&self) -> Result<(), StoreError> {
+        self.write(|txn, ctx| {
+            txn.execute(
+                "INSERT INTO heartbeat (id, beat_at) VALUES (1, ?1) \
+                 ON CONFLICT (id) DO UPDATE SET beat_at = excluded.beat_at",
+                [unix_now()],
+            )
+            .map(drop)
+            .map_err(|e| ctx.map(e))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Synchronous;
+
+    fn plan(conn: &Connection, sql: &str) -> String {
+        let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        let details: Vec<String> = stmt
+            .query_map([], |row| row.get::<_, String>(3))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        details.join(" | ")
+    }
+
+    fn open_temp() -> (tempfile::TempDir, SqliteStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&SqliteConfig::new(dir.path().join("plexus.db"))).unwrap();
+        (dir, store)
+    }
+
+    #[test]
+    fn hot_queries_use_the_primary_key_not_a_scan() {
+        let (_dir, store) = open_temp();
+        let conn = store.lock();
+        let lookups = [
+            rows::HELD_BETWEEN_SQL
+                .replace("?1", "'n'")
+                .replace("?2", "x'00'")
+                .replace("?3", "x'ff'"),
+            rows::COUNT_BETWEEN_SQL
+                .replace("?1", "'n'")
+                .replace("?2", "x'00'")
+                .replace("?3", "x'ff'"),
+            "SELECT * FROM allocations WHERE network = 'n' AND container_id = 'c' \
+             AND ifname = 'i' AND range_set = 'r'"
+                .to_string(),
+            "DELETE FROM allocations WHERE network = 'n' AND container_id = 'c' AND ifname = 'i'"
+                .to_string(),
+        ];
+        for sql in lookups {
+            let plan = plan(&conn, &sql);
+            assert!(plan.contains("SEARCH"), "{sql}: {plan}");
+            assert!(!plan.contains("SCAN"), "{sql}: {plan}");
+        }
+    }
+
+    #[test]
+    fn open_sets_wal_and_synchronous() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = SqliteConfig::new(dir.path().join("p.db"));
+        cfg.synchronous = Synchronous::Full;
+        let store = SqliteStore::open(&cfg).unwrap();
+        let conn = store.lock();
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .unwrap();
+        let sync: i64 = conn
+            .query_row("PRAGMA synchronous", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+        assert_eq!(sync, 2, "FULL");
+        drop(conn);
+        drop(store);
+        let store = SqliteStore::open(&SqliteConfig::new(dir.path().join("p.db"))).unwrap();
+        let sync: i64 = store
+            .lock()
+            .query_row("PRAGMA synchronous", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(sync, 1, "NORMAL by default");
+    }
+}

@@ -1,0 +1,72 @@
+//! The [`Store`] trait every backend implements.
+
+use std::net::IpAddr;
+
+use crate::error::StoreError;
+use crate::types::{Allocation, AttachmentKey, Claim, GcReport, Owner};
+
+/// Transactional storage of address allocations, keyed by CNI attachment.
+///
+/// The trait is async so network backends (PostgreSQL, etcd, Kubernetes) fit naturally;
+/// embedded backends may block inside the async fns (a CNI plugin process serves one call
+/// on a current-thread runtime).
+///
+/// Uniqueness of an address within a network is guaranteed by the backend itself (a
+/// database constraint, a create-if-absent transaction), never only by a read before a
+/// write.
+#[async_trait::async_trait]
+pub trait Store: Send + Sync {
+    /// Claims the addresses of one ADD in ONE atomic transaction: either every claim
+    /// succeeds or nothing is kept.
+    ///
+    /// Idempotent per key: for each claim whose range set (by id) already has an
+    /// allocation for `key`, the existing allocation is returned instead of a new one (a
+    /// [`Claim::Static`] whose existing address differs fails with
+    /// [`StoreError::AttachmentHoldsOther`]).
+    ///
+    /// [`Claim::Dynamic`] searches next-fit from the per-(network, range set id) cursor, the
+    /// last address handed out there, and moves the cursor in the same transaction.
+    /// [`Claim::Static`] fails with [`StoreError::AddressTaken`] naming the holder when
+    /// another attachment holds the address in this network.
+    ///
+    /// Returns one allocation per claim, in claim order.
+    async fn claim(
+        &self,
+        key: &AttachmentKey,
+        owner: &Owner,
+        claims: &[Claim<'_>],
+    ) -> Result<Vec<Allocation>, StoreError>;
+
+    /// Releases everything held by `key` and returns what was released, ordered by
+    /// address. Nothing held is not an error: the result is empty.
+    async fn release(&self, key: &AttachmentKey) -> Result<Vec<Allocation>, StoreError>;
+
+    /// Everything held by `key`, ordered by address.
+    async fn attachment(&self, key: &AttachmentKey) -> Result<Vec<Allocation>, StoreError>;
+
+    /// The allocation holding `ip` in `network`, if any.
+    async fn holder(&self, network: &str, ip: IpAddr) -> Result<Option<Allocation>, StoreError>;
+
+    /// Every allocation of `network`, ordered by address (IPv4 before IPv6).
+    async fn list(&self, network: &str) -> Result<Vec<Allocation>, StoreError>;
+
+    /// Number of allocations of `network` with `lo <= ip <= hi` of the family of `lo` and
+    /// `hi`, which must agree ([`StoreError::Internal`] otherwise); `lo > hi` counts nothing.
+    /// IPv6 bounds never count IPv4 allocations, although IPv4 keys live inside
+    /// `::ffff:0:0/96`. Answered from an index, never by loading rows.
+    async fn count_between(&self, network: &str, lo: IpAddr, hi: IpAddr)
+    -> Result<u64, StoreError>;
+
+    /// CNI GC: releases every allocation of `network` whose `(container_id, ifname)` is
+    /// not in `valid`. Only `network` is touched.
+    ///
+    /// Keeps going past errors of individual attachments and reports them all in
+    /// [`GcReport::errors`]. A store-wide failure ([`StoreError::Unavailable`],
+    /// [`StoreError::Busy`]) ends the sweep with that error; whatever a backend had already
+    /// committed stays released.
+    async fn gc(&self, network: &str, valid: &[(String, String)]) -> Result<GcReport, StoreError>;
+
+    /// Cheap health probe for CNI STATUS: succeeds only when the store is reachable AND
+    /// writable.
+    async fn probe(&self) -> Result<(), StoreError>;
+}

@@ -1,0 +1,153 @@
+//! The values a store keeps and returns: attachment identity, owner metadata, claims,
+//! allocations and the GC report.
+
+use std::net::IpAddr;
+
+use plexus_ipam_core::range::RangeSet;
+use serde::{Deserialize, Serialize};
+
+/// The CNI identity of one attachment: the key every allocation is stored under.
+///
+/// ADD is idempotent on this key and DEL releases everything held by it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct AttachmentKey {
+    /// Network name (the netconf `name`).
+    pub network: String,
+    /// `CNI_CONTAINERID`.
+    pub container_id: String,
+    /// `CNI_IFNAME`.
+    pub ifname: String,
+}
+
+impl AttachmentKey {
+    /// Builds a key from its three parts.
+    pub fn new(
+        network: impl Into<String>,
+        container_id: impl Into<String>,
+        ifname: impl Into<String>,
+    ) -> Self {
+        AttachmentKey {
+            network: network.into(),
+            container_id: container_id.into(),
+            ifname: ifname.into(),
+        }
+    }
+}
+
+/// Who the attachment belongs to. Metadata for operators and the Cleaner only: it never
+/// takes part in identity or uniqueness.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Owner {
+    /// Kubernetes namespace of the pod, when known (`K8S_POD_NAMESPACE`).
+    pub pod_namespace: Option<String>,
+    /// Kubernetes pod name, when known (`K8S_POD_NAME`).
+    pub pod_name: Option<String>,
+    /// Kubernetes pod UID, when known (`K8S_POD_UID`).
+    pub pod_uid: Option<String>,
+}
+
+/// One address requested by an ADD.
+#[derive(Debug, Clone, Copy)]
+pub enum Claim<'a> {
+    /// Any free address of the range set, found by next-fit from the set's cursor.
+    Dynamic(&'a RangeSet),
+    /// Exactly `ip`, recorded under `set`.
+    ///
+    /// The store checks only that no other attachment holds `ip` in the network; whether
+    /// `ip` lies inside `set` is the caller's policy.
+    Static {
+        /// The range set the address is recorded under (its id keys idempotency).
+        set: &'a RangeSet,
+        /// The requested address.
+        ip: IpAddr,
+    },
+}
+
+impl<'a> Claim<'a> {
+    /// The range set this claim draws from or is recorded under.
+    pub fn range_set(&self) -> &'a RangeSet {
+        match self {
+            Claim::Dynamic(set) | Claim::Static { set, .. } => set,
+        }
+    }
+}
+
+/// One held address. Serializes (for export and `plexusctl`) with these field names.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Allocation {
+    /// Network name.
+    pub network: String,
+    /// Container id of the holder.
+    pub container_id: String,
+    /// Interface name of the holder.
+    pub ifname: String,
+    /// The address.
+    pub ip: IpAddr,
+    /// Canonical id of the range set it was claimed from (`RangeSet::id()`).
+    pub range_set: String,
+    /// Owner metadata recorded at claim time.
+    pub owner: Owner,
+    /// When it was claimed, in seconds since the Unix epoch.
+    pub created_at: i64,
+}
+
+impl Allocation {
+    /// The attachment that holds this allocation.
+    pub fn key(&self) -> AttachmentKey {
+        AttachmentKey::new(&self.network, &self.container_id, &self.ifname)
+    }
+
+    /// Whether this allocation is held by `key`.
+    pub fn is_held_by(&self, key: &AttachmentKey) -> bool {
+        self.network == key.network
+            && self.container_id == key.container_id
+            && self.ifname == key.ifname
+    }
+}
+
+/// What a CNI GC did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GcReport {
+    /// Allocations released because their attachment was not in the valid set.
+    pub released: Vec<Allocation>,
+    /// One message per stale attachment that could not be released (GC keeps going).
+    pub errors: Vec<String>,
+}
+
+/// Seconds since the Unix epoch, for `created_at` (0 if the clock is before 1970).
+pub(crate) fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn allocation_round_trips_through_json() {
+        let a = Allocation {
+            network: "n".into(),
+            container_id: "c".into(),
+            ifname: "eth0".into(),
+            ip: IpAddr::from([10, 0, 0, 1]),
+            range_set: "10.0.0.0/24".into(),
+            owner: Owner {
+                pod_namespace: Some("ns".into()),
+                pod_name: None,
+                pod_uid: Some("u".into()),
+            },
+            created_at: 1_700_000_000,
+        };
+        let json = serde_json::to_value(&a).unwrap();
+        assert_eq!(json["ip"], "10.0.0.1");
+        assert_eq!(json["owner"]["pod_namespace"], "ns");
+        let back: Allocation = serde_json::from_value(json).unwrap();
+        assert_eq!(back, a);
+        assert!(a.is_held_by(&AttachmentKey::new("n", "c", "eth0")));
+        assert!(!a.is_held_by(&AttachmentKey::new("n", "c", "eth1")));
+        assert_eq!(a.key(), AttachmentKey::new("n", "c", "eth0"));
+    }
+}
