@@ -35,7 +35,7 @@ pub struct IpamArgs {
     /// ADDs in all across the concurrent callers.
     #[arg(long, default_value_t = 2000)]
     concurrent_total: usize,
-    /// Rounds of the concurrent phase (median reported).
+    /// Rounds of the concurrent phase (median reported; 0 skips phase 2).
     #[arg(long, default_value_t = 3)]
     rounds: usize,
     /// Allocations pre-loaded into the big pool (0 skips phase 3).
@@ -105,11 +105,14 @@ fn sequential(args: &IpamArgs, dir: &Path) -> anyhow::Result<()> {
     ];
     let mut adds = vec![Vec::new(); subjects.len()];
     let mut dels = vec![Vec::new(); subjects.len()];
+    // The floor: the same binary answering VERSION (process start, stdin, stdout, exit).
+    let mut floor = Vec::new();
     for i in 0..args.sequential {
         for (s, subject) in subjects.iter().enumerate() {
             let (_, t) = cni_call(&subject.binary, "ADD", &format!("seq-{i}"), &subject.conf)?;
             adds[s].push(t);
         }
+        floor.push(cni_call(&args.plexus, "VERSION", "v", r#"{"cniVersion":"1.0.0"}"#)?.1);
     }
     for i in 0..args.sequential {
         for (s, subject) in subjects.iter().enumerate() {
@@ -137,6 +140,12 @@ fn sequential(args: &IpamArgs, dir: &Path) -> anyhow::Result<()> {
             ms(d.p99)
         );
     }
+    let f = summarise(&mut floor);
+    println!(
+        "| floor: plexus-ipam VERSION | {} | {} | | |",
+        ms(f.p50),
+        ms(f.p99)
+    );
     println!(
         "\nplexus ADD p50 / host-local ADD p50 = **{:.2}** (target ≤ 0.5)\n",
         add_p50[1].as_secs_f64() / add_p50[0].as_secs_f64()
@@ -184,6 +193,9 @@ fn concurrent_round(
 }
 
 fn concurrent(args: &IpamArgs, dir: &Path) -> anyhow::Result<()> {
+    if args.rounds == 0 {
+        return Ok(());
+    }
     println!(
         "## {} concurrent callers, {} ADDs in all, {} rounds (median)\n",
         args.concurrency, args.concurrent_total, args.rounds

@@ -405,3 +405,44 @@ fn concurrent_openers_of_a_new_file_all_succeed_and_migrate_once() {
         assert_eq!(schema_version(&path), SQLITE_SCHEMA_VERSION);
     }
 }
+
+/// Size of the WAL file next to `db` (0 when absent).
+fn wal_len(db: &Path) -> u64 {
+    let mut wal = db.as_os_str().to_owned();
+    wal.push("-wal");
+    fs::metadata(PathBuf::from(wal))
+        .map(|m| m.len())
+        .unwrap_or(0)
+}
+
+#[test]
+fn one_shot_connections_keep_the_wal_short_and_lose_nothing() {
+    // Each CNI call is a process that opens, claims once and exits: the WAL must neither
+    // grow without bound (every opener replays it) nor be checkpointed on every close.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("wal.db");
+    let set = range_set("10.40.0.0/20");
+    let rt = runtime();
+    let mut largest = 0;
+    for i in 0..400 {
+        let store = open(&path);
+        let key = AttachmentKey::new("n", format!("c{i}"), "eth0");
+        rt.block_on(store.claim(&key, &Owner::default(), &[Claim::Dynamic(&set)]))
+            .unwrap();
+        drop(store);
+        largest = largest.max(wal_len(&path));
+    }
+    assert!(
+        largest > 0,
+        "the WAL is kept between connections, not deleted on close"
+    );
+    assert!(
+        largest < 1024 * 1024,
+        "WAL grew to {largest} bytes: checkpoints are not happening"
+    );
+    let store = open(&path);
+    let all = rt.block_on(store.list("n")).unwrap();
+    assert_eq!(all.len(), 400);
+    let distinct: std::collections::HashSet<_> = all.iter().map(|a| a.ip).collect();
+    assert_eq!(distinct.len(), 400);
+}

@@ -22,6 +22,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
+use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 
 use self::errors::ErrCtx;
@@ -59,6 +60,15 @@ impl SqliteStore {
         conn.busy_timeout(cfg.busy_timeout)
             .map_err(|e| ctx.map(e))?;
         set_journal_wal(&conn, &ctx)?;
+        // Each plugin process is usually the database's only connection. By default SQLite
+        // checkpoints and deletes the WAL on every close (fsyncs and unlinks per CNI call),
+        // and a process opening the database alone replays the whole WAL (recovery), which
+        // also forgets what was already checkpointed. So: no checkpoint on close, none
+        // automatic, and a writer empties the WAL once it grows (`checkpoint_if_long`).
+        conn.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)
+            .map_err(|e| ctx.map(e))?;
+        conn.pragma_update(None, "wal_autocheckpoint", 0)
+            .map_err(|e| ctx.map(e))?;
         conn.pragma_update(None, "synchronous", cfg.synchronous.pragma_value())
             .map_err(|e| ctx.map(e))?;
         schema::ensure_current(&mut conn, &ctx)?;
@@ -129,7 +139,35 @@ impl SqliteStore {
             .map_err(|e| ctx.map(e))?;
         let value = f(&mut txn, &ctx)?;
         txn.commit().map_err(|e| ctx.map(e))?;
+        self.checkpoint_if_long(&conn);
         Ok(value)
+    }
+
+    /// Copies the WAL into the database and empties it once it passes
+    /// [`WAL_CHECKPOINT_BYTES`]. Best effort: a reader holding an old snapshot makes the
+    /// checkpoint partial, and the next writer tries again; the data is safe either way.
+    fn checkpoint_if_long(&self, conn: &Connection) {
+        let mut wal = self.path.clone().into_os_string();
+        wal.push("-wal");
+        let long = std::fs::metadata(&wal).is_ok_and(|m| m.len() > WAL_CHECKPOINT_BYTES);
+        if long {
+            // Never wait for other processes here: the CNI result is not written yet. A busy
+            // database just means another writer will checkpoint a moment later.
+            let _ = conn.busy_timeout(Duration::ZERO);
+            let result = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| {
+                row.get::<_, i64>(0)
+            });
+            let _ = conn.busy_timeout(self.busy_timeout);
+            match result {
+                Ok(0) => {}
+                Ok(_) => {
+                    tracing::debug!(path = %self.path.display(), "WAL checkpoint postponed: busy")
+                }
+                Err(err) => {
+                    tracing::debug!(path = %self.path.display(), %err, "WAL checkpoint postponed")
+                }
+            }
+        }
     }
 
     /// Runs the read-only `f` on the connection (a consistent WAL snapshot per statement).
@@ -188,6 +226,11 @@ fn set_journal_wal(conn: &Connection, ctx: &ErrCtx<'_>) -> Result<(), StoreError
         }
     }
 }
+
+/// WAL size after which a writer checkpoints and truncates it: short, because every
+/// process opening the database alone replays the WAL, yet long enough (about 30 claims)
+/// that the checkpoint's fsyncs are shared by many CNI calls.
+const WAL_CHECKPOINT_BYTES: u64 = 512 * 1024;
 
 /// Pause between attempts of the WAL switch.
 const WAL_SWITCH_PAUSE: Duration = Duration::from_millis(5);
