@@ -20,8 +20,8 @@ use crate::measure::{Summary, cni_call, first_address, ms, summarise};
 /// Options of `plexus-bench ipam`.
 #[derive(Debug, Args)]
 pub struct IpamArgs {
-    /// The plexus-ipam binary (build with --release).
-    #[arg(long, default_value = "target/release/plexus-ipam")]
+    /// The plexus-ipam binary (`scripts/build-release` builds it).
+    #[arg(long)]
     plexus: PathBuf,
     /// The peer: Debian's host-local.
     #[arg(long, default_value = "/usr/lib/cni/host-local")]
