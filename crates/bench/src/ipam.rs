@@ -270,6 +270,7 @@ fn fill(db: &Path, count: u32) -> anyhow::Result<Duration> {
             range_set: set_id.clone(),
             owner: Owner::default(),
             created_at: 0,
+            node: None,
         })
     });
     store.bulk_insert(allocations).context("bulk insert")?;

@@ -9,6 +9,7 @@
 
 mod ipam;
 mod measure;
+mod multinode;
 
 use clap::{Parser, Subcommand};
 
@@ -24,10 +25,13 @@ struct Cli {
 enum Command {
     /// plexus-ipam vs Debian host-local: sequential latency, 16-way throughput, big pools.
     Ipam(ipam::IpamArgs),
+    /// 8 nodes × 4 processes: floor, host-local and plexus on each backend, one run.
+    Multinode(multinode::MultinodeArgs),
 }
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Ipam(args) => ipam::run(&args),
+        Command::Multinode(args) => multinode::run(&args),
     }
 }

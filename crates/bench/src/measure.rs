@@ -14,8 +14,20 @@ pub fn cni_call(
     container: &str,
     stdin: &str,
 ) -> anyhow::Result<(String, Duration)> {
+    cni_call_env(binary, verb, container, stdin, &[])
+}
+
+/// Like [`cni_call`], with extra environment variables (e.g. `NODE_NAME`).
+pub fn cni_call_env(
+    binary: &Path,
+    verb: &str,
+    container: &str,
+    stdin: &str,
+    extra_env: &[(&str, &str)],
+) -> anyhow::Result<(String, Duration)> {
     let started = Instant::now();
     let mut child = Command::new(binary)
+        .envs(extra_env.iter().copied())
         .env("CNI_COMMAND", verb)
         .env("CNI_CONTAINERID", container)
         .env("CNI_NETNS", "/run/netns/bench")

@@ -27,6 +27,7 @@
 //! ```
 
 pub mod addr;
+pub mod blocks;
 pub mod config;
 pub mod error;
 pub mod range;
@@ -34,6 +35,7 @@ pub mod request;
 pub mod search;
 
 pub use addr::{Family, from_key, key};
+pub use blocks::BlockPolicy;
 pub use config::{PoolConfig, Route, StaticAddress, parse_pool_config};
 pub use error::{ConfigError, RangeError, RangeField, StaticError};
 pub use range::{Range, RangeSet};

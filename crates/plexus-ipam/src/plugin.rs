@@ -11,7 +11,7 @@ use std::time::Duration;
 use ipnet::IpNet;
 use plexus_cni::{Dns, Error as CniError, IpConfig, Plugin, Request, Route, SuccessResult, codes};
 use plexus_ipam_core::PoolConfig;
-use plexus_store::{Allocation, Store, StoreConfig};
+use plexus_store::{Allocation, ClaimContext, Store, StoreConfig};
 use serde_json::Value;
 
 use crate::retry::{self, DEFAULT_DEADLINE};
@@ -50,8 +50,8 @@ fn block_on<F: std::future::Future>(fut: F) -> Result<F::Output, IpamError> {
 }
 
 /// Opens the configured store; failures to open are store errors (code 11, or 50 for STATUS).
-fn open_store(config: &StoreConfig) -> Result<Box<dyn Store>, IpamError> {
-    Ok(plexus_store::open(config)?)
+async fn open_store(config: &StoreConfig) -> Result<Box<dyn Store>, IpamError> {
+    Ok(plexus_store::open(config).await?)
 }
 
 impl IpamPlugin {
@@ -63,10 +63,15 @@ impl IpamPlugin {
         let key = request::attachment_key(&pool.network, &req.env)?;
         let owner = request::owner(&req.env);
         let claims = request::claims(&pool, &statics);
-        let store = open_store(&store_config)?;
-        let allocations = block_on(retry::with_deadline(self.deadline, || {
-            store.claim(&key, &owner, &claims)
-        }))??;
+        let node = request::node_name(&req.conf)?;
+        let allocations = block_on(async {
+            let store = open_store(&store_config).await?;
+            let ctx = ClaimContext::new(node, pool.blocks);
+            let allocations =
+                retry::with_deadline(self.deadline, || store.claim(&key, &owner, &claims, &ctx))
+                    .await?;
+            Ok::<_, IpamError>(allocations)
+        })??;
         tracing::info!(
             network = %pool.network,
             container = %key.container_id,
@@ -80,8 +85,11 @@ impl IpamPlugin {
     fn del_inner(&self, req: &Request) -> Result<(), IpamError> {
         let (network, store_config) = request::network_and_store_lenient(&req.conf)?;
         let key = request::attachment_key(&network, &req.env)?;
-        let store = open_store(&store_config)?;
-        let released = block_on(retry::with_deadline(self.deadline, || store.release(&key)))??;
+        let released = block_on(async {
+            let store = open_store(&store_config).await?;
+            let released = retry::with_deadline(self.deadline, || store.release(&key)).await?;
+            Ok::<_, IpamError>(released)
+        })??;
         tracing::info!(
             network = %network,
             container = %key.container_id,
@@ -104,10 +112,11 @@ impl IpamPlugin {
             ))
         })?;
         let prev = SuccessResult::from_json(prev)?;
-        let store = open_store(&store_config)?;
-        let held = block_on(retry::with_deadline(self.deadline, || {
-            store.attachment(&key)
-        }))??;
+        let held = block_on(async {
+            let store = open_store(&store_config).await?;
+            let held = retry::with_deadline(self.deadline, || store.attachment(&key)).await?;
+            Ok::<_, IpamError>(held)
+        })??;
         check_against(&pool, &key_label(&key), &prev, &held)
     }
 
@@ -115,8 +124,8 @@ impl IpamPlugin {
         let pool = request::pool(&req.conf)?;
         let store_config = request::store(&req.conf)?.with_timeout(STATUS_DEADLINE);
         let unavailable = |e: IpamError| IpamError::NotAvailable(format!("store not usable: {e}"));
-        let store = open_store(&store_config).map_err(unavailable)?;
         block_on(async {
+            let store = open_store(&store_config).await.map_err(unavailable)?;
             store.probe().await.map_err(|e| unavailable(e.into()))?;
             for set in &pool.range_sets {
                 let mut free: u128 = 0;
@@ -153,11 +162,21 @@ impl IpamPlugin {
             .iter()
             .map(|a| (a.container_id.clone(), a.ifname.clone()))
             .collect();
-        let store = open_store(&store_config)?;
-        let report = block_on(retry::with_deadline(self.deadline, || {
-            store.gc(&pool.network, &valid)
-        }))??;
-        tracing::info!(network = %pool.network, released = report.released.len(), "GC done");
+        let now = plexus_store::unix_now();
+        let report = block_on(async {
+            let store = open_store(&store_config).await?;
+            let report = retry::with_deadline(self.deadline, || {
+                store.gc(&pool.network, &valid, &pool.blocks, now)
+            })
+            .await?;
+            Ok::<_, IpamError>(report)
+        })??;
+        tracing::info!(
+            network = %pool.network,
+            released = report.released.len(),
+            released_blocks = report.released_blocks.len(),
+            "GC done"
+        );
         if report.errors.is_empty() {
             Ok(())
         } else {

@@ -70,6 +70,50 @@ pub fn attachment_key(network: &str, env: &Environment) -> Result<AttachmentKey,
     })
 }
 
+/// Where the kernel keeps this host's name (the UTS namespace of the plugin process).
+const HOSTNAME_FILE: &str = "/proc/sys/kernel/hostname";
+
+/// The name of this node, which per-node address blocks are claimed for: `ipam.node_name`
+/// from the netconf, else the `NODE_NAME` environment variable (the Kubernetes downward
+/// API convention), else the host name.
+pub fn node_name(conf: &NetConf) -> Result<String, IpamError> {
+    let configured = match ipam_section(conf)?.get("node_name") {
+        // An empty string is absent, as Go-written configs mean it.
+        None | Some(Value::Null) => None,
+        Some(Value::String(name)) if name.trim().is_empty() => None,
+        Some(Value::String(name)) => Some(name.trim().to_string()),
+        Some(other) => {
+            return Err(IpamError::Cni(CniError::new(
+                codes::INVALID_CONFIG,
+                "invalid ipam.node_name: must be a string",
+                format!("found {other}"),
+            )));
+        }
+    };
+    let from_env = || {
+        std::env::var("NODE_NAME")
+            .ok()
+            .map(|n| n.trim().to_string())
+            .filter(|n| !n.is_empty())
+    };
+    let from_host = || {
+        std::fs::read_to_string(HOSTNAME_FILE)
+            .ok()
+            .map(|n| n.trim().to_string())
+            .filter(|n| !n.is_empty())
+    };
+    Ok(configured
+        .or_else(from_env)
+        .or_else(from_host)
+        .unwrap_or_else(|| {
+            // Only placement suffers (nodes share blocks); uniqueness is the store's job.
+            tracing::warn!(
+                "no node name in ipam.node_name, NODE_NAME or {HOSTNAME_FILE}; using \"unknown\""
+            );
+            "unknown".to_string()
+        }))
+}
+
 /// Pod metadata from CNI_ARGS (kept for operators; never part of the identity).
 pub fn owner(env: &Environment) -> Owner {
     Owner {

@@ -29,6 +29,10 @@ const MAX_BUSY_TIMEOUT_MS: u64 = 600_000;
 pub enum StoreConfig {
     /// The embedded SQLite database (the default).
     Sqlite(SqliteConfig),
+    /// A PostgreSQL server shared by the cluster.
+    Postgres(crate::postgres::PostgresConfig),
+    /// An etcd v3 cluster shared by the cluster's nodes.
+    Etcd(crate::etcd::EtcdConfig),
 }
 
 /// SQLite `synchronous` setting (durability of commits, see [`SqliteConfig::synchronous`]).
@@ -105,6 +109,14 @@ impl StoreConfig {
                 sqlite.busy_timeout = sqlite.busy_timeout.min(limit);
                 StoreConfig::Sqlite(sqlite)
             }
+            StoreConfig::Postgres(mut pg) => {
+                pg.timeout = pg.timeout.min(limit);
+                StoreConfig::Postgres(pg)
+            }
+            StoreConfig::Etcd(mut etcd) => {
+                etcd.timeout = etcd.timeout.min(limit);
+                StoreConfig::Etcd(etcd)
+            }
         }
     }
 
@@ -132,9 +144,13 @@ impl StoreConfig {
         };
         match store_type {
             "sqlite" => parse_sqlite(object).map(StoreConfig::Sqlite),
+            "postgres" => crate::postgres::parse_config(object).map(StoreConfig::Postgres),
+            "etcd" => crate::etcd::parse_config(object).map(StoreConfig::Etcd),
             other => Err(StoreError::config(
                 "ipam.store.type",
-                format!("unknown store type {other:?} (supported: \"sqlite\")"),
+                format!(
+                    "unknown store type {other:?} (supported: \"sqlite\", \"postgres\", \"etcd\")"
+                ),
             )),
         }
     }
@@ -242,7 +258,9 @@ mod tests {
     fn full_sqlite_object() {
         let v = json!({"type": "sqlite", "path": "/tmp/x.db", "busy_timeout_ms": 2500,
                        "synchronous": "full"});
-        let StoreConfig::Sqlite(cfg) = StoreConfig::from_json(Some(&v)).unwrap();
+        let StoreConfig::Sqlite(cfg) = StoreConfig::from_json(Some(&v)).unwrap() else {
+            panic!("expected sqlite")
+        };
         assert_eq!(cfg.path, PathBuf::from("/tmp/x.db"));
         assert_eq!(cfg.busy_timeout, Duration::from_millis(2500));
         assert_eq!(cfg.synchronous, Synchronous::Full);
@@ -251,7 +269,9 @@ mod tests {
     #[test]
     fn type_defaults_to_sqlite_and_keeps_defaults() {
         let v = json!({"path": "/srv/p.db"});
-        let StoreConfig::Sqlite(cfg) = StoreConfig::from_json(Some(&v)).unwrap();
+        let StoreConfig::Sqlite(cfg) = StoreConfig::from_json(Some(&v)).unwrap() else {
+            panic!("expected sqlite")
+        };
         assert_eq!(cfg.path, PathBuf::from("/srv/p.db"));
         assert_eq!(cfg.busy_timeout, DEFAULT_BUSY_TIMEOUT);
         assert_eq!(cfg.synchronous, Synchronous::Normal);
@@ -298,7 +318,10 @@ mod tests {
     #[test]
     fn synchronous_is_case_insensitive() {
         let StoreConfig::Sqlite(cfg) =
-            StoreConfig::from_json(Some(&json!({"synchronous": "NORMAL"}))).unwrap();
+            StoreConfig::from_json(Some(&json!({"synchronous": "NORMAL"}))).unwrap()
+        else {
+            panic!("expected sqlite")
+        };
         assert_eq!(cfg.synchronous, Synchronous::Normal);
     }
 }

@@ -3,10 +3,12 @@
 //! A store keeps which address each CNI attachment (network, container id, interface)
 //! holds, and guarantees in the store itself that no address of a network is held twice.
 //! All backends share the claim logic (idempotency, static conflicts, next-fit search via
-//! `plexus_ipam_core::search`), so they hand out the same addresses for the same history.
+//! `plexus_ipam_core::search`, per-node blocks) in the engine, on top of a small
+//! per-backend transaction trait, so they hand out the same addresses for the same history.
 //!
 //! Backends:
 //! - [`SqliteStore`]: the embedded default, one SQLite file per node.
+//! - [`EtcdStore`]: etcd v3, one optimistic transaction per claim.
 //! - [`MemoryStore`]: an in-memory fake with the same semantics, for tests.
 //!
 //! [`StoreConfig::from_json`] parses the `"store"` object of the IPAM configuration and
@@ -16,7 +18,9 @@
 mod config;
 mod engine;
 mod error;
+mod etcd;
 mod memory;
+mod postgres;
 mod sqlite;
 mod store;
 mod types;
@@ -24,18 +28,33 @@ mod types;
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
 
+// Lets in-crate tests share the integration tests' helpers, which name the crate.
+#[cfg(test)]
+extern crate self as plexus_store;
+
 pub use config::{
     DEFAULT_BUSY_TIMEOUT, DEFAULT_SQLITE_PATH, SqliteConfig, StoreConfig, Synchronous,
 };
 pub use error::StoreError;
+pub use etcd::{
+    DEFAULT_ETCD_PREFIX, DEFAULT_ETCD_TIMEOUT, EtcdConfig, EtcdStore,
+    LATEST_LAYOUT as ETCD_LAYOUT_VERSION,
+};
 pub use memory::MemoryStore;
+pub use plexus_ipam_core::BlockPolicy;
+pub use postgres::{
+    DEFAULT_PG_PORT, DEFAULT_PG_TIMEOUT, LATEST_VERSION as POSTGRES_SCHEMA_VERSION, Layout,
+    PasswordSource, PostgresConfig, PostgresStore, Secret, SslMode,
+};
 pub use sqlite::{LATEST_VERSION as SQLITE_SCHEMA_VERSION, SqliteStore};
 pub use store::Store;
-pub use types::{Allocation, AttachmentKey, Claim, GcReport, Owner};
+pub use types::{Allocation, AttachmentKey, Block, Claim, ClaimContext, GcReport, Owner, unix_now};
 
-/// Opens the store `cfg` names.
-pub fn open(cfg: &StoreConfig) -> Result<Box<dyn Store>, StoreError> {
+/// Opens the store `cfg` names (async: network backends connect here).
+pub async fn open(cfg: &StoreConfig) -> Result<Box<dyn Store>, StoreError> {
     match cfg {
         StoreConfig::Sqlite(sqlite) => Ok(Box::new(SqliteStore::open(sqlite)?)),
+        StoreConfig::Postgres(pg) => Ok(Box::new(PostgresStore::open(pg)?)),
+        StoreConfig::Etcd(etcd) => Ok(Box::new(EtcdStore::open(etcd)?)),
     }
 }

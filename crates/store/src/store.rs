@@ -2,8 +2,10 @@
 
 use std::net::IpAddr;
 
+use plexus_ipam_core::BlockPolicy;
+
 use crate::error::StoreError;
-use crate::types::{Allocation, AttachmentKey, Claim, GcReport, Owner};
+use crate::types::{Allocation, AttachmentKey, Block, Claim, ClaimContext, GcReport, Owner};
 
 /// Transactional storage of address allocations, keyed by CNI attachment.
 ///
@@ -24,21 +26,27 @@ pub trait Store: Send + Sync {
     /// [`Claim::Static`] whose existing address differs fails with
     /// [`StoreError::AttachmentHoldsOther`]).
     ///
-    /// [`Claim::Dynamic`] searches next-fit from the per-(network, range set id) cursor, the
-    /// last address handed out there, and moves the cursor in the same transaction.
-    /// [`Claim::Static`] fails with [`StoreError::AddressTaken`] naming the holder when
-    /// another attachment holds the address in this network.
+    /// [`Claim::Dynamic`] with blocks enabled in `ctx.blocks` allocates from the blocks of
+    /// `ctx.node` first, claims a new block when they are full and borrows any free
+    /// address of the set when no block is free; with blocks disabled it searches next-fit
+    /// from the per-(network, range set id) cursor. Cursors and blocks move in the same
+    /// transaction. [`Claim::Static`] ignores blocks and fails with
+    /// [`StoreError::AddressTaken`] naming the holder when another attachment holds the
+    /// address in this network.
     ///
-    /// Returns one allocation per claim, in claim order.
+    /// New allocations record `ctx.node` and `ctx.now`. Returns one allocation per claim,
+    /// in claim order.
     async fn claim(
         &self,
         key: &AttachmentKey,
         owner: &Owner,
         claims: &[Claim<'_>],
+        ctx: &ClaimContext,
     ) -> Result<Vec<Allocation>, StoreError>;
 
     /// Releases everything held by `key` and returns what was released, ordered by
-    /// address. Nothing held is not an error: the result is empty.
+    /// address. Nothing held is not an error: the result is empty. A block left without
+    /// any address is marked emptied now (it is released after its grace period).
     async fn release(&self, key: &AttachmentKey) -> Result<Vec<Allocation>, StoreError>;
 
     /// Everything held by `key`, ordered by address.
@@ -57,14 +65,25 @@ pub trait Store: Send + Sync {
     async fn count_between(&self, network: &str, lo: IpAddr, hi: IpAddr)
     -> Result<u64, StoreError>;
 
+    /// Every block of `network`, ordered by base address (IPv4 before IPv6).
+    async fn blocks(&self, network: &str) -> Result<Vec<Block>, StoreError>;
+
     /// CNI GC: releases every allocation of `network` whose `(container_id, ifname)` is
-    /// not in `valid`. Only `network` is touched.
+    /// not in `valid`, then every block of `network` that has been empty for at least
+    /// `blocks.release_after_secs` at `now` (seconds since the Unix epoch). Only `network`
+    /// is touched; a block that still holds an address is never released.
     ///
     /// Keeps going past errors of individual attachments and reports them all in
     /// [`GcReport::errors`]. A store-wide failure ([`StoreError::Unavailable`],
     /// [`StoreError::Busy`]) ends the sweep with that error; whatever a backend had already
     /// committed stays released.
-    async fn gc(&self, network: &str, valid: &[(String, String)]) -> Result<GcReport, StoreError>;
+    async fn gc(
+        &self,
+        network: &str,
+        valid: &[(String, String)],
+        blocks: &BlockPolicy,
+        now: i64,
+    ) -> Result<GcReport, StoreError>;
 
     /// Cheap health probe for CNI STATUS: succeeds only when the store is reachable AND
     /// writable.

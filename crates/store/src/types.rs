@@ -1,8 +1,11 @@
 //! The values a store keeps and returns: attachment identity, owner metadata, claims,
-//! allocations and the GC report.
+//! the claim context (node, block policy, clock), allocations, per-node blocks and the GC
+//! report.
 
 use std::net::IpAddr;
 
+use plexus_ipam_core::BlockPolicy;
+use plexus_ipam_core::addr::{Family, checked_add, key};
 use plexus_ipam_core::range::RangeSet;
 use serde::{Deserialize, Serialize};
 
@@ -72,6 +75,37 @@ impl<'a> Claim<'a> {
     }
 }
 
+/// Who claims and when: the part of a claim that is not the attachment itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimContext {
+    /// The node the claim runs on: dynamic claims allocate from this node's blocks and the
+    /// allocation records it.
+    pub node: String,
+    /// How per-node blocks behave for this pool.
+    pub blocks: BlockPolicy,
+    /// The time of the claim in seconds since the Unix epoch: `created_at` of new
+    /// allocations, and the clock block expiry is judged by (tests move it).
+    pub now: i64,
+}
+
+impl ClaimContext {
+    /// A context for `node` with `blocks`, at the current time.
+    pub fn new(node: impl Into<String>, blocks: BlockPolicy) -> Self {
+        ClaimContext {
+            node: node.into(),
+            blocks,
+            now: unix_now(),
+        }
+    }
+
+    /// The same context at `now` (seconds since the Unix epoch).
+    #[must_use]
+    pub fn at(mut self, now: i64) -> Self {
+        self.now = now;
+        self
+    }
+}
+
 /// One held address. Serializes (for export and `plexusctl`) with these field names.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Allocation {
@@ -89,6 +123,10 @@ pub struct Allocation {
     pub owner: Owner,
     /// When it was claimed, in seconds since the Unix epoch.
     pub created_at: i64,
+    /// The node that claimed it (metadata; `None` for allocations made before nodes were
+    /// recorded).
+    #[serde(default)]
+    pub node: Option<String>,
 }
 
 impl Allocation {
@@ -105,17 +143,61 @@ impl Allocation {
     }
 }
 
+/// An aligned block of addresses of one range set, claimed by one node (node affinity).
+///
+/// Blocks only steer where a node looks first: uniqueness of addresses never depends on
+/// them. A block is identified by `(network, base)`; no two blocks of a network overlap.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Block {
+    /// Network name.
+    pub network: String,
+    /// Canonical id of the range set the block was claimed in (`RangeSet::id()`).
+    pub range_set: String,
+    /// First address of the block (its network address; host bits clear).
+    pub base: IpAddr,
+    /// Prefix length of the block (`base/prefix` is the block).
+    pub prefix: u8,
+    /// The node that claimed it.
+    pub node: String,
+    /// When it was claimed, in seconds since the Unix epoch.
+    pub claimed_at: i64,
+    /// Since when it holds no address (seconds since the Unix epoch); `None` while it
+    /// holds one, or has not been judged empty yet.
+    pub emptied_at: Option<i64>,
+    /// The last address this node handed out in the block (its next-fit cursor).
+    pub cursor: Option<IpAddr>,
+}
+
+impl Block {
+    /// The last address of the block (`base` when the prefix is out of range).
+    pub fn last(&self) -> IpAddr {
+        let bits: u32 = if self.base.is_ipv4() { 32 } else { 128 };
+        let host_bits = bits.saturating_sub(u32::from(self.prefix));
+        let span = 1u128.checked_shl(host_bits).map_or(u128::MAX, |s| s - 1);
+        checked_add(self.base, span).unwrap_or(self.base)
+    }
+
+    /// Whether `ip` lies in the block.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        Family::of(ip) == Family::of(self.base)
+            && (key(self.base)..=key(self.last())).contains(&key(ip))
+    }
+}
+
 /// What a CNI GC did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GcReport {
     /// Allocations released because their attachment was not in the valid set.
     pub released: Vec<Allocation>,
+    /// Blocks released because they stayed empty past the grace period.
+    #[serde(default)]
+    pub released_blocks: Vec<Block>,
     /// One message per stale attachment that could not be released (GC keeps going).
     pub errors: Vec<String>,
 }
 
 /// Seconds since the Unix epoch, for `created_at` (0 if the clock is before 1970).
-pub(crate) fn unix_now() -> i64 {
+pub fn unix_now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
@@ -140,6 +222,7 @@ mod tests {
                 pod_uid: Some("u".into()),
             },
             created_at: 1_700_000_000,
+            node: Some("worker-1".into()),
         };
         let json = serde_json::to_value(&a).unwrap();
         assert_eq!(json["ip"], "10.0.0.1");

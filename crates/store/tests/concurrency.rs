@@ -30,7 +30,11 @@ fn worker(
 ) -> Vec<(AttachmentKey, Vec<IpAddr>)> {
     start.wait();
     // Everyone opens the brand-new file at once: migrations must not race either.
-    let store = SqliteStore::open(&SqliteConfig::new(path)).unwrap();
+    // Sixteen writers on two shared cores queue behind each other; under a loaded CI machine
+    // the default 10 s busy timeout can expire. The test is about duplicates, not latency.
+    let mut config = SqliteConfig::new(path);
+    config.busy_timeout = std::time::Duration::from_secs(120);
+    let store = SqliteStore::open(&config).unwrap();
     let rt = runtime();
     let (v4, v6) = (range_set("10.2.0.0/24"), range_set("fd00:2::/120"));
     let mut rng = SplitMix(0x5eed_0000 + thread as u64);
@@ -46,7 +50,7 @@ fn worker(
                 vec![Claim::Dynamic(&v4)]
             };
             let got = rt
-                .block_on(store.claim(&key, &Owner::default(), &claims))
+                .block_on(store.claim(&key, &Owner::default(), &claims, &common::ctx()))
                 .unwrap();
             let ips: Vec<IpAddr> = got.iter().map(|a| a.ip).collect();
             let mut held = ledger.lock().unwrap();

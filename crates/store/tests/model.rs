@@ -1,5 +1,6 @@
-//! Property: any sequence of claims, releases and GCs gives the same answers and the same
-//! held sets from [`MemoryStore`] and [`SqliteStore`], and never holds an address twice.
+//! Property: any sequence of claims (from several nodes, with per-node blocks), releases
+//! and GCs gives the same answers, the same held sets and the same blocks from
+//! [`MemoryStore`] and [`SqliteStore`], and never holds an address twice.
 
 mod common;
 
@@ -9,13 +10,16 @@ use std::net::IpAddr;
 use common::{ip, range_set, runtime};
 use plexus_ipam_core::range::RangeSet;
 use plexus_store::{
-    Allocation, AttachmentKey, Claim, MemoryStore, Owner, SqliteConfig, SqliteStore, Store,
-    StoreError,
+    Allocation, AttachmentKey, Block, BlockPolicy, Claim, ClaimContext, MemoryStore, Owner,
+    SqliteConfig, SqliteStore, Store, StoreError,
 };
 use proptest::prelude::*;
 
 const NETWORKS: [&str; 2] = ["net-a", "net-b"];
 const CONTAINERS: u8 = 5;
+const NODES: [&str; 3] = ["node-a", "node-b", "node-c"];
+/// Seconds a GC may jump ahead, well past the grace period.
+const LATE: i64 = 10_000;
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -25,6 +29,8 @@ enum Op {
         container: u8,
         sets: u8,
         static_host: u8,
+        node: usize,
+        blocks: bool,
     },
     Release {
         net: usize,
@@ -33,22 +39,43 @@ enum Op {
     Gc {
         net: usize,
         valid_mask: u8,
+        late: bool,
     },
 }
 
 fn op() -> impl Strategy<Value = Op> {
     let net = 0..NETWORKS.len();
     prop_oneof![
-        4 => (net.clone(), 0..CONTAINERS, 0u8..4, 1u8..7).prop_map(
-            |(net, container, sets, static_host)| Op::Claim { net, container, sets, static_host }
-        ),
+        4 => (net.clone(), 0..CONTAINERS, 0u8..4, 1u8..7, 0..NODES.len(), prop::bool::weighted(0.8))
+            .prop_map(|(net, container, sets, static_host, node, blocks)| Op::Claim {
+                net, container, sets, static_host, node, blocks
+            }),
         2 => (net.clone(), 0..CONTAINERS).prop_map(|(net, container)| Op::Release { net, container }),
-        1 => (net, any::<u8>()).prop_map(|(net, valid_mask)| Op::Gc { net, valid_mask }),
+        1 => (net, any::<u8>(), any::<bool>())
+            .prop_map(|(net, valid_mask, late)| Op::Gc { net, valid_mask, late }),
     ]
 }
 
 fn key(net: usize, container: u8) -> AttachmentKey {
     AttachmentKey::new(NETWORKS[net], format!("c{container}"), "eth0")
+}
+
+/// Blocks of /30 (IPv4: the /29 pool has two) and /126 (IPv6: the pool is one block).
+fn policy(enabled: bool) -> BlockPolicy {
+    BlockPolicy {
+        v4_prefix: 30,
+        v6_prefix: 126,
+        release_after_secs: 600,
+        enabled,
+    }
+}
+
+/// Blocks without the wall-clock emptied time (releases stamp it), only whether it is set.
+fn timeless_blocks(mut blocks: Vec<Block>) -> Vec<Block> {
+    for b in &mut blocks {
+        b.emptied_at = b.emptied_at.map(|_| 0);
+    }
+    blocks
 }
 
 /// Allocations without the wall-clock timestamp, which may differ by a second.
@@ -64,13 +91,20 @@ struct Pools {
     v6: RangeSet,
 }
 
-async fn apply(store: &dyn Store, pools: &Pools, op: &Op) -> Result<Vec<Allocation>, StoreError> {
+async fn apply(
+    store: &dyn Store,
+    pools: &Pools,
+    op: &Op,
+    now: i64,
+) -> Result<Vec<Allocation>, StoreError> {
     match *op {
         Op::Claim {
             net,
             container,
             sets,
             static_host,
+            node,
+            blocks,
         } => {
             let static_ip = ip(&format!("10.3.0.{static_host}"));
             let claims: Vec<Claim<'_>> = match sets {
@@ -86,15 +120,23 @@ async fn apply(store: &dyn Store, pools: &Pools, op: &Op) -> Result<Vec<Allocati
                 pod_name: Some(format!("pod{container}")),
                 ..Owner::default()
             };
-            store.claim(&key(net, container), &owner, &claims).await
+            let ctx = ClaimContext::new(NODES[node], policy(blocks)).at(now);
+            store
+                .claim(&key(net, container), &owner, &claims, &ctx)
+                .await
         }
         Op::Release { net, container } => store.release(&key(net, container)).await,
-        Op::Gc { net, valid_mask } => {
+        Op::Gc {
+            net,
+            valid_mask,
+            late,
+        } => {
             let valid: Vec<(String, String)> = (0..CONTAINERS)
                 .filter(|c| valid_mask & (1 << c) != 0)
                 .map(|c| (format!("c{c}"), "eth0".to_string()))
                 .collect();
-            let report = store.gc(NETWORKS[net], &valid).await?;
+            let at = if late { now + LATE } else { now };
+            let report = store.gc(NETWORKS[net], &valid, &policy(true), at).await?;
             assert!(report.errors.is_empty(), "{:?}", report.errors);
             Ok(report.released)
         }
@@ -125,6 +167,20 @@ fn check_invariants(listing: &[Allocation]) {
     );
 }
 
+/// Blocks never overlap, and a block marked emptied holds no address.
+fn check_blocks(blocks: &[Block], listing: &[Allocation]) {
+    for pair in blocks.windows(2) {
+        assert!(
+            !pair[0].contains(pair[1].base),
+            "overlapping blocks: {pair:?}"
+        );
+    }
+    for b in blocks.iter().filter(|b| b.emptied_at.is_some()) {
+        let inside: Vec<_> = listing.iter().filter(|a| b.contains(a.ip)).collect();
+        assert!(inside.is_empty(), "emptied block {b:?} holds {inside:?}");
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
 
@@ -136,14 +192,19 @@ proptest! {
         let memory = MemoryStore::new();
         let rt = runtime();
         for op in &ops {
-            let from_memory = rt.block_on(apply(&memory, &pools, op)).map(timeless);
-            let from_sqlite = rt.block_on(apply(&sqlite, &pools, op)).map(timeless);
+            let now = plexus_store::unix_now();
+            let from_memory = rt.block_on(apply(&memory, &pools, op, now)).map(timeless);
+            let from_sqlite = rt.block_on(apply(&sqlite, &pools, op, now)).map(timeless);
             prop_assert_eq!(&from_memory, &from_sqlite, "after {:?}", op);
             for net in NETWORKS {
                 let in_memory = timeless(rt.block_on(memory.list(net)).unwrap());
                 let in_sqlite = timeless(rt.block_on(sqlite.list(net)).unwrap());
                 check_invariants(&in_memory);
                 prop_assert_eq!(&in_memory, &in_sqlite, "{} after {:?}", net, op);
+                let blocks_memory = timeless_blocks(rt.block_on(memory.blocks(net)).unwrap());
+                let blocks_sqlite = timeless_blocks(rt.block_on(sqlite.blocks(net)).unwrap());
+                prop_assert_eq!(&blocks_memory, &blocks_sqlite, "blocks of {} after {:?}", net, op);
+                check_blocks(&blocks_memory, &in_memory);
             }
         }
     }

@@ -59,7 +59,12 @@ fn empty_file_is_migrated_to_the_latest_schema() {
     let set = range_set("10.1.0.0/29");
     let key = AttachmentKey::new("n", "c", "eth0");
     let got = runtime()
-        .block_on(store.claim(&key, &Owner::default(), &[Claim::Dynamic(&set)]))
+        .block_on(store.claim(
+            &key,
+            &Owner::default(),
+            &[Claim::Dynamic(&set)],
+            &common::ctx(),
+        ))
         .unwrap();
     assert_eq!(got[0].ip, ip("10.1.0.1"));
 }
@@ -116,6 +121,7 @@ fn v1_database_is_migrated_keeping_its_allocations_and_cursors() {
         pod_uid: None,
     };
     assert_eq!(old[0].owner, expected_owner, "v1 rows have no pod UID");
+    assert_eq!(old[0].node, None, "v1 rows have no node");
     // The v1 cursor is honoured, and the v2 column and heartbeat work.
     let set = range_set("10.1.1.0/29");
     let key = AttachmentKey::new("n", "new-c", "eth0");
@@ -124,14 +130,31 @@ fn v1_database_is_migrated_keeping_its_allocations_and_cursors() {
         ..Owner::default()
     };
     let got = rt
-        .block_on(store.claim(&key, &owner, &[Claim::Dynamic(&set)]))
+        .block_on(store.claim(&key, &owner, &[Claim::Dynamic(&set)], &common::ctx()))
         .unwrap();
     assert_eq!(got[0].ip, ip("10.1.1.2"));
     assert_eq!(rt.block_on(store.attachment(&key)).unwrap()[0].owner, owner);
     rt.block_on(store.probe()).unwrap();
+    // The v3 blocks table works: a claim with blocks takes one around the old rows.
+    let with_blocks =
+        plexus_store::ClaimContext::new("node-1", plexus_store::BlockPolicy::default());
+    let key3 = AttachmentKey::new("n", "blocky", "eth0");
+    let got = rt
+        .block_on(store.claim(&key3, &owner, &[Claim::Dynamic(&set)], &with_blocks))
+        .unwrap();
+    assert_eq!(
+        got[0].ip,
+        ip("10.1.1.3"),
+        "the only block of a /29, first free address"
+    );
+    assert_eq!(got[0].node.as_deref(), Some("node-1"));
+    let blocks = rt.block_on(store.blocks("n")).unwrap();
+    assert_eq!(blocks.len(), 1);
+    assert_eq!(blocks[0].base, ip("10.1.1.0"));
     drop(store);
     let reopened = open(&path);
-    assert_eq!(rt.block_on(reopened.list("n")).unwrap().len(), 2);
+    assert_eq!(rt.block_on(reopened.list("n")).unwrap().len(), 3);
+    assert_eq!(rt.block_on(reopened.blocks("n")).unwrap(), blocks);
 }
 
 #[test]
@@ -208,8 +231,13 @@ fn read_only_database_is_unavailable_for_probe_and_claim() {
     {
         let store = open(&path);
         let key = AttachmentKey::new("n", "before", "eth0");
-        rt.block_on(store.claim(&key, &Owner::default(), &[Claim::Dynamic(&set)]))
-            .unwrap();
+        rt.block_on(store.claim(
+            &key,
+            &Owner::default(),
+            &[Claim::Dynamic(&set)],
+            &common::ctx(),
+        ))
+        .unwrap();
     }
     fs::set_permissions(&path, fs::Permissions::from_mode(0o400)).unwrap();
     // Root ignores file modes: fall back to the immutable attribute.
@@ -242,7 +270,12 @@ fn read_only_database_is_unavailable_for_probe_and_claim() {
     assert!(probe.to_string().contains("read-only"), "{probe}");
 
     let key = AttachmentKey::new("n", "after", "eth0");
-    let claim = rt.block_on(store.claim(&key, &Owner::default(), &[Claim::Dynamic(&set)]));
+    let claim = rt.block_on(store.claim(
+        &key,
+        &Owner::default(),
+        &[Claim::Dynamic(&set)],
+        &common::ctx(),
+    ));
     assert!(
         matches!(claim, Err(StoreError::Unavailable { .. })),
         "{claim:?}"
@@ -276,7 +309,12 @@ fn a_writer_holding_the_lock_past_the_busy_timeout_makes_the_store_unavailable()
     assert!(err.to_string().contains("200 ms"), "{err}");
     let key = AttachmentKey::new("n", "c", "eth0");
     let set = range_set("10.1.3.0/29");
-    let claim = rt.block_on(store.claim(&key, &Owner::default(), &[Claim::Dynamic(&set)]));
+    let claim = rt.block_on(store.claim(
+        &key,
+        &Owner::default(),
+        &[Claim::Dynamic(&set)],
+        &common::ctx(),
+    ));
     assert!(
         matches!(claim, Err(StoreError::Unavailable { .. })),
         "{claim:?}"
@@ -298,6 +336,7 @@ fn bulk_rows(network: &str, set_id: &str, first: u32, count: u32) -> Vec<Allocat
             range_set: set_id.into(),
             owner: Owner::default(),
             created_at: 1,
+            node: None,
         })
         .collect()
 }
@@ -314,7 +353,12 @@ fn bulk_insert_fills_in_batches_and_moves_the_cursor() {
     assert_eq!(count.unwrap(), 25_000);
     let key = AttachmentKey::new("big", "fresh", "eth0");
     let got = rt
-        .block_on(store.claim(&key, &Owner::default(), &[Claim::Dynamic(&set)]))
+        .block_on(store.claim(
+            &key,
+            &Owner::default(),
+            &[Claim::Dynamic(&set)],
+            &common::ctx(),
+        ))
         .unwrap();
     assert_eq!(
         got[0].ip,
@@ -338,8 +382,13 @@ fn gc_reports_a_damaged_attachment_and_releases_the_rest() {
     let rt = runtime();
     for c in ["good-1", "damaged", "good-2"] {
         let key = AttachmentKey::new("n", c, "eth0");
-        rt.block_on(store.claim(&key, &Owner::default(), &[Claim::Dynamic(&set)]))
-            .unwrap();
+        rt.block_on(store.claim(
+            &key,
+            &Owner::default(),
+            &[Claim::Dynamic(&set)],
+            &common::ctx(),
+        ))
+        .unwrap();
     }
     // Someone edited the database by hand: a timestamp that is not a number.
     Connection::open(&path)
@@ -349,7 +398,9 @@ fn gc_reports_a_damaged_attachment_and_releases_the_rest() {
             [],
         )
         .unwrap();
-    let report = rt.block_on(store.gc("n", &[])).unwrap();
+    let report = rt
+        .block_on(store.gc("n", &[], &plexus_store::BlockPolicy::disabled(), 0))
+        .unwrap();
     let released: Vec<&str> = report
         .released
         .iter()
@@ -372,8 +423,9 @@ fn open_follows_the_store_config() {
     let path = dir.path().join("from-config.db");
     let json = serde_json::json!({"type": "sqlite", "path": path, "busy_timeout_ms": 500});
     let cfg = StoreConfig::from_json(Some(&json)).unwrap();
-    let store = plexus_store::open(&cfg).unwrap();
-    runtime().block_on(store.probe()).unwrap();
+    let rt = runtime();
+    let store = rt.block_on(plexus_store::open(&cfg)).unwrap();
+    rt.block_on(store.probe()).unwrap();
     assert_eq!(mode_of(&path), 0o600);
     let bad = serde_json::json!({"type": "etcd3"});
     let err = StoreConfig::from_json(Some(&bad)).unwrap_err();
@@ -427,8 +479,13 @@ fn one_shot_connections_keep_the_wal_short_and_lose_nothing() {
     for i in 0..400 {
         let store = open(&path);
         let key = AttachmentKey::new("n", format!("c{i}"), "eth0");
-        rt.block_on(store.claim(&key, &Owner::default(), &[Claim::Dynamic(&set)]))
-            .unwrap();
+        rt.block_on(store.claim(
+            &key,
+            &Owner::default(),
+            &[Claim::Dynamic(&set)],
+            &common::ctx(),
+        ))
+        .unwrap();
         drop(store);
         largest = largest.max(wal_len(&path));
     }

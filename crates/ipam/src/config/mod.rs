@@ -2,6 +2,7 @@
 //! (`ranges`) and whereabouts (`range`, `ipRanges`). Unknown keys are warnings, never errors;
 //! anything that would change which addresses are handed out is validated strictly.
 
+mod blocks;
 mod hostlocal;
 mod json;
 mod whereabouts;
@@ -17,6 +18,7 @@ use self::json::{
     wrong_type,
 };
 use crate::addr::{Family, first_key, last_key};
+use crate::blocks::BlockPolicy;
 use crate::error::{ConfigError, qualified};
 use crate::range::RangeSet;
 
@@ -26,6 +28,7 @@ const PLEXUS_KEYS: &[&str] = &[
     "store",
     "network",
     "node_name",
+    "blocks",
     "log_level",
     "log_file",
     "capabilities",
@@ -99,7 +102,7 @@ const UNUSED_KEYS: &[(&str, &str)] = &[
     ("sleep_for_race", "whereabouts test hook"),
     (
         "node_slice_size",
-        "per-node address blocks are not configured here yet",
+        "whereabouts node slices; plexus sizes per-node blocks with ipam.blocks",
     ),
 ];
 /// Route keys of CNI 1.1 that plexus does not pass on yet.
@@ -122,6 +125,8 @@ pub struct PoolConfig {
     pub store: Option<Value>,
     /// whereabouts `enable_overlapping_ranges` (default true); informational.
     pub overlapping_ranges: bool,
+    /// Per-node address blocks (`ipam.blocks`; enabled with the defaults when absent).
+    pub blocks: BlockPolicy,
     /// Keys ignored and settings accepted but unused, one human-readable line each.
     pub warnings: Vec<String>,
 }
@@ -236,6 +241,7 @@ pub fn parse_pool_config(
             .ok_or_else(|| wrong_type("enable_overlapping_ranges", v, "true or false"))?,
         None => true,
     };
+    let blocks = blocks::parse_blocks(ipam, &mut warnings)?;
     Ok(PoolConfig {
         network,
         range_sets,
@@ -248,6 +254,7 @@ pub fn parse_pool_config(
         addresses,
         store: object_field(ipam, "store", "an object like {\"type\": \"sqlite\"}")?,
         overlapping_ranges,
+        blocks,
         warnings,
     })
 }

@@ -69,11 +69,17 @@ impl Reply {
     }
 }
 
+/// The NODE_NAME every plugin run gets unless the test sets its own.
+pub const TEST_NODE: &str = "test-node";
+
 /// Runs `binary` with the given CNI environment and stdin.
 pub fn exec(binary: &Path, env: &[(&str, &str)], stdin: &str) -> Reply {
     let mut cmd = Command::new(binary);
     cmd.env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
+        // A fixed node name (not the host's), so per-node block placement is the same on
+        // every machine; tests that care pass their own NODE_NAME.
+        .env("NODE_NAME", TEST_NODE)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());

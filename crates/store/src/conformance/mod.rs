@@ -12,12 +12,17 @@
 //! Available inside this crate's tests and, for other crates, with the `conformance`
 //! feature.
 
+mod blocks;
+mod support;
+
+pub use self::blocks::*;
+pub use self::support::{NODE, ip, no_blocks, range_set, range_set_with};
+
 use std::collections::BTreeSet;
-use std::net::IpAddr;
 
-use plexus_ipam_core::range::{Range, RangeSet};
-
-use crate::{Allocation, AttachmentKey, Claim, Owner, Store, StoreError};
+use self::support::{claim_ip, ips_of, key, ok, owner, release};
+use crate::types::unix_now;
+use crate::{Allocation, BlockPolicy, Claim, Store, StoreError};
 
 /// Runs every check, each against a fresh store from `make`.
 pub async fn run_all(make: impl Fn() -> Box<dyn Store>) {
@@ -33,73 +38,11 @@ pub async fn run_all(make: impl Fn() -> Box<dyn Store>) {
     gc_releases_only_stale_of_one_network(&*make()).await;
     count_between_counts_a_window(&*make()).await;
     probe_succeeds(&*make()).await;
-}
-
-/// The address `s`; panics on bad test input.
-pub fn ip(s: &str) -> IpAddr {
-    s.parse()
-        .unwrap_or_else(|e| panic!("bad test address {s:?}: {e}"))
-}
-
-/// A range set of the one subnet `cidr` with its default start and end; panics on bad
-/// test input.
-pub fn range_set(cidr: &str) -> RangeSet {
-    range_set_with(cidr, None, &[])
-}
-
-/// Like [`range_set`], with a gateway and exclusions.
-pub fn range_set_with(cidr: &str, gateway: Option<&str>, exclude: &[&str]) -> RangeSet {
-    let subnet = cidr
-        .parse()
-        .unwrap_or_else(|e| panic!("bad test subnet {cidr:?}: {e}"));
-    let exclude = exclude
-        .iter()
-        .map(|e| {
-            e.parse()
-                .unwrap_or_else(|err| panic!("bad test exclusion {e:?}: {err}"))
-        })
-        .collect();
-    let range = Range::new(subnet, None, None, gateway.map(ip), exclude)
-        .unwrap_or_else(|e| panic!("bad test range {cidr}: {e}"));
-    RangeSet::new(vec![range]).unwrap_or_else(|e| panic!("bad test range set {cidr}: {e}"))
-}
-
-fn key(network: &str, container_id: &str, ifname: &str) -> AttachmentKey {
-    AttachmentKey::new(network, container_id, ifname)
-}
-
-fn owner(name: &str) -> Owner {
-    Owner {
-        pod_namespace: Some("telco".into()),
-        pod_name: Some(name.into()),
-        pod_uid: Some(format!("uid-{name}")),
-    }
-}
-
-fn ok<T>(result: Result<T, StoreError>, what: &str) -> T {
-    result.unwrap_or_else(|e| panic!("{what}: unexpected error: {e:?}"))
-}
-
-/// Claims one dynamic address from `set` for `key` and returns it.
-async fn claim_ip(store: &dyn Store, key: &AttachmentKey, set: &RangeSet) -> IpAddr {
-    let what = format!("dynamic claim for {}/{}", key.container_id, key.ifname);
-    let got = ok(
-        store.claim(key, &owner("p"), &[Claim::Dynamic(set)]).await,
-        &what,
-    );
-    assert_eq!(got.len(), 1, "{what}: one claim, one allocation");
-    got[0].ip
-}
-
-async fn release(store: &dyn Store, key: &AttachmentKey) -> Vec<Allocation> {
-    ok(store.release(key).await, "release")
-}
-
-async fn ips_of(store: &dyn Store, network: &str) -> Vec<IpAddr> {
-    ok(store.list(network).await, "list")
-        .iter()
-        .map(|a| a.ip)
-        .collect()
+    blocks_two_nodes_get_different_blocks(&*make()).await;
+    blocks_fill_then_claim_another(&*make()).await;
+    blocks_borrow_when_all_claimed(&*make()).await;
+    blocks_released_only_after_grace(&*make()).await;
+    blocks_never_released_while_holding(&*make()).await;
 }
 
 /// A dynamic claim is recorded with its full identity and is released by DEL.
@@ -108,7 +51,9 @@ pub async fn claim_then_release(store: &dyn Store) {
     let k = key("conf-basic", "c1", "eth1");
     let before = crate::types::unix_now();
     let got = ok(
-        store.claim(&k, &owner("a"), &[Claim::Dynamic(&set)]).await,
+        store
+            .claim(&k, &owner("a"), &[Claim::Dynamic(&set)], &no_blocks())
+            .await,
         "claim",
     );
     let after = crate::types::unix_now();
@@ -122,6 +67,11 @@ pub async fn claim_then_release(store: &dyn Store) {
     assert_eq!(a.key(), k);
     assert_eq!(a.range_set, set.id());
     assert_eq!(a.owner, owner("a"));
+    assert_eq!(
+        a.node.as_deref(),
+        Some(NODE),
+        "the claiming node is recorded"
+    );
     assert!(
         (before..=after).contains(&a.created_at),
         "created_at {}",
@@ -165,11 +115,15 @@ pub async fn reclaim_is_idempotent(store: &dyn Store) {
     let (v4, v6) = (range_set("10.0.1.0/29"), range_set("fd00:1::/125"));
     let k = key("conf-idem", "c1", "eth1");
     let first = ok(
-        store.claim(&k, &owner("a"), &[Claim::Dynamic(&v4)]).await,
+        store
+            .claim(&k, &owner("a"), &[Claim::Dynamic(&v4)], &no_blocks())
+            .await,
         "claim",
     );
     let again = ok(
-        store.claim(&k, &owner("b"), &[Claim::Dynamic(&v4)]).await,
+        store
+            .claim(&k, &owner("b"), &[Claim::Dynamic(&v4)], &no_blocks())
+            .await,
         "re-claim",
     );
     assert_eq!(
@@ -179,7 +133,12 @@ pub async fn reclaim_is_idempotent(store: &dyn Store) {
 
     let both = ok(
         store
-            .claim(&k, &owner("a"), &[Claim::Dynamic(&v4), Claim::Dynamic(&v6)])
+            .claim(
+                &k,
+                &owner("a"),
+                &[Claim::Dynamic(&v4), Claim::Dynamic(&v6)],
+                &no_blocks(),
+            )
             .await,
         "claim with a second range set",
     );
@@ -187,7 +146,12 @@ pub async fn reclaim_is_idempotent(store: &dyn Store) {
     assert_eq!(both[1].ip, ip("fd00:1::1"));
     let reversed = ok(
         store
-            .claim(&k, &owner("a"), &[Claim::Dynamic(&v6), Claim::Dynamic(&v4)])
+            .claim(
+                &k,
+                &owner("a"),
+                &[Claim::Dynamic(&v6), Claim::Dynamic(&v4)],
+                &no_blocks(),
+            )
             .await,
         "claim in the other order",
     );
@@ -220,6 +184,7 @@ pub async fn static_claim(store: &dyn Store) {
                     set: &set,
                     ip: want,
                 }],
+                &no_blocks(),
             )
             .await,
         "static claim",
@@ -231,12 +196,14 @@ pub async fn static_claim(store: &dyn Store) {
         ip: ip("::ffff:10.0.2.3"),
     };
     let again = ok(
-        store.claim(&k, &owner("a"), &[mapped]).await,
+        store.claim(&k, &owner("a"), &[mapped], &no_blocks()).await,
         "static re-claim",
     );
     assert_eq!(again, got, "the IPv4-mapped spelling is the same address");
     let dynamic = ok(
-        store.claim(&k, &owner("a"), &[Claim::Dynamic(&set)]).await,
+        store
+            .claim(&k, &owner("a"), &[Claim::Dynamic(&set)], &no_blocks())
+            .await,
         "dynamic",
     );
     assert_eq!(
@@ -248,7 +215,7 @@ pub async fn static_claim(store: &dyn Store) {
         set: &set,
         ip: ip("10.0.2.4"),
     };
-    let err = store.claim(&k, &owner("a"), &[other]).await;
+    let err = store.claim(&k, &owner("a"), &[other], &no_blocks()).await;
     assert_eq!(
         err,
         Err(StoreError::AttachmentHoldsOther {
@@ -271,12 +238,16 @@ pub async fn static_conflict_names_holder(store: &dyn Store) {
         ip: want,
     }];
     ok(
-        store.claim(&holder, &owner("a"), &claim).await,
+        store
+            .claim(&holder, &owner("a"), &claim, &no_blocks())
+            .await,
         "first static claim",
     );
 
     let intruder = key("conf-conflict", "intruder-c", "eth1");
-    let err = store.claim(&intruder, &owner("b"), &claim).await;
+    let err = store
+        .claim(&intruder, &owner("b"), &claim, &no_blocks())
+        .await;
     assert_eq!(
         err,
         Err(StoreError::AddressTaken {
@@ -290,7 +261,9 @@ pub async fn static_conflict_names_holder(store: &dyn Store) {
 
     let elsewhere = key("conf-conflict-2", "intruder-c", "eth1");
     let got = ok(
-        store.claim(&elsewhere, &owner("b"), &claim).await,
+        store
+            .claim(&elsewhere, &owner("b"), &claim, &no_blocks())
+            .await,
         "other network",
     );
     assert_eq!(got[0].ip, want, "uniqueness is per network");
@@ -307,7 +280,12 @@ pub async fn dynamic_skips_held_addresses(store: &dyn Store) {
         }];
         ok(
             store
-                .claim(&key(net, container, "eth0"), &owner("s"), &claim)
+                .claim(
+                    &key(net, container, "eth0"),
+                    &owner("s"),
+                    &claim,
+                    &no_blocks(),
+                )
                 .await,
             "static",
         );
@@ -332,7 +310,12 @@ pub async fn multi_claim_is_atomic(store: &dyn Store) {
     }
     let k = key(net, "victim", "eth0");
     let err = store
-        .claim(&k, &owner("v"), &[Claim::Dynamic(&v4), Claim::Dynamic(&v6)])
+        .claim(
+            &k,
+            &owner("v"),
+            &[Claim::Dynamic(&v4), Claim::Dynamic(&v6)],
+            &no_blocks(),
+        )
         .await;
     assert_eq!(
         err,
@@ -360,7 +343,7 @@ pub async fn multi_claim_is_atomic(store: &dyn Store) {
             ip: ip("fd00:5::1"),
         },
     ];
-    let err = store.claim(&k, &owner("v"), &conflict).await;
+    let err = store.claim(&k, &owner("v"), &conflict, &no_blocks()).await;
     assert!(
         matches!(err, Err(StoreError::AddressTaken { .. })),
         "{err:?}"
@@ -389,7 +372,7 @@ pub async fn exhaustion_at_exact_capacity(store: &dyn Store) {
     }
     let extra = key(net, "one-too-many", "eth0");
     let err = store
-        .claim(&extra, &owner("x"), &[Claim::Dynamic(&set)])
+        .claim(&extra, &owner("x"), &[Claim::Dynamic(&set)], &no_blocks())
         .await;
     assert_eq!(
         err,
@@ -433,7 +416,7 @@ pub async fn next_fit_does_not_reuse_at_once(store: &dyn Store) {
     assert_eq!(claim_ip(store, &k("h"), &set).await, ip("10.0.7.2"));
     assert_eq!(claim_ip(store, &k("i"), &set).await, ip("10.0.7.5"));
     let err = store
-        .claim(&k("j"), &owner("j"), &[Claim::Dynamic(&set)])
+        .claim(&k("j"), &owner("j"), &[Claim::Dynamic(&set)], &no_blocks())
         .await;
     assert!(matches!(err, Err(StoreError::Exhausted { .. })), "{err:?}");
 }
@@ -462,7 +445,12 @@ pub async fn gc_releases_only_stale_of_one_network(store: &dyn Store) {
     let (net, other_net) = ("conf-gc", "conf-gc-other");
     let stale_two = key(net, "c-a", "eth0");
     let both = [Claim::Dynamic(&v4), Claim::Dynamic(&v6)];
-    ok(store.claim(&stale_two, &owner("a"), &both).await, "claim");
+    ok(
+        store
+            .claim(&stale_two, &owner("a"), &both, &no_blocks())
+            .await,
+        "claim",
+    );
     let valid_key = key(net, "c-b", "eth0");
     claim_ip(store, &valid_key, &v4).await;
     let stale_one = key(net, "c-a", "eth1");
@@ -477,7 +465,12 @@ pub async fn gc_releases_only_stale_of_one_network(store: &dyn Store) {
         ("c-b".to_string(), "eth0".to_string()),
         ("not-here".to_string(), "eth0".to_string()),
     ];
-    let report = ok(store.gc(net, &valid).await, "gc");
+    let report = ok(
+        store
+            .gc(net, &valid, &BlockPolicy::disabled(), unix_now())
+            .await,
+        "gc",
+    );
     assert!(report.errors.is_empty(), "{:?}", report.errors);
     assert_eq!(report.released, expected, "released, ordered by address");
     let left = ok(store.list(net).await, "list");
@@ -488,7 +481,12 @@ pub async fn gc_releases_only_stale_of_one_network(store: &dyn Store) {
         1
     );
 
-    let report = ok(store.gc(net, &[]).await, "gc with nothing valid");
+    let report = ok(
+        store
+            .gc(net, &[], &BlockPolicy::disabled(), unix_now())
+            .await,
+        "gc with nothing valid",
+    );
     assert_eq!(report.released.len(), 1);
     assert!(ok(store.list(net).await, "list").is_empty());
     assert_eq!(
@@ -497,7 +495,9 @@ pub async fn gc_releases_only_stale_of_one_network(store: &dyn Store) {
         "other network untouched"
     );
     let report = ok(
-        store.gc("conf-gc-empty", &[]).await,
+        store
+            .gc("conf-gc-empty", &[], &BlockPolicy::disabled(), unix_now())
+            .await,
         "gc of an empty network",
     );
     assert!(report.released.is_empty() && report.errors.is_empty());

@@ -62,6 +62,11 @@ conformance_tests!(
     gc_releases_only_stale_of_one_network,
     count_between_counts_a_window,
     probe_succeeds,
+    blocks_two_nodes_get_different_blocks,
+    blocks_fill_then_claim_another,
+    blocks_borrow_when_all_claimed,
+    blocks_released_only_after_grace,
+    blocks_never_released_while_holding,
 );
 
 #[tokio::test]

@@ -9,9 +9,11 @@
 //!   trade-off).
 //! - The file is created mode 0600 (its directory 0700) before SQLite opens it.
 
+mod blocks;
 mod errors;
 mod rows;
 mod schema;
+mod txn;
 
 use std::collections::BTreeMap;
 use std::fs::{DirBuilder, OpenOptions};
@@ -22,15 +24,20 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
+use plexus_ipam_core::BlockPolicy;
+use rusqlite::Connection;
+use rusqlite::OpenFlags;
 use rusqlite::config::DbConfig;
-use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 
 use self::errors::ErrCtx;
+use self::txn::SqlTxn;
 use crate::config::SqliteConfig;
 use crate::engine;
 use crate::error::StoreError;
 use crate::store::Store;
-use crate::types::{Allocation, AttachmentKey, Claim, GcReport, Owner, unix_now};
+use crate::types::{
+    Allocation, AttachmentKey, Block, Claim, ClaimContext, GcReport, Owner, unix_now,
+};
 
 pub use self::schema::LATEST_VERSION;
 
@@ -98,16 +105,16 @@ impl SqliteStore {
         let mut inserted = 0u64;
         while allocations.peek().is_some() {
             let batch = allocations.by_ref().take(BULK_BATCH);
-            inserted += self.write(|txn, ctx| {
+            inserted += self.write(async |txn| {
                 let mut cursors: BTreeMap<(String, String), IpAddr> = BTreeMap::new();
                 let mut count = 0u64;
                 for a in batch {
-                    rows::insert(txn, ctx, &a)?;
+                    rows::insert(txn.conn, &txn.ctx, &a)?;
                     cursors.insert((a.network, a.range_set), a.ip);
                     count += 1;
                 }
                 for ((network, range_set), ip) in cursors {
-                    rows::set_cursor(txn, ctx, &network, &range_set, ip)?;
+                    rows::set_cursor(txn.conn, &txn.ctx, &network, &range_set, ip)?;
                 }
                 Ok(count)
             })?;
@@ -116,11 +123,16 @@ impl SqliteStore {
     }
 
     fn lock(&self) -> MutexGuard<'_, Connection> {
-        // A panic while holding the lock rolled its transaction back (Transaction's Drop),
-        // so the connection is still usable.
-        self.conn
+        let conn = self
+            .conn
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        // A panic inside a transaction left it open: roll it back so the connection is
+        // usable again and nothing of it is committed later.
+        if !conn.is_autocommit() {
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+        conn
     }
 
     fn ctx(&self) -> ErrCtx<'_> {
@@ -128,19 +140,36 @@ impl SqliteStore {
     }
 
     /// Runs `f` in one `BEGIN IMMEDIATE` transaction, committed only if `f` succeeds.
+    ///
+    /// `f` is async (the engine is) but never suspends on SQLite, so it runs to completion
+    /// in place ([`engine::run_ready`]) while this thread holds the connection.
     fn write<T>(
         &self,
-        f: impl FnOnce(&mut Transaction<'_>, &ErrCtx<'_>) -> Result<T, StoreError>,
+        f: impl AsyncFnOnce(&mut SqlTxn<'_>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let mut conn = self.lock();
         let ctx = self.ctx();
-        let mut txn = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
+        conn.execute_batch("BEGIN IMMEDIATE")
             .map_err(|e| ctx.map(e))?;
-        let value = f(&mut txn, &ctx)?;
-        txn.commit().map_err(|e| ctx.map(e))?;
-        self.checkpoint_if_long(&conn);
-        Ok(value)
+        let mut txn = SqlTxn {
+            conn: &mut conn,
+            ctx,
+        };
+        let result = engine::run_ready(f(&mut txn)).and_then(|r| r);
+        let committed = result.and_then(|value| {
+            conn.execute_batch("COMMIT")
+                .map(|()| value)
+                .map_err(|e| ctx.map(e))
+        });
+        if committed.is_err() && !conn.is_autocommit() {
+            // Best effort: the error being reported matters more than a failed rollback,
+            // and `lock` rolls back whatever is still open before the next use.
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+        if committed.is_ok() {
+            self.checkpoint_if_long(&conn);
+        }
+        committed
     }
 
     /// Copies the WAL into the database and empties it once it passes
@@ -242,6 +271,13 @@ fn is_lock_conflict(err: &rusqlite::Error) -> bool {
     )
 }
 
+/// Opens the savepoint that isolates one attachment of a GC sweep.
+const SAVEPOINT_GC: &str = "SAVEPOINT gc_attachment";
+/// Keeps what the attachment's release did.
+const RELEASE_GC: &str = "RELEASE gc_attachment";
+/// Undoes the attachment's release (and closes the savepoint).
+const ROLLBACK_GC: &str = "ROLLBACK TO gc_attachment; RELEASE gc_attachment";
+
 #[async_trait::async_trait]
 impl Store for SqliteStore {
     async fn claim(
@@ -249,18 +285,14 @@ impl Store for SqliteStore {
         key: &AttachmentKey,
         owner: &Owner,
         claims: &[Claim<'_>],
+        ctx: &ClaimContext,
     ) -> Result<Vec<Allocation>, StoreError> {
-        self.write(|txn, ctx| {
-            let mut sql = rows::SqlTxn {
-                conn: txn,
-                ctx: *ctx,
-            };
-            engine::claim_all(&mut sql, key, owner, claims, unix_now())
-        })
+        self.write(async |txn| engine::claim_all(txn, key, owner, claims, ctx).await)
     }
 
     async fn release(&self, key: &AttachmentKey) -> Result<Vec<Allocation>, StoreError> {
-        self.write(|txn, ctx| rows::delete_attachment(txn, ctx, key))
+        let now = unix_now();
+        self.write(async |txn| engine::release(txn, key, now).await)
     }
 
     async fn attachment(&self, key: &AttachmentKey) -> Result<Vec<Allocation>, StoreError> {
@@ -289,44 +321,59 @@ impl Store for SqliteStore {
         })
     }
 
-    async fn gc(&self, network: &str, valid: &[(String, String)]) -> Result<GcReport, StoreError> {
+    async fn blocks(&self, network: &str) -> Result<Vec<Block>, StoreError> {
+        self.read(|conn, ctx| blocks::list_blocks(conn, ctx, network))
+    }
+
+    async fn gc(
+        &self,
+        network: &str,
+        valid: &[(String, String)],
+        policy: &BlockPolicy,
+        now: i64,
+    ) -> Result<GcReport, StoreError> {
         // One transaction for the sweep; a savepoint per attachment lets one bad attachment
         // fail alone while the others are released.
-        self.write(|txn, ctx| {
-            let stale = engine::stale_attachments(rows::attachments_of(txn, ctx, network)?, valid);
+        self.write(async |txn| {
+            let attached = rows::attachments_of(txn.conn, &txn.ctx, network)?;
+            let stale = engine::stale_attachments(attached, valid);
             let mut report = GcReport::default();
             for (container_id, ifname) in stale {
                 let key = AttachmentKey::new(network, container_id, ifname);
-                let savepoint = txn.savepoint().map_err(|e| ctx.map(e))?;
-                match rows::delete_attachment(&savepoint, ctx, &key) {
+                txn.batch(SAVEPOINT_GC)?;
+                match engine::release(txn, &key, now).await {
                     Ok(released) => {
-                        savepoint.commit().map_err(|e| ctx.map(e))?;
+                        txn.batch(RELEASE_GC)?;
                         report.released.extend(released);
                     }
                     Err(err) if engine::is_store_wide(&err) => return Err(err),
-                    // Dropping the savepoint rolls this attachment back.
-                    Err(err) => report.errors.push(format!(
-                        "container {} interface {}: {err}",
-                        key.container_id, key.ifname
-                    )),
+                    Err(err) => {
+                        txn.batch(ROLLBACK_GC)?;
+                        report.errors.push(format!(
+                            "container {} interface {}: {err}",
+                            key.container_id, key.ifname
+                        ));
+                    }
                 }
             }
             report
                 .released
                 .sort_by_key(|a| plexus_ipam_core::addr::key(a.ip));
+            report.released_blocks = engine::expire_blocks(txn, network, policy, now).await?;
             Ok(report)
         })
     }
 
     async fn probe(&self) -> Result<(), StoreError> {
-        self.write(|txn, ctx| {
-            txn.execute(
-                "INSERT INTO heartbeat (id, beat_at) VALUES (1, ?1) \
-                 ON CONFLICT (id) DO UPDATE SET beat_at = excluded.beat_at",
-                [unix_now()],
-            )
-            .map(drop)
-            .map_err(|e| ctx.map(e))
+        self.write(async |txn| {
+            txn.conn
+                .execute(
+                    "INSERT INTO heartbeat (id, beat_at) VALUES (1, ?1) \
+                     ON CONFLICT (id) DO UPDATE SET beat_at = excluded.beat_at",
+                    [unix_now()],
+                )
+                .map(drop)
+                .map_err(|e| txn.ctx.map(e))
         })
     }
 }
@@ -369,6 +416,19 @@ mod tests {
              AND ifname = 'i' AND range_set = 'r'"
                 .to_string(),
             "DELETE FROM allocations WHERE network = 'n' AND container_id = 'c' AND ifname = 'i'"
+                .to_string(),
+            blocks::NODE_BLOCKS_SQL
+                .replace("?1", "'n'")
+                .replace("?2", "'s'")
+                .replace("?3", "'node-a'"),
+            blocks::BLOCKS_BETWEEN_SQL
+                .replace("?1", "'n'")
+                .replace("?2", "x'00'")
+                .replace("?3", "x'ff'"),
+            blocks::EMPTIED_BLOCKS_SQL
+                .replace("?1", "'n'")
+                .replace("?2", "100"),
+            "UPDATE blocks SET cursor = NULL, emptied_at = 1 WHERE network = 'n' AND base = x'00'"
                 .to_string(),
         ];
         for sql in lookups {

@@ -8,13 +8,13 @@ use plexus_ipam_core::addr::{from_key, key as addr_key};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::errors::ErrCtx;
-use crate::engine::{self, ClaimTxn};
+use crate::engine;
 use crate::error::StoreError;
 use crate::types::{Allocation, AttachmentKey, Owner};
 
 /// Columns of `allocations` in the order [`RawRow::read`] expects.
-const COLUMNS: &str =
-    "network, addr, range_set, container_id, ifname, pod_namespace, pod_name, pod_uid, created_at";
+const COLUMNS: &str = "network, addr, range_set, container_id, ifname, pod_namespace, pod_name, \
+                       pod_uid, created_at, node";
 
 /// An address as stored: its 16-byte big-endian `u128` key, so BLOB order is address order.
 pub(crate) fn addr_blob(ip: IpAddr) -> [u8; 16] {
@@ -43,6 +43,7 @@ struct RawRow {
     pod_name: Option<String>,
     pod_uid: Option<String>,
     created_at: i64,
+    node: Option<String>,
 }
 
 impl RawRow {
@@ -57,6 +58,7 @@ impl RawRow {
             pod_name: row.get(6)?,
             pod_uid: row.get(7)?,
             created_at: row.get(8)?,
+            node: row.get(9)?,
         })
     }
 
@@ -73,6 +75,7 @@ impl RawRow {
                 pod_uid: self.pod_uid,
             },
             created_at: self.created_at,
+            node: self.node,
         })
     }
 }
@@ -111,7 +114,7 @@ pub(crate) fn attachment(
 }
 
 /// The allocation `key` holds under `range_set`.
-fn existing(
+pub(crate) fn existing(
     conn: &Connection,
     ctx: &ErrCtx<'_>,
     key: &AttachmentKey,
@@ -161,7 +164,7 @@ pub(crate) const COUNT_BETWEEN_SQL: &str =
     "SELECT count(*) FROM allocations WHERE network = ?1 AND addr BETWEEN ?2 AND ?3";
 
 /// Held addresses of `network` within `[lo, hi]`, ascending.
-fn held_between(
+pub(crate) fn held_between(
     conn: &Connection,
     ctx: &ErrCtx<'_>,
     network: &str,
@@ -242,7 +245,7 @@ pub(crate) fn insert(
 ) -> Result<(), StoreError> {
     let mut stmt = conn
         .prepare_cached(&format!(
-            "INSERT INTO allocations ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+            "INSERT INTO allocations ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
         ))
         .map_err(|e| ctx.map(e))?;
     let result = stmt.execute(params![
@@ -254,7 +257,8 @@ pub(crate) fn insert(
         a.owner.pod_namespace,
         a.owner.pod_name,
         a.owner.pod_uid,
-        a.created_at
+        a.created_at,
+        a.node
     ]);
     match result {
         Ok(_) => Ok(()),
@@ -276,7 +280,7 @@ pub(crate) fn insert(
 }
 
 /// The next-fit cursor of (network, range set).
-fn cursor(
+pub(crate) fn cursor(
     conn: &Connection,
     ctx: &ErrCtx<'_>,
     network: &str,
@@ -309,47 +313,4 @@ pub(crate) fn set_cursor(
     stmt.execute(params![network, range_set, addr_blob(ip)])
         .map(drop)
         .map_err(|e| ctx.map(e))
-}
-
-/// A claim transaction on an open `BEGIN IMMEDIATE` transaction.
-pub(crate) struct SqlTxn<'c> {
-    /// The connection inside the transaction.
-    pub conn: &'c Connection,
-    /// Error context of the operation.
-    pub ctx: ErrCtx<'c>,
-}
-
-impl ClaimTxn for SqlTxn<'_> {
-    fn existing(
-        &mut self,
-        key: &AttachmentKey,
-        range_set: &str,
-    ) -> Result<Option<Allocation>, StoreError> {
-        existing(self.conn, &self.ctx, key, range_set)
-    }
-
-    fn holder(&mut self, network: &str, ip: IpAddr) -> Result<Option<Allocation>, StoreError> {
-        holder(self.conn, &self.ctx, network, ip)
-    }
-
-    fn held_between(
-        &mut self,
-        network: &str,
-        lo: IpAddr,
-        hi: IpAddr,
-    ) -> Result<Vec<IpAddr>, StoreError> {
-        held_between(self.conn, &self.ctx, network, lo, hi)
-    }
-
-    fn cursor(&mut self, network: &str, range_set: &str) -> Result<Option<IpAddr>, StoreError> {
-        cursor(self.conn, &self.ctx, network, range_set)
-    }
-
-    fn set_cursor(&mut self, network: &str, range_set: &str, ip: IpAddr) -> Result<(), StoreError> {
-        set_cursor(self.conn, &self.ctx, network, range_set, ip)
-    }
-
-    fn insert(&mut self, allocation: &Allocation) -> Result<(), StoreError> {
-        insert(self.conn, &self.ctx, allocation)
-    }
 }

@@ -9,6 +9,8 @@
 //! - v1: `allocations` (unique address per network, one address per attachment and range
 //!   set) and the next-fit `cursors`.
 //! - v2: the owner's pod UID on allocations, and the `heartbeat` row the STATUS probe writes.
+//! - v3: per-node address `blocks` (with their cursor and emptied mark) and the claiming
+//!   node on allocations.
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 
@@ -16,7 +18,7 @@ use super::errors::ErrCtx;
 use crate::error::StoreError;
 
 /// The SQLite schema version this build creates and understands.
-pub const LATEST_VERSION: i64 = 2;
+pub const LATEST_VERSION: i64 = 3;
 
 /// `(version reached, SQL)`, in order. Never edit a released step: append a new one.
 const MIGRATIONS: &[(i64, &str)] = &[
@@ -52,6 +54,24 @@ const MIGRATIONS: &[(i64, &str)] = &[
              id INTEGER PRIMARY KEY CHECK (id = 1),
              beat_at INTEGER NOT NULL
          );",
+    ),
+    (
+        3,
+        "ALTER TABLE allocations ADD COLUMN node TEXT;
+         CREATE TABLE blocks (
+             network TEXT NOT NULL,
+             base BLOB NOT NULL CHECK (length(base) = 16),
+             prefix INTEGER NOT NULL,
+             range_set TEXT NOT NULL,
+             node TEXT NOT NULL,
+             claimed_at INTEGER NOT NULL,
+             emptied_at INTEGER,
+             cursor BLOB CHECK (cursor IS NULL OR length(cursor) = 16),
+             PRIMARY KEY (network, base)
+         ) WITHOUT ROWID;
+         CREATE INDEX blocks_by_node ON blocks (network, range_set, node);
+         CREATE INDEX blocks_emptied ON blocks (network, emptied_at)
+             WHERE emptied_at IS NOT NULL;",
     ),
 ];
 
@@ -178,7 +198,13 @@ mod tests {
         assert_eq!(read_version(&conn, &ctx()).unwrap(), LATEST_VERSION);
         assert_eq!(
             tables(&conn),
-            ["allocations", "cursors", "heartbeat", "schema_version"]
+            [
+                "allocations",
+                "blocks",
+                "cursors",
+                "heartbeat",
+                "schema_version"
+            ]
         );
         let changes_before = conn.total_changes();
         ensure_current(&mut conn, &ctx()).unwrap();
@@ -211,7 +237,7 @@ mod tests {
         let msg = err.to_string();
         assert!(matches!(err, StoreError::Corrupt { .. }), "{err:?}");
         assert!(
-            msg.contains("database schema v99 is newer than this plexus supports (v2)"),
+            msg.contains("database schema v99 is newer than this plexus supports (v3)"),
             "{msg}"
         );
     }

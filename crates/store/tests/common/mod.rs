@@ -49,3 +49,8 @@ impl SplitMix {
         self.next_u64() % n
     }
 }
+
+/// A claim context for node `node-a` now, with per-node blocks off (whole-set next-fit).
+pub fn ctx() -> plexus_store::ClaimContext {
+    plexus_store::ClaimContext::new("node-a", plexus_store::BlockPolicy::disabled())
+}

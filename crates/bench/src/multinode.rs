@@ -1,0 +1,202 @@
+//! `plexus-bench multinode`: 8 "nodes" × 4 concurrent plugin processes, side by side for the
+//! harness floor, Debian host-local (one data dir per node, as it runs in reality) and
+//! plexus-ipam on each configured backend. Each caller does its ADDs, then its DELs; ADD/s
+//! and DEL/s are over the whole phase, latencies per call.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::Args;
+use serde_json::{Value, json};
+
+use crate::measure::{Summary, cni_call_env, first_address, ms, summarise};
+
+/// Options of `plexus-bench multinode`.
+#[derive(Debug, Args)]
+pub struct MultinodeArgs {
+    /// The plexus-ipam binary (`scripts/build-release` builds it).
+    #[arg(long)]
+    plexus: PathBuf,
+    /// The floor plugin (`cni-floor`, built next to plexus-bench).
+    #[arg(long)]
+    floor: PathBuf,
+    /// Debian's host-local.
+    #[arg(long, default_value = "/usr/lib/cni/host-local")]
+    host_local: PathBuf,
+    /// Simulated nodes.
+    #[arg(long, default_value_t = 8)]
+    nodes: usize,
+    /// Concurrent plugin processes per node.
+    #[arg(long, default_value_t = 4)]
+    procs: usize,
+    /// ADDs (then DELs) per process.
+    #[arg(long, default_value_t = 50)]
+    adds: usize,
+    /// Backends to run plexus on (sqlite, postgres, etcd); servers come from the
+    /// PLEXUS_TEST_* variables that scripts/with-servers exports.
+    #[arg(long, value_delimiter = ',', default_value = "sqlite,postgres,etcd")]
+    backends: Vec<String>,
+}
+
+/// One plugin configuration under test; `conf(node)` gives the stdin for a node.
+struct Subject {
+    name: String,
+    binary: PathBuf,
+    confs: Vec<String>,
+    /// Whether results carry real addresses worth checking for duplicates.
+    check_duplicates: bool,
+}
+
+fn plexus_store(backend: &str, dir: &Path) -> anyhow::Result<Value> {
+    let env =
+        |k: &str| std::env::var(k).with_context(|| format!("{k} (run under scripts/with-servers)"));
+    Ok(match backend {
+        "sqlite" => json!({"type": "sqlite", "path": dir.join("multinode.db")}),
+        "postgres" => json!({"type": "postgres", "host": env("PLEXUS_TEST_PG_HOST")?,
+            "port": env("PLEXUS_TEST_PG_PORT")?.parse::<u16>()?, "dbname": env("PLEXUS_TEST_PG_DB")?,
+            "user": env("PLEXUS_TEST_PG_USER")?, "password_file": env("PLEXUS_TEST_PG_PASSWORD_FILE")?,
+            "sslmode": "disable"}),
+        "etcd" => json!({"type": "etcd", "endpoints": [env("PLEXUS_TEST_ETCD_ENDPOINTS")?],
+            "prefix": format!("/plexus-bench/{}", std::process::id())}),
+        other => anyhow::bail!("unknown backend {other}"),
+    })
+}
+
+fn subjects(args: &MultinodeArgs, dir: &Path) -> anyhow::Result<Vec<Subject>> {
+    let range = "10.96.0.0/16";
+    let same = |conf: Value| vec![conf.to_string(); args.nodes];
+    let mut out = vec![Subject {
+        name: "floor (fixed result)".into(),
+        binary: args.floor.clone(),
+        confs: same(json!({"cniVersion": "1.0.0", "name": "bench", "type": "bridge", "ipam": {}})),
+        check_duplicates: false,
+    }];
+    out.push(Subject {
+        name: "host-local (one data dir per node)".into(),
+        binary: args.host_local.clone(),
+        confs: (0..args.nodes)
+            .map(|n| {
+                json!({"cniVersion": "1.0.0", "name": "bench", "type": "bridge",
+                    "ipam": {"type": "host-local", "ranges": [[{"subnet": format!("10.{}.0.0/16", 100 + n)}]],
+                             "dataDir": dir.join(format!("hl-node-{n}"))}})
+                .to_string()
+            })
+            .collect(),
+        check_duplicates: true,
+    });
+    for backend in &args.backends {
+        let store = plexus_store(backend, dir)?;
+        out.push(Subject {
+            name: format!("plexus-ipam on {backend}"),
+            binary: args.plexus.clone(),
+            confs: same(json!({"cniVersion": "1.0.0", "name": format!("bench-{backend}-{}", std::process::id()),
+                "type": "bridge", "ipam": {"type": "plexus-ipam", "range": range, "store": store}})),
+            check_duplicates: true,
+        });
+    }
+    Ok(out)
+}
+
+/// What one subject measured.
+struct Outcome {
+    add_rate: f64,
+    del_rate: f64,
+    add: Summary,
+    duplicates: usize,
+}
+
+fn run_subject(subject: &Arc<Subject>, args: &MultinodeArgs) -> anyhow::Result<Outcome> {
+    let phase = |verb: &'static str| -> anyhow::Result<(Duration, Vec<Duration>, Vec<String>)> {
+        let started = Instant::now();
+        let handles: Vec<_> = (0..args.nodes * args.procs)
+            .map(|caller| {
+                let subject = Arc::clone(subject);
+                let (node, adds) = (caller / args.procs, args.adds);
+                std::thread::spawn(move || -> anyhow::Result<(Vec<Duration>, Vec<String>)> {
+                    let node_name = format!("node-{node}");
+                    let mut times = Vec::with_capacity(adds);
+                    let mut ips = Vec::new();
+                    for i in 0..adds {
+                        let container = format!("c{caller}-{i}");
+                        let (out, t) = cni_call_env(
+                            &subject.binary,
+                            verb,
+                            &container,
+                            &subject.confs[node],
+                            &[("NODE_NAME", &node_name)],
+                        )?;
+                        times.push(t);
+                        if verb == "ADD" && subject.check_duplicates {
+                            ips.push(format!("{node_name}/{}", first_address(&out)?));
+                        }
+                    }
+                    Ok((times, ips))
+                })
+            })
+            .collect();
+        let (mut times, mut ips) = (Vec::new(), Vec::new());
+        for h in handles {
+            let (t, i) = h.join().map_err(|_| anyhow::anyhow!("caller panicked"))??;
+            times.extend(t);
+            ips.extend(i);
+        }
+        Ok((started.elapsed(), times, ips))
+    };
+    let (add_wall, mut add_times, ips) = phase("ADD")?;
+    let (del_wall, _, _) = phase("DEL")?;
+    // host-local's addresses are per node; plexus' are cluster-wide: strip the node for plexus.
+    let keys: Vec<String> = if subject.name.starts_with("host-local") {
+        ips
+    } else {
+        ips.iter()
+            .map(|k| k.split('/').nth(1).unwrap_or_default().to_string())
+            .collect()
+    };
+    let unique: HashSet<&String> = keys.iter().collect();
+    let total = (args.nodes * args.procs * args.adds) as f64;
+    Ok(Outcome {
+        add_rate: total / add_wall.as_secs_f64(),
+        del_rate: total / del_wall.as_secs_f64(),
+        add: summarise(&mut add_times),
+        duplicates: keys.len() - unique.len(),
+    })
+}
+
+/// Runs every subject once and prints a Markdown table.
+pub fn run(args: &MultinodeArgs) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let subjects = subjects(args, dir.path())?;
+    println!(
+        "# {} nodes × {} processes, {} ADDs then {} DELs per process (whole processes)\n",
+        args.nodes, args.procs, args.adds, args.adds
+    );
+    println!(
+        "| plugin | ADD/s | DEL/s | ADD p50 (ms) | ADD p99 (ms) | duplicates | % of floor ADD/s | × host-local ADD/s |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    let mut floor_rate = None;
+    let mut host_local_rate = None;
+    for subject in subjects {
+        let name = subject.name.clone();
+        let o = run_subject(&Arc::new(subject), args).with_context(|| name.clone())?;
+        let floor = *floor_rate.get_or_insert(o.add_rate);
+        let vs_hl =
+            host_local_rate.map_or("".to_string(), |h: f64| format!("{:.2}", o.add_rate / h));
+        if name.starts_with("host-local") {
+            host_local_rate = Some(o.add_rate);
+        }
+        println!(
+            "| {name} | {:.0} | {:.0} | {} | {} | {} | {:.0}% | {vs_hl} |",
+            o.add_rate,
+            o.del_rate,
+            ms(o.add.p50),
+            ms(o.add.p99),
+            o.duplicates,
+            100.0 * o.add_rate / floor
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,154 @@
+//! Interface names: the kernel's rules (IFNAMSIZ), the names plexus derives for host-side
+//! VLAN/VXLAN links, and temporary names for links being set up.
+
+use std::hash::{BuildHasher, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Longest interface name the kernel accepts (IFNAMSIZ minus the NUL).
+pub const MAX_LINK_NAME_LEN: usize = 15;
+
+/// Prefix of [`temporary_link_name`]s, so leftovers are recognisable on a node.
+pub const TEMPORARY_PREFIX: &str = "plx";
+
+/// Why an interface name is not acceptable to the kernel.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NameError {
+    /// Empty name.
+    #[error("interface name is empty")]
+    Empty,
+    /// Longer than [`MAX_LINK_NAME_LEN`] bytes.
+    #[error("interface name {0:?} is longer than 15 bytes")]
+    TooLong(String),
+    /// `.`/`..`, or contains `/`, `:`, whitespace or a control character.
+    #[error(
+        "interface name {0:?} contains a character the kernel rejects ('/', ':', whitespace) or is '.'/'..'"
+    )]
+    BadCharacter(String),
+}
+
+/// Checks `name` against the kernel's `dev_valid_name` rules.
+pub fn validate_link_name(name: &str) -> Result<(), NameError> {
+    if name.is_empty() {
+        return Err(NameError::Empty);
+    }
+    if name.len() > MAX_LINK_NAME_LEN {
+        return Err(NameError::TooLong(name.to_owned()));
+    }
+    let bad_char = |c: char| c == '/' || c == ':' || c.is_whitespace() || c.is_control();
+    if name == "." || name == ".." || name.chars().any(bad_char) {
+        return Err(NameError::BadCharacter(name.to_owned()));
+    }
+    Ok(())
+}
+
+/// `<parent>.<id>`: the host-side VLAN link of a network (DANM: `<NetworkID>.<vlan>`).
+pub fn vlan_link_name(parent: &str, id: u16) -> Result<String, NameError> {
+    let name = format!("{parent}.{id}");
+    validate_link_name(&name)?;
+    Ok(name)
+}
+
+/// `vx_<network>`: the host-side VXLAN link of a network (DANM's naming).
+pub fn vxlan_link_name(network_id: &str) -> Result<String, NameError> {
+    let name = format!("vx_{network_id}");
+    validate_link_name(&name)?;
+    Ok(name)
+}
+
+static TEMPORARY_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// A fresh name like `plx3fa9c01b7e2d` (15 bytes) for a link created in the host netns
+/// before it is moved and renamed. 48 random bits (per-process random hasher keys mixed
+/// with pid, time and a counter) make collisions between concurrent plugins negligible;
+/// the kernel still refuses a duplicate with `Exists`, so a caller may simply retry.
+pub fn temporary_link_name() -> String {
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u32(std::process::id());
+    hasher.write_u64(TEMPORARY_COUNTER.fetch_add(1, Ordering::Relaxed));
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    hasher.write_u128(nanos);
+    let bits = hasher.finish() & 0xffff_ffff_ffff;
+    format!("{TEMPORARY_PREFIX}{bits:012x}")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    #[test]
+    fn kernel_rules_are_enforced() {
+        assert_eq!(validate_link_name(""), Err(NameError::Empty));
+        assert!(validate_link_name("eth0").is_ok());
+        assert!(validate_link_name("a23456789012345").is_ok());
+        assert!(matches!(
+            validate_link_name("a234567890123456"),
+            Err(NameError::TooLong(_))
+        ));
+        for bad in [".", "..", "a/b", "a:b", "a b", "a\tb", "a\nb"] {
+            assert!(
+                matches!(validate_link_name(bad), Err(NameError::BadCharacter(_))),
+                "{bad:?}"
+            );
+        }
+        // Multi-byte characters count in bytes, like the kernel does.
+        assert!(matches!(
+            validate_link_name("ééééééééé"),
+            Err(NameError::TooLong(_))
+        ));
+    }
+
+    #[test]
+    fn host_link_names_follow_danm() {
+        assert_eq!(vlan_link_name("internal", 700), Ok("internal.700".into()));
+        assert_eq!(vxlan_link_name("internal"), Ok("vx_internal".into()));
+        assert!(matches!(
+            vlan_link_name("averylongnet", 4094),
+            Err(NameError::TooLong(_))
+        ));
+        assert!(matches!(
+            vxlan_link_name("a/b"),
+            Err(NameError::BadCharacter(_))
+        ));
+    }
+
+    #[test]
+    fn temporary_names_are_valid_prefixed_and_distinct() {
+        let names: HashSet<String> = (0..10_000).map(|_| temporary_link_name()).collect();
+        assert_eq!(names.len(), 10_000);
+        for name in names.iter().take(100) {
+            assert!(name.starts_with(TEMPORARY_PREFIX), "{name}");
+            assert_eq!(name.len(), MAX_LINK_NAME_LEN, "{name}");
+            assert!(validate_link_name(name).is_ok(), "{name}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn validation_matches_the_rules(name in "\\PC{0,20}") {
+            let ok = validate_link_name(&name).is_ok();
+            let expected = !name.is_empty()
+                && name.len() <= MAX_LINK_NAME_LEN
+                && name != "." && name != ".."
+                && !name.chars().any(|c| c == '/' || c == ':' || c.is_whitespace() || c.is_control());
+            prop_assert_eq!(ok, expected);
+        }
+
+        #[test]
+        fn vlan_names_are_valid_whenever_produced(parent in "[a-z0-9_-]{1,16}", id in 1u16..=4094) {
+            if let Ok(name) = vlan_link_name(&parent, id) {
+                prop_assert!(validate_link_name(&name).is_ok());
+                prop_assert_eq!(name, format!("{parent}.{id}"));
+            } else {
+                prop_assert!(parent.len() + 1 + id.to_string().len() > MAX_LINK_NAME_LEN);
+            }
+        }
+    }
+}

@@ -1,0 +1,79 @@
+//! `plexusctl export [NETWORK...]`: every allocation of the named networks (default: all
+//! known networks) and their definitions, as JSON (default) or YAML, for backups and for
+//! moving between stores (`plexusctl import` reads it back).
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use clap::Args;
+
+use crate::cli::OutputFormat;
+use crate::context::Context;
+use crate::error::{CtlError, CtlResult};
+use crate::import::native::Export as ExportDoc;
+use crate::netdef::NetworkDef;
+use crate::output::{out_err, stdout, write_structured};
+
+/// Arguments of `export`.
+#[derive(Debug, Args)]
+pub struct Export {
+    /// Networks to export (default: every network plexusctl knows).
+    pub networks: Vec<String>,
+    /// Write to this file instead of stdout (YAML when it ends in .yaml or .yml).
+    #[arg(short = 'f', long, value_name = "FILE")]
+    pub file: Option<PathBuf>,
+}
+
+impl Export {
+    /// Runs the command.
+    pub async fn exec(&self, ctx: &Context) -> CtlResult<()> {
+        let catalog = ctx.catalog()?;
+        let names: Vec<String> = if self.networks.is_empty() {
+            catalog
+                .unique()
+                .into_iter()
+                .map(|d| d.name.clone())
+                .collect()
+        } else {
+            self.networks.clone()
+        };
+        // A named network need not be defined anywhere: its allocations are still exported.
+        let objects = names
+            .iter()
+            .filter_map(|n| catalog.find(n).ok())
+            .filter_map(|d: &NetworkDef| d.object.clone())
+            .collect();
+        let store = ctx.open_store().await?;
+        let mut allocations = Vec::new();
+        for name in &names {
+            allocations.extend(store.list(name).await?);
+        }
+        let doc = ExportDoc::new(objects, allocations);
+        let format = match (&self.file, ctx.output()) {
+            (Some(path), _) if path.extension().is_some_and(|e| e == "yaml" || e == "yml") => {
+                OutputFormat::Yaml
+            }
+            (_, OutputFormat::Yaml) => OutputFormat::Yaml,
+            _ => OutputFormat::Json,
+        };
+        match &self.file {
+            Some(path) => {
+                let mut buf = Vec::new();
+                write_structured(&mut buf, format, &doc)?;
+                std::fs::write(path, buf).map_err(|e| CtlError::io(path, e))?;
+                tracing::info!(
+                    "exported {} allocation(s) of {} network(s) to {}",
+                    doc.allocations.len(),
+                    names.len(),
+                    path.display()
+                );
+                Ok(())
+            }
+            None => {
+                let mut out = stdout();
+                write_structured(&mut out, format, &doc)?;
+                out.flush().map_err(out_err)
+            }
+        }
+    }
+}

@@ -1,0 +1,264 @@
+//! `plexusctl import FILE...`: record allocations from plexus' own export, whereabouts'
+//! IPPools (and ORIPs) or DANM network objects (with their `alloc` bitmaps and,
+//! optionally, DanmEps). Idempotent: importing a file twice changes nothing; an address
+//! another attachment already holds is reported as a conflict (exit status 1).
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use clap::{Args, ValueEnum};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde_json::Value;
+
+use crate::cli::OutputFormat;
+use crate::context::Context;
+use crate::error::{CtlError, CtlResult};
+use crate::import::whereabouts::WhereaboutsOptions;
+use crate::import::{self, ImportOutcome, ImportPlan, danm, native, whereabouts};
+use crate::netdef::networks_of_cni_config;
+use crate::netfile::documents;
+use crate::output::{out_err, stdout, write_structured};
+
+/// Imports below this many records draw no progress bar.
+const PROGRESS_THRESHOLD: usize = 1000;
+
+/// Where the data comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Source {
+    /// plexus' own export (`plexusctl export`).
+    Plexus,
+    /// whereabouts IPPool / OverlappingRangeIPReservation objects.
+    Whereabouts,
+    /// DANM DanmNet / ClusterNetwork / TenantNetwork objects (and DanmEps).
+    Danm,
+}
+
+/// Arguments of `import`.
+#[derive(Debug, Args)]
+pub struct Import {
+    /// Files to import (YAML or JSON, several documents each); `-` reads stdin.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// The format (default: detected from the first document's `kind`).
+    #[arg(long, value_enum)]
+    pub from: Option<Source>,
+    /// whereabouts: the plexus network to import into (default: the network of --conf).
+    #[arg(long)]
+    pub network: Option<String>,
+    /// whereabouts: the CNI configuration (conflist, conf or NAD config JSON) of the
+    /// network, so addresses are recorded under the range sets the plugin uses.
+    #[arg(long, value_name = "FILE")]
+    pub conf: Option<PathBuf>,
+    /// whereabouts: interface name for allocations that recorded none.
+    #[arg(long, default_value = "eth0")]
+    pub default_ifname: String,
+    /// Parse and report, write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+impl Import {
+    /// Runs the command.
+    pub async fn exec(&self, ctx: &Context) -> CtlResult<()> {
+        let mut docs = Vec::new();
+        for file in &self.files {
+            let source = file.display().to_string();
+            docs.extend(documents(&source, &read_input(file)?)?);
+        }
+        let source = self.detect(&docs)?;
+        let what = self
+            .files
+            .iter()
+            .map(|f| f.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ");
+        let (plan, networks) = match source {
+            Source::Plexus => {
+                let mut plan = ImportPlan::default();
+                let mut networks = 0;
+                for doc in &docs {
+                    let export = native::parse(&what, doc)?;
+                    networks += export.networks.len();
+                    let part = native::plan(&what, &export)?;
+                    plan.records.extend(part.records);
+                }
+                (plan, networks)
+            }
+            Source::Whereabouts => (whereabouts::plan(&docs, &self.whereabouts_options()?)?, 0),
+            Source::Danm => {
+                let parsed = danm::plan(&what, &docs)?;
+                let networks = parsed.networks.len();
+                (parsed.plan, networks)
+            }
+        };
+        let mut plan = plan;
+        if networks > 0 {
+            plan.notes.push(format!(
+                "{networks} network definition(s) read; plexusctl does not store networks yet: \
+                 keep the file and pass it with --networks"
+            ));
+        }
+        let outcome = if self.dry_run {
+            ImportOutcome {
+                imported: 0,
+                conflicts: Vec::new(),
+                notes: plan.notes.clone(),
+            }
+        } else {
+            let store = ctx.open_store().await?;
+            let bar = progress_bar(plan.records.len());
+            let outcome =
+                import::apply(store.as_ref(), &plan, |n| bar.set_position(n as u64)).await?;
+            bar.finish_and_clear();
+            outcome
+        };
+        let mut out = stdout();
+        match ctx.output() {
+            OutputFormat::Table => {
+                for note in &outcome.notes {
+                    writeln!(out, "note: {note}").map_err(out_err)?;
+                }
+                for conflict in &outcome.conflicts {
+                    writeln!(out, "conflict: {conflict}").map_err(out_err)?;
+                }
+                let verb = if self.dry_run {
+                    "would import"
+                } else {
+                    "imported"
+                };
+                let count = if self.dry_run {
+                    plan.records.len()
+                } else {
+                    outcome.imported
+                };
+                writeln!(
+                    out,
+                    "{verb} {count} address(es) from {what}; {} conflict(s)",
+                    outcome.conflicts.len()
+                )
+                .map_err(out_err)?;
+            }
+            format => write_structured(&mut out, format, &outcome)?,
+        }
+        out.flush().map_err(out_err)?;
+        if outcome.conflicts.is_empty() {
+            Ok(())
+        } else {
+            Err(CtlError::Problems(format!(
+                "{} address(es) not imported: held by another attachment",
+                outcome.conflicts.len()
+            )))
+        }
+    }
+
+    /// `--from`, or the format the first document's kind implies.
+    fn detect(&self, docs: &[Value]) -> CtlResult<Source> {
+        if let Some(from) = self.from {
+            return Ok(from);
+        }
+        let kind = docs
+            .first()
+            .and_then(|d| d.get("kind"))
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        match kind {
+            native::EXPORT_KIND => Ok(Source::Plexus),
+            "IPPool" | "OverlappingRangeIPReservation" | "NodeSlicePool" => Ok(Source::Whereabouts),
+            "DanmNet" | "ClusterNetwork" | "TenantNetwork" | "DanmEp" => Ok(Source::Danm),
+            _ => Err(CtlError::invalid(
+                "import",
+                format!(
+                    "cannot tell the format of kind {kind:?}; pass --from plexus|whereabouts|danm"
+                ),
+            )),
+        }
+    }
+
+    fn whereabouts_options(&self) -> CtlResult<WhereaboutsOptions> {
+        let mut range_sets = Vec::new();
+        let mut conf_network = None;
+        if let Some(conf) = &self.conf {
+            let text = std::fs::read_to_string(conf).map_err(|e| CtlError::io(conf, e))?;
+            let source = conf.display().to_string();
+            let text = as_plexus_ipam(&source, &text)?;
+            let def = networks_of_cni_config(&source, &text)?
+                .into_iter()
+                .next()
+                .ok_or_else(|| {
+                    CtlError::invalid(&source, "has no whereabouts or plexus-ipam plugin")
+                })?;
+            range_sets = def.range_sets;
+            conf_network = Some(def.name);
+        }
+        let network = self.network.clone().or(conf_network).ok_or_else(|| {
+            CtlError::invalid(
+                "import --from whereabouts",
+                "name the network with --network or --conf",
+            )
+        })?;
+        Ok(WhereaboutsOptions {
+            network,
+            range_sets,
+            default_ifname: self.default_ifname.clone(),
+        })
+    }
+}
+
+/// A CNI configuration with every `whereabouts` IPAM turned into `plexus-ipam` (the
+/// syntax is the same), so the plugin's own parser reads the ranges.
+fn as_plexus_ipam(source: &str, text: &str) -> CtlResult<String> {
+    let mut conf: Value = serde_json::from_str(text)
+        .map_err(|e| CtlError::invalid(source, format!("not JSON: {e}")))?;
+    let mut rewrite = |plugin: &mut Value| {
+        if let Some(ipam) = plugin.get_mut("ipam")
+            && ipam.get("type").and_then(Value::as_str) == Some("whereabouts")
+        {
+            ipam["type"] = Value::from("plexus-ipam");
+        }
+    };
+    match conf.get_mut("plugins").and_then(Value::as_array_mut) {
+        Some(plugins) => plugins.iter_mut().for_each(&mut rewrite),
+        None => rewrite(&mut conf),
+    }
+    Ok(conf.to_string())
+}
+
+fn read_input(path: &Path) -> CtlResult<String> {
+    if path == Path::new("-") {
+        let mut text = String::new();
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .map_err(|e| CtlError::io("stdin", e))?;
+        return Ok(text);
+    }
+    std::fs::read_to_string(path).map_err(|e| CtlError::io(path, e))
+}
+
+/// A progress bar on stderr for large imports (drawn only on a terminal).
+fn progress_bar(len: usize) -> ProgressBar {
+    if len < PROGRESS_THRESHOLD {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::with_draw_target(Some(len as u64), ProgressDrawTarget::stderr());
+    if let Ok(style) =
+        ProgressStyle::with_template("{bar:40} {pos}/{len} addresses ({per_sec}, eta {eta})")
+    {
+        bar.set_style(style);
+    }
+    bar
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn whereabouts_confs_are_read_as_plexus_ipam() {
+        let text = r#"{"cniVersion":"0.4.0","name":"wb","type":"macvlan",
+                      "ipam":{"type":"whereabouts","range":"10.5.0.0/24","range_start":"10.5.0.10"}}"#;
+        let converted = as_plexus_ipam("c", text).unwrap();
+        let def = networks_of_cni_config("c", &converted).unwrap().remove(0);
+        assert_eq!(def.name, "wb");
+        assert_eq!(def.range_sets[0].id(), "10.5.0.0/24[10.5.0.10-10.5.0.254]");
+    }
+}

@@ -1,0 +1,11 @@
+//! One module per subcommand, each with its clap `Args` struct and an `exec` method.
+
+pub mod check;
+pub mod completions;
+pub mod exec;
+pub mod export;
+pub mod gc;
+pub mod import;
+pub mod man;
+pub mod showalloc;
+pub mod usage;

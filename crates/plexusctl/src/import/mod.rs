@@ -1,0 +1,215 @@
+//! Importers: plexus' own export, whereabouts (IPPool, OverlappingRangeIPReservation) and
+//! DANM (network objects with their `alloc` bitmaps). Parsing is pure and produces an
+//! [`ImportPlan`]; [`apply`] writes a plan to a store.
+
+pub mod danm;
+pub mod native;
+pub mod whereabouts;
+
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use plexus_ipam_core::{Range, RangeSet, place_static};
+use plexus_store::{AttachmentKey, BlockPolicy, Claim, ClaimContext, Owner, Store, StoreError};
+use serde::Serialize;
+
+use crate::error::{CtlError, CtlResult};
+
+/// One address to record as held.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportRecord {
+    /// Who holds it.
+    pub key: AttachmentKey,
+    /// Pod metadata.
+    pub owner: Owner,
+    /// The address.
+    pub ip: IpAddr,
+    /// The range set it is recorded under (its id keys idempotency in the store).
+    pub range_set: RangeSet,
+    /// The node recorded with it (plexus exports keep it).
+    pub node: Option<String>,
+    /// When it was claimed (plexus exports keep it; default: now).
+    pub created_at: Option<i64>,
+}
+
+/// What an import will write, and what it noticed while parsing.
+#[derive(Debug, Default)]
+pub struct ImportPlan {
+    /// Addresses to record, in input order.
+    pub records: Vec<ImportRecord>,
+    /// Things the operator should know (skipped entries, leaks found), one line each.
+    pub notes: Vec<String>,
+}
+
+/// What [`apply`] did.
+#[derive(Debug, Default, Serialize)]
+pub struct ImportOutcome {
+    /// Records newly written or already present with the same holder.
+    pub imported: usize,
+    /// Records refused because another attachment holds the address (or the attachment
+    /// holds another address), one message each.
+    pub conflicts: Vec<String>,
+    /// Notes from parsing.
+    pub notes: Vec<String>,
+}
+
+/// Writes every record of `plan` with one static claim each (idempotent: importing the
+/// same file twice changes nothing). `progress` is called after each record.
+pub async fn apply(
+    store: &dyn Store,
+    plan: &ImportPlan,
+    mut progress: impl FnMut(usize),
+) -> CtlResult<ImportOutcome> {
+    let mut outcome = ImportOutcome {
+        notes: plan.notes.clone(),
+        ..ImportOutcome::default()
+    };
+    for (done, record) in plan.records.iter().enumerate() {
+        let claim = Claim::Static {
+            set: &record.range_set,
+            ip: record.ip,
+        };
+        // Static claims ignore blocks; the context only carries node and time.
+        let mut ctx = ClaimContext::new(
+            record.node.clone().unwrap_or_default(),
+            BlockPolicy::disabled(),
+        );
+        if let Some(at) = record.created_at {
+            ctx.now = at;
+        }
+        match store
+            .claim(&record.key, &record.owner, &[claim], &ctx)
+            .await
+        {
+            Ok(_) => outcome.imported += 1,
+            Err(
+                e @ (StoreError::AddressTaken { .. } | StoreError::AttachmentHoldsOther { .. }),
+            ) => {
+                outcome.conflicts.push(format!(
+                    "{} for {}/{}: {e}",
+                    record.ip, record.key.container_id, record.key.ifname
+                ));
+            }
+            Err(e) => return Err(e.into()),
+        }
+        progress(done + 1);
+    }
+    Ok(outcome)
+}
+
+/// The range set `ip` belongs to among `sets` (as the plugin would place a static
+/// address), else a one-range set over `fallback` with the allocator's defaults.
+pub fn range_set_for(sets: &[RangeSet], ip: IpAddr, fallback: &IpNet) -> CtlResult<RangeSet> {
+    if let Ok(index) = place_static(sets, ip)
+        && let Some(set) = sets.get(index)
+    {
+        return Ok(set.clone());
+    }
+    let range = Range::new(fallback.trunc(), None, None, None, Vec::new())
+        .map_err(|e| CtlError::invalid(format!("range {fallback}"), e.to_string()))?;
+    RangeSet::new(vec![range])
+        .map_err(|e| CtlError::invalid(format!("range {fallback}"), e.to_string()))
+}
+
+/// Rebuilds a range set from its canonical id (`subnet[start-end]`, joined with `,`), as
+/// stored with every allocation, so an import records addresses under the same id.
+pub fn range_set_from_id(id: &str) -> CtlResult<RangeSet> {
+    let bad = |why: &str| CtlError::invalid(format!("range set {id:?}"), why.to_string());
+    let mut ranges = Vec::new();
+    for part in id.split(',') {
+        let (subnet, bounds) = part
+            .strip_suffix(']')
+            .and_then(|p| p.split_once('['))
+            .ok_or_else(|| bad("expected subnet[start-end]"))?;
+        let (start, end) = bounds
+            .split_once('-')
+            .ok_or_else(|| bad("expected start-end"))?;
+        let subnet: IpNet = subnet.parse().map_err(|_| bad("subnet is not a CIDR"))?;
+        let start: IpAddr = start.parse().map_err(|_| bad("start is not an address"))?;
+        let end: IpAddr = end.parse().map_err(|_| bad("end is not an address"))?;
+        ranges.push(
+            Range::new(subnet, Some(start), Some(end), None, Vec::new())
+                .map_err(|e| bad(&e.to_string()))?,
+        );
+    }
+    RangeSet::new(ranges).map_err(|e| bad(&e.to_string()))
+}
+
+/// Splits `ns/name` into an owner (a bare `name` has no namespace).
+pub fn owner_from_podref(podref: &str) -> Owner {
+    let (ns, name) = match podref.split_once('/') {
+        Some((ns, name)) => (Some(ns.to_string()), name),
+        None => (None, podref),
+    };
+    Owner {
+        pod_namespace: ns.filter(|n| !n.is_empty()),
+        pod_name: Some(name.to_string()).filter(|n| !n.is_empty()),
+        pod_uid: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn range_set_ids_round_trip() {
+        for id in [
+            "10.0.0.0/24[10.0.0.1-10.0.0.254]",
+            "10.0.0.0/24[10.0.0.10-10.0.0.20],10.0.1.0/24[10.0.1.1-10.0.1.254]",
+            "fd00::/64[fd00::1-fd00::ffff:ffff:ffff:ffff]",
+        ] {
+            assert_eq!(range_set_from_id(id).unwrap().id(), id);
+        }
+        for bad in [
+            "",
+            "10.0.0.0/24",
+            "10.0.0.0/24[x-y]",
+            "10.0.0.0/24[10.0.0.9-10.0.0.1]",
+        ] {
+            assert!(range_set_from_id(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn podrefs() {
+        let o = owner_from_podref("ns/p");
+        assert_eq!(
+            (o.pod_namespace.as_deref(), o.pod_name.as_deref()),
+            (Some("ns"), Some("p"))
+        );
+        assert_eq!(owner_from_podref("p").pod_namespace, None);
+        assert_eq!(owner_from_podref("").pod_name, None);
+    }
+
+    #[test]
+    fn placement_prefers_configured_sets() {
+        let set = range_set_from_id("10.0.0.0/24[10.0.0.10-10.0.0.20]").unwrap();
+        let cidr: IpNet = "10.0.0.0/24".parse().unwrap();
+        let placed = range_set_for(
+            std::slice::from_ref(&set),
+            "10.0.0.15".parse().unwrap(),
+            &cidr,
+        )
+        .unwrap();
+        assert_eq!(placed, set);
+        let fallback = range_set_for(&[], "10.0.0.15".parse().unwrap(), &cidr).unwrap();
+        assert_eq!(fallback.id(), "10.0.0.0/24[10.0.0.1-10.0.0.254]");
+    }
+
+    proptest! {
+        /// Any valid single-range IPv4 set survives id → set → id.
+        #[test]
+        fn any_v4_range_id_round_trips(prefix in 8u8..=29, base in any::<u32>(), a in any::<u32>(), b in any::<u32>()) {
+            let net = IpNet::new(IpAddr::from(std::net::Ipv4Addr::from(base)), prefix).unwrap().trunc();
+            let size = 1u64 << (32 - prefix);
+            let first = u64::from(u32::from(match net.network() { IpAddr::V4(v) => v, IpAddr::V6(_) => unreachable!() }));
+            let (lo, hi) = (1 + u64::from(a) % (size - 2), 1 + u64::from(b) % (size - 2));
+            let start = IpAddr::from(std::net::Ipv4Addr::from((first + lo.min(hi)) as u32));
+            let end = IpAddr::from(std::net::Ipv4Addr::from((first + lo.max(hi)) as u32));
+            let set = RangeSet::new(vec![Range::new(net, Some(start), Some(end), None, Vec::new()).unwrap()]).unwrap();
+            prop_assert_eq!(range_set_from_id(&set.id()).unwrap().id(), set.id());
+        }
+    }
+}

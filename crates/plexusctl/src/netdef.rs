@@ -1,0 +1,346 @@
+//! Network definitions as plexusctl sees them: which pools (CIDR, start..end, gateways,
+//! exclusions) a network has, and where that was defined.
+//!
+//! Sources, first match wins: network definition files (`--networks`, settings
+//! `networks:`; plexus or DANM YAML, via `plexus-model`), then the CNI configuration
+//! directory (every plugin whose `ipam.type` is `plexus-ipam`, read with the plugin's own
+//! parser so plexusctl sees exactly the ranges the plugin allocates from).
+
+use std::fmt;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use ipnet::IpNet;
+use plexus_ipam_core::addr::Family;
+use plexus_ipam_core::{BlockPolicy, Range, RangeSet, parse_pool_config};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::error::{CtlError, CtlResult};
+use crate::settings::Settings;
+
+/// What kind of object defined a network; DANM kinds keep DANM's name for the header.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NetworkKind {
+    /// A DANM object: `DanmNet`, `ClusterNetwork` or `TenantNetwork`.
+    Danm(String),
+    /// A plexus network definition.
+    Plexus,
+    /// A plugin of a CNI configuration with `ipam.type: plexus-ipam`.
+    Conflist,
+    /// Only a CIDR given on the command line.
+    Cidr,
+}
+
+impl fmt::Display for NetworkKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NetworkKind::Danm(kind) => f.write_str(kind),
+            NetworkKind::Plexus => f.write_str("plexus"),
+            NetworkKind::Conflist => f.write_str("CNI conflist"),
+            NetworkKind::Cidr => f.write_str("CIDR"),
+        }
+    }
+}
+
+/// One address pool of a network: a subnet and the part of it handed out dynamically.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Pool {
+    /// The subnet (host bits cleared).
+    pub cidr: IpNet,
+    /// First address handed out dynamically.
+    pub start: IpAddr,
+    /// Last address handed out dynamically.
+    pub end: IpAddr,
+    /// Gateways, reserved.
+    pub gateways: Vec<IpAddr>,
+    /// Never handed out.
+    pub exclude: Vec<IpNet>,
+}
+
+impl Pool {
+    /// The pool of one allocator range.
+    pub fn from_range(range: &Range) -> Pool {
+        Pool {
+            cidr: range.subnet,
+            start: range.start,
+            end: range.end,
+            gateways: range.gateway.into_iter().collect(),
+            exclude: range.exclude.clone(),
+        }
+    }
+
+    /// The whole subnet as a pool with the allocator's defaults (start = network + 1, end =
+    /// broadcast − 1 for IPv4, the last address for IPv6).
+    pub fn from_cidr(cidr: IpNet) -> CtlResult<Pool> {
+        let range = Range::new(cidr.trunc(), None, None, None, Vec::new())
+            .map_err(|e| CtlError::invalid(format!("CIDR {cidr}"), e.to_string()))?;
+        Ok(Pool::from_range(&range))
+    }
+
+    /// The address family.
+    pub fn family(&self) -> Family {
+        Family::of_net(&self.cidr)
+    }
+}
+
+/// A network and its pools.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NetworkDef {
+    /// The name allocations are stored under.
+    pub name: String,
+    /// What defined it.
+    pub kind: NetworkKind,
+    /// Where it was defined (file path), for messages.
+    pub source: String,
+    /// Pools in definition order (IPv4 and IPv6 mixed).
+    pub pools: Vec<Pool>,
+    /// The allocator's range sets, when known: used to record imported addresses under
+    /// the range set the plugin itself would use.
+    #[serde(skip)]
+    pub range_sets: Vec<RangeSet>,
+    /// The network object it was read from (definition files only), for `export`.
+    #[serde(skip)]
+    pub object: Option<Value>,
+    /// Per-node block policy (what the plugin uses; GC releases expired blocks by it).
+    #[serde(skip)]
+    pub blocks: BlockPolicy,
+}
+
+impl NetworkDef {
+    /// A network from allocator range sets.
+    pub fn from_range_sets(
+        name: &str,
+        kind: NetworkKind,
+        source: String,
+        range_sets: Vec<RangeSet>,
+    ) -> NetworkDef {
+        let pools = range_sets
+            .iter()
+            .flat_map(|set| set.ranges.iter().map(Pool::from_range))
+            .collect();
+        NetworkDef {
+            name: name.to_string(),
+            kind,
+            source,
+            pools,
+            range_sets,
+            object: None,
+            blocks: BlockPolicy::default(),
+        }
+    }
+
+    /// The pools of one family.
+    pub fn pools_of(&self, family: Family) -> impl Iterator<Item = &Pool> {
+        self.pools.iter().filter(move |p| p.family() == family)
+    }
+
+    /// Whether some pool's subnet holds `ip`.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        self.pools
+            .iter()
+            .any(|p| plexus_ipam_core::addr::net_contains(&p.cidr, ip))
+    }
+}
+
+/// Every network definition plexusctl can see, in precedence order.
+#[derive(Debug, Default)]
+pub struct Catalog {
+    /// The definitions; earlier ones win for a duplicated name.
+    pub networks: Vec<NetworkDef>,
+    /// Places searched, for "not defined" messages.
+    pub searched: Vec<String>,
+    /// Files that could not be used, one line each (reported, not fatal).
+    pub warnings: Vec<String>,
+}
+
+impl Catalog {
+    /// Loads the network files and the CNI configuration directory named in `settings`.
+    pub fn load(settings: &Settings) -> CtlResult<Catalog> {
+        let mut catalog = Catalog::default();
+        for file in &settings.network_files {
+            catalog.searched.push(file.display().to_string());
+            let text = std::fs::read_to_string(file).map_err(|e| CtlError::io(file, e))?;
+            let defs = crate::netfile::parse_network_file(&file.display().to_string(), &text)?;
+            catalog.networks.extend(defs);
+        }
+        catalog.load_cni_dir(&settings.cni_conf_dir);
+        Ok(catalog)
+    }
+
+    fn load_cni_dir(&mut self, dir: &Path) {
+        self.searched
+            .push(format!("{} (plexus-ipam plugins)", dir.display()));
+        for path in cni_config_files(dir) {
+            let Ok(text) = std::fs::read_to_string(&path) else {
+                self.warnings
+                    .push(format!("{}: cannot be read, skipped", path.display()));
+                continue;
+            };
+            match networks_of_cni_config(&path.display().to_string(), &text) {
+                Ok(defs) => self.networks.extend(defs),
+                Err(e) => self.warnings.push(format!("{e}; skipped")),
+            }
+        }
+    }
+
+    /// The definition of `name`.
+    pub fn find(&self, name: &str) -> CtlResult<&NetworkDef> {
+        self.networks
+            .iter()
+            .find(|n| n.name == name)
+            .ok_or_else(|| CtlError::UnknownNetwork {
+                network: name.to_string(),
+                searched: if self.searched.is_empty() {
+                    "no network sources configured".to_string()
+                } else {
+                    format!(
+                        "searched {}; name a definition file with --networks",
+                        self.searched.join(", ")
+                    )
+                },
+            })
+    }
+
+    /// Each network once (the first definition of a name wins).
+    pub fn unique(&self) -> Vec<&NetworkDef> {
+        let mut seen = std::collections::HashSet::new();
+        self.networks
+            .iter()
+            .filter(|n| seen.insert(n.name.as_str()))
+            .collect()
+    }
+}
+
+/// The CNI configuration files of `dir` in libcni's order (sorted by name).
+pub fn cni_config_files(dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.is_file()
+                && p.extension()
+                    .and_then(|e| e.to_str())
+                    .is_some_and(|e| matches!(e, "conf" | "conflist" | "json"))
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+/// The plexus-ipam networks defined by one CNI configuration (single plugin or list).
+pub fn networks_of_cni_config(source: &str, text: &str) -> CtlResult<Vec<NetworkDef>> {
+    let conf: Value = serde_json::from_str(text)
+        .map_err(|e| CtlError::invalid(source, format!("not JSON: {e}")))?;
+    let name = conf.get("name").and_then(Value::as_str).unwrap_or_default();
+    let plugins: Vec<&Value> = match conf.get("plugins").and_then(Value::as_array) {
+        Some(list) => list.iter().collect(),
+        None => vec![&conf],
+    };
+    let mut defs = Vec::new();
+    for plugin in plugins {
+        let Some(ipam) = plugin.get("ipam") else {
+            continue;
+        };
+        if ipam.get("type").and_then(Value::as_str) != Some("plexus-ipam") {
+            continue;
+        }
+        let pool = parse_pool_config(name, ipam, None)
+            .map_err(|e| CtlError::invalid(source, format!("ipam: {e}")))?;
+        let mut def = NetworkDef::from_range_sets(
+            &pool.network,
+            NetworkKind::Conflist,
+            source.to_string(),
+            pool.range_sets,
+        );
+        def.blocks = pool.blocks;
+        // Gateways of routes are reserved the same way the plugin reports them.
+        for route in &pool.routes {
+            if let Some(gw) = route.gw {
+                for p in def.pools.iter_mut() {
+                    if plexus_ipam_core::addr::net_contains(&p.cidr, gw)
+                        && !p.gateways.contains(&gw)
+                    {
+                        p.gateways.push(gw);
+                    }
+                }
+            }
+        }
+        defs.push(def);
+    }
+    Ok(defs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conflist_plexus_ipam_networks_are_found() {
+        let text = r#"{"cniVersion":"1.1.0","name":"blue","plugins":[
+            {"type":"bridge","ipam":{"type":"plexus-ipam","range":"10.9.0.0/24",
+             "gateway":"10.9.0.1","network_name":"blue-net",
+             "ipRanges":[{"range":"fd00:9::/120"}]}},
+            {"type":"portmap"}]}"#;
+        let defs = networks_of_cni_config("x.conflist", text).unwrap();
+        assert_eq!(defs.len(), 1);
+        let def = &defs[0];
+        assert_eq!(def.name, "blue-net");
+        assert_eq!(def.kind, NetworkKind::Conflist);
+        assert_eq!(def.pools.len(), 2);
+        assert_eq!(def.pools[0].cidr, "10.9.0.0/24".parse::<IpNet>().unwrap());
+        assert_eq!(
+            def.pools[0].gateways,
+            vec!["10.9.0.1".parse::<IpAddr>().unwrap()]
+        );
+        assert_eq!(def.pools[0].start, "10.9.0.1".parse::<IpAddr>().unwrap());
+        assert_eq!(def.pools_of(Family::V6).count(), 1);
+        assert!(def.contains("fd00:9::5".parse().unwrap()));
+        assert!(!def.contains("10.9.1.5".parse().unwrap()));
+    }
+
+    #[test]
+    fn other_ipam_types_and_bad_json_are_not_networks() {
+        let text = r#"{"cniVersion":"1.0.0","name":"x","type":"bridge",
+                      "ipam":{"type":"host-local","subnet":"10.0.0.0/24"}}"#;
+        assert!(networks_of_cni_config("a.conf", text).unwrap().is_empty());
+        assert!(networks_of_cni_config("b.conf", "{").is_err());
+    }
+
+    #[test]
+    fn catalog_reports_where_it_looked() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("10-a.conflist"),
+            r#"{"cniVersion":"1.0.0","name":"a","plugins":[{"type":"bridge",
+               "ipam":{"type":"plexus-ipam","range":"10.1.0.0/16"}}]}"#,
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("20-broken.conf"), "{").unwrap();
+        let settings = Settings {
+            store: Default::default(),
+            output: crate::cli::OutputFormat::Table,
+            cni_conf_dir: dir.path().to_path_buf(),
+            network_files: Vec::new(),
+        };
+        let catalog = Catalog::load(&settings).unwrap();
+        assert_eq!(catalog.find("a").unwrap().pools.len(), 1);
+        assert_eq!(catalog.warnings.len(), 1, "{:?}", catalog.warnings);
+        let err = catalog.find("nope").unwrap_err().to_string();
+        assert!(
+            err.contains("\"nope\"") && err.contains("plexus-ipam plugins"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn pool_from_cidr_uses_allocator_defaults() {
+        let pool = Pool::from_cidr("10.0.0.7/30".parse().unwrap()).unwrap();
+        assert_eq!(pool.cidr.to_string(), "10.0.0.4/30");
+        assert_eq!(pool.start.to_string(), "10.0.0.5");
+        assert_eq!(pool.end.to_string(), "10.0.0.6");
+    }
+}

@@ -1,0 +1,337 @@
+//! End-to-end tests of usage, gc, check, import/export, whereabouts import, completions and
+//! the man page, each against a temporary SQLite store.
+
+mod common;
+
+use common::{Env, export_doc};
+
+const SET: &str = "10.9.0.0/24[10.9.0.1-10.9.0.254]";
+
+/// A store holding three addresses of network `blue` (10.9.0.0/24, defined by a conflist).
+fn blue() -> Env {
+    let env = Env::new();
+    std::fs::write(
+        env.conf_dir().join("10-blue.conflist"),
+        common::bridge_conflist("blue", "10.9.0.0/24", "10.9.0.1", &env.db()),
+    )
+    .unwrap();
+    let doc = export_doc(
+        "blue",
+        SET,
+        &[
+            ("c1", "10.9.0.5", Some("default/web-1")),
+            ("c2", "10.9.0.70", None),
+            ("c3", "10.9.0.71", Some("default/web-3")),
+        ],
+    );
+    let file = env.file("blue.json", &doc);
+    env.ctl(&["import", file.to_str().unwrap()]).ok();
+    env
+}
+
+#[test]
+fn usage_counts_per_pool_and_block() {
+    let env = blue();
+    let v = env.ctl(&["-o", "json", "usage"]).json();
+    let pool = &v[0]["pools"][0];
+    assert_eq!(v[0]["network"], "blue");
+    assert_eq!(
+        (
+            pool["size"].as_u64(),
+            pool["allocated"].as_u64(),
+            pool["free"].as_u64()
+        ),
+        (Some(253), Some(3), Some(250))
+    );
+    let blocks = pool["blocks"].as_array().unwrap();
+    assert_eq!(blocks.len(), 4);
+    assert_eq!(blocks[1]["cidr"], "10.9.0.64/26");
+    assert_eq!(blocks[1]["allocated"], 2);
+    let table = env.ctl(&["usage", "blue"]);
+    let text = table.ok();
+    assert!(
+        text.lines()
+            .next()
+            .unwrap()
+            .starts_with("NETWORK  POOL/BLOCK"),
+        "{text}"
+    );
+    assert!(text.contains("[#"), "{text}");
+    assert_eq!(text.lines().count(), 6, "{text}");
+    let err = env.ctl(&["usage", "nope"]).fails(2).to_string();
+    assert!(err.contains("\"nope\" is not defined"), "{err}");
+}
+
+#[test]
+fn gc_dry_run_then_release() {
+    let env = blue();
+    let valid = env.file("valid.json", r#"[{"containerID":"c1","ifname":"eth0"}]"#);
+    let valid = valid.to_str().unwrap();
+    let dry = env
+        .ctl(&["-o", "json", "gc", "blue", "--valid", valid, "--dry-run"])
+        .json();
+    let ips: Vec<&str> = dry["released"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["ip"].as_str().unwrap())
+        .collect();
+    assert_eq!(ips, ["10.9.0.70", "10.9.0.71"]);
+    // Nothing was released by the dry run.
+    assert_eq!(
+        env.ctl(&["-o", "json", "export", "blue"]).json()["allocations"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+    let real = env.ctl(&["gc", "blue", "--valid", valid]);
+    assert!(real.ok().contains("released 2 address(es)"), "{real:#?}");
+    let left = env.ctl(&["-o", "json", "export", "blue"]).json();
+    assert_eq!(left["allocations"][0]["container_id"], "c1");
+    assert_eq!(left["allocations"].as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn gc_refuses_an_empty_valid_set_unless_told() {
+    let env = blue();
+    let empty = env.file("empty.json", "[]");
+    let empty = empty.to_str().unwrap();
+    let err = env
+        .ctl(&["gc", "blue", "--valid", empty])
+        .fails(2)
+        .to_string();
+    assert!(err.contains("--allow-empty"), "{err}");
+    assert!(
+        env.ctl(&["gc", "blue"]).code != 0,
+        "a valid set source is required"
+    );
+    env.ctl(&["gc", "blue", "--valid", empty, "--allow-empty"])
+        .ok();
+    assert_eq!(
+        env.ctl(&["-o", "json", "export", "blue"]).json()["allocations"],
+        serde_json::json!([])
+    );
+}
+
+#[test]
+fn gc_from_a_libcni_cache() {
+    let env = blue();
+    let results = env.dir.path().join("cni/results");
+    std::fs::create_dir_all(&results).unwrap();
+    std::fs::write(
+        results.join("blue-c3-eth0"),
+        r#"{"kind":"cniCacheV1","containerId":"c3","ifName":"eth0","networkName":"blue"}"#,
+    )
+    .unwrap();
+    let cache = env.dir.path().join("cni");
+    env.ctl(&["gc", "blue", "--from-runtime", cache.to_str().unwrap()])
+        .ok();
+    let left = env.ctl(&["-o", "json", "export", "blue"]).json();
+    assert_eq!(left["allocations"].as_array().unwrap().len(), 1);
+    assert_eq!(left["allocations"][0]["container_id"], "c3");
+}
+
+#[test]
+fn check_passes_clean_stores_and_fails_misplaced_addresses() {
+    let env = blue();
+    let ok = env.ctl(&["check"]);
+    assert!(
+        ok.ok()
+            .starts_with("OK: 1 network(s), 3 allocation(s), 0 problem(s)"),
+        "{ok:#?}"
+    );
+    // An address on the gateway, recorded through an import of a foreign export.
+    let doc = export_doc("blue", SET, &[("c9", "10.9.0.1", None)]);
+    let file = env.file("bad.json", &doc);
+    env.ctl(&["import", file.to_str().unwrap()]).ok();
+    let bad = env.ctl(&["check"]);
+    assert_eq!(bad.code, 1, "{bad:#?}");
+    assert!(
+        bad.stdout.contains("the gateway of 10.9.0.0/24"),
+        "{bad:#?}"
+    );
+    assert!(bad.stdout.contains("FAILED"), "{bad:#?}");
+    let v: serde_json::Value =
+        serde_json::from_str(&env.ctl(&["-o", "json", "check"]).stdout).unwrap();
+    assert_eq!(v["problems"][0]["holder"], "c9/eth0");
+}
+
+#[test]
+fn export_import_round_trip_between_stores() {
+    let env = blue();
+    let first = env.ctl(&["-o", "yaml", "export", "blue"]);
+    let dump = env.file("dump.yaml", first.ok());
+    let other = Env::new();
+    std::fs::copy(
+        env.conf_dir().join("10-blue.conflist"),
+        other.conf_dir().join("10-blue.conflist"),
+    )
+    .unwrap();
+    other.ctl(&["import", dump.to_str().unwrap()]).ok();
+    let a = env.ctl(&["-o", "json", "export", "blue"]).json();
+    let b = other.ctl(&["-o", "json", "export", "blue"]).json();
+    let strip = |v: &serde_json::Value| -> Vec<serde_json::Value> {
+        v["allocations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| {
+                let mut a = a.clone();
+                a.as_object_mut().unwrap().remove("created_at");
+                a
+            })
+            .collect()
+    };
+    assert_eq!(strip(&a), strip(&b));
+    assert_eq!(strip(&a).len(), 3);
+    // Importing again changes nothing; importing a conflicting holder fails with status 1.
+    other.ctl(&["import", dump.to_str().unwrap()]).ok();
+    let clash = other.file(
+        "clash.json",
+        &export_doc("blue", SET, &[("zz", "10.9.0.5", None)]),
+    );
+    let out = other.ctl(&["import", clash.to_str().unwrap()]);
+    assert_eq!(out.code, 1, "{out:#?}");
+    assert!(
+        out.stdout.contains("conflict: 10.9.0.5 for zz/eth0"),
+        "{out:#?}"
+    );
+    // An export to a file.
+    let path = env.dir.path().join("out.json");
+    env.ctl(&["export", "blue", "-f", path.to_str().unwrap()])
+        .ok();
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert_eq!(v["kind"], "PlexusExport");
+}
+
+#[test]
+fn whereabouts_ippool_import() {
+    let env = Env::new();
+    let conf = env.file(
+        "wb.conf",
+        r#"{"cniVersion":"0.4.0","name":"wbnet","type":"macvlan","master":"eth0",
+            "ipam":{"type":"whereabouts","range":"10.40.0.0/16","range_start":"10.40.0.10",
+                    "kubernetes":{"kubeconfig":"/x"}}}"#,
+    );
+    let pools = env.file(
+        "pools.yaml",
+        "apiVersion: whereabouts.cni.cncf.io/v1alpha1
+kind: IPPool
+metadata: {name: 10.40.0.0-16, namespace: kube-system}
+spec:
+  range: 10.40.0.0/16
+  allocations:
+    \"10\": {id: aaa, podref: default/one, ifname: net1}
+    \"266\": {id: bbb, podref: default/two, ifname: net1}
+",
+    );
+    let out = env.ctl(&[
+        "import",
+        "--from",
+        "whereabouts",
+        "--conf",
+        conf.to_str().unwrap(),
+        pools.to_str().unwrap(),
+    ]);
+    assert!(out.ok().contains("imported 2 address(es)"), "{out:#?}");
+    let v = env.ctl(&["-o", "json", "export", "wbnet"]).json();
+    let rows: Vec<(String, String, String)> = v["allocations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["ip"].as_str().unwrap().to_string(),
+                a["owner"]["pod_name"].as_str().unwrap().to_string(),
+                a["range_set"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let set = "10.40.0.0/16[10.40.0.10-10.40.255.254]";
+    assert_eq!(
+        rows,
+        [
+            ("10.40.0.10".to_string(), "one".to_string(), set.to_string()),
+            ("10.40.1.10".to_string(), "two".to_string(), set.to_string())
+        ]
+    );
+    // Without a network name the import cannot know where the addresses belong.
+    let err = env
+        .ctl(&["import", "--from", "whereabouts", pools.to_str().unwrap()])
+        .fails(2)
+        .to_string();
+    assert!(err.contains("--network"), "{err}");
+}
+
+#[test]
+fn completions_and_man_page_come_from_the_parser() {
+    let env = Env::new();
+    let bash = env.ctl(&["completions", "bash"]);
+    assert!(
+        bash.ok().contains("showalloc") && bash.stdout.contains("--cidr"),
+        "{bash:#?}"
+    );
+    let zsh = env.ctl(&["completions", "zsh"]);
+    assert!(zsh.ok().contains("#compdef plexusctl"));
+    let fish = env.ctl(&["completions", "fish"]);
+    assert!(fish.ok().contains("complete -c plexusctl"));
+    let man = env.ctl(&["man"]);
+    let page = man.ok();
+    assert!(
+        page.starts_with(".ie") || page.contains(".TH plexusctl"),
+        "{page}"
+    );
+    assert!(
+        page.contains("plexusctl showalloc") && page.contains("\\-\\-dry\\-run"),
+        "{page}"
+    );
+}
+
+#[test]
+fn settings_file_and_env_select_the_store() {
+    let env = blue();
+    let settings = env.file(
+        "plexusctl.yaml",
+        &format!(
+            "store: {}\ncni_conf_dir: {}\noutput: json\n",
+            env.db().display(),
+            env.conf_dir().display()
+        ),
+    );
+    let out = common::run(
+        std::process::Command::new(common::binary())
+            .args(["--config", settings.to_str().unwrap(), "usage", "blue"])
+            .env_remove("PLEXUS_STORE"),
+        "",
+    );
+    let v: serde_json::Value = serde_json::from_str(out.ok()).unwrap();
+    assert_eq!(v[0]["pools"][0]["allocated"], 3);
+    let out = common::run(
+        std::process::Command::new(common::binary())
+            .args([
+                "--cni-conf-dir",
+                env.conf_dir().to_str().unwrap(),
+                "-o",
+                "json",
+                "usage",
+                "blue",
+            ])
+            .env("PLEXUS_STORE", env.db()),
+        "",
+    );
+    let v: serde_json::Value = serde_json::from_str(out.ok()).unwrap();
+    assert_eq!(v[0]["pools"][0]["allocated"], 3);
+    let bad = env.file("bad.yaml", "stroe: x\n");
+    let out = common::run(
+        std::process::Command::new(common::binary()).args([
+            "--config",
+            bad.to_str().unwrap(),
+            "usage",
+        ]),
+        "",
+    );
+    assert_eq!(out.code, 2, "{out:#?}");
+    assert!(out.stderr.contains("stroe"), "{out:#?}");
+}

@@ -1,0 +1,223 @@
+//! Golden tests of `showalloc`: a DANM network with a hand-built `alloc` bitmap is imported,
+//! and `showalloc` prints what DANM's Showalloc prints for it (line for line), plus the
+//! JSON form, the CIDR filter and the heat-map.
+
+mod common;
+
+use base64::Engine;
+use common::Env;
+
+/// A /24 bitmap built by hand from DANM's documented format: 32 bytes, most significant
+/// bit first, bit i ↔ 10.100.100.i, standard padded base64.
+fn bitmap(bits: &[usize]) -> String {
+    let mut bytes = [0u8; 32];
+    for bit in bits {
+        bytes[bit / 8] |= 0x80 >> (bit % 8);
+    }
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// DanmNet `prod/internal` (pool .10-.200, no routes) holding .12, .13 and .77, plus the
+/// DanmEp of .13 (pod web-1).
+fn danm_yaml() -> String {
+    let alloc = bitmap(&[0, 12, 13, 77, 255]);
+    format!(
+        "apiVersion: danm.k8s.io/v1
+kind: DanmNet
+metadata:
+  name: internal
+  namespace: prod
+spec:
+  NetworkID: internal
+  NetworkType: ipvlan
+  Options:
+    host_device: ens3
+    cidr: 10.100.100.0/24
+    allocation_pool:
+      start: 10.100.100.10
+      end: 10.100.100.200
+    alloc: {alloc}
+---
+apiVersion: danm.k8s.io/v1
+kind: DanmEp
+metadata: {{name: 1f3e, namespace: prod}}
+spec:
+  NetworkName: internal
+  Pod: web-1
+  CID: 5b1c0ffee
+  Interface: {{Name: eth1, Address: 10.100.100.13/24}}
+"
+    )
+}
+
+fn imported() -> (Env, String) {
+    let env = Env::new();
+    let file = env.file("danm.yaml", &danm_yaml());
+    let file = file.to_str().unwrap().to_string();
+    let out = env.ctl(&["import", "--from", "danm", &file]);
+    assert!(out.ok().contains("imported 3 address(es)"), "{out:#?}");
+    (env, file)
+}
+
+/// Exactly DANM's output for this bitmap, except that a pod is named `namespace/name`
+/// (DANM prints the bare pod name).
+const GOLDEN: &str = "\
+DANM network Kind: DanmNet
+       IP version: IPv4
+             CIDR: 10.100.100.0/24
+       Pool start: 10.100.100.10
+       Pool   end: 10.100.100.200
+--------------------------------------------------------------
+   10.100.100.0 : reserved (network base address)
+  10.100.100.12 : allocated (unknown Pod)
+  10.100.100.13 : allocated (Pod: prod/web-1)
+  10.100.100.77 : allocated (unknown Pod)
+ 10.100.100.255 : reserved (broadcast address)
+";
+
+#[test]
+fn danm_bitmap_prints_like_danm_showalloc() {
+    let (env, file) = imported();
+    let out = env.ctl(&["--networks", &file, "showalloc", "prod/internal"]);
+    assert_eq!(out.ok(), GOLDEN);
+}
+
+#[test]
+fn all_and_cidr_filter_add_free_and_out_of_pool_lines() {
+    let (env, file) = imported();
+    let out = env.ctl(&[
+        "--networks",
+        &file,
+        "showalloc",
+        "prod/internal",
+        "-a",
+        "--cidr",
+        "10.100.100.8/29",
+    ]);
+    let lines: Vec<&str> = out.ok().lines().skip(6).collect();
+    assert_eq!(
+        lines,
+        [
+            "   10.100.100.8 : out of pool range",
+            "   10.100.100.9 : out of pool range",
+            "  10.100.100.10 : free",
+            "  10.100.100.11 : free",
+            "  10.100.100.12 : allocated (unknown Pod)",
+            "  10.100.100.13 : allocated (Pod: prod/web-1)",
+            "  10.100.100.14 : free",
+            "  10.100.100.15 : free",
+        ]
+    );
+    // The whole /24 with --all: one line per address.
+    let all = env.ctl(&["--networks", &file, "showalloc", "prod/internal", "--all"]);
+    assert_eq!(all.ok().lines().count(), 6 + 256);
+}
+
+#[test]
+fn json_output_streams_every_line() {
+    let (env, file) = imported();
+    let v = env
+        .ctl(&[
+            "--networks",
+            &file,
+            "-o",
+            "json",
+            "showalloc",
+            "prod/internal",
+            "-w",
+        ])
+        .json();
+    assert_eq!(v["network"], "prod/internal");
+    assert_eq!(v["kind"], "DanmNet");
+    let addresses = v["pools"][0]["addresses"].as_array().unwrap();
+    let statuses: Vec<(&str, &str)> = addresses
+        .iter()
+        .map(|a| (a["ip"].as_str().unwrap(), a["status"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        statuses,
+        [
+            ("10.100.100.0", "network_base"),
+            ("10.100.100.12", "allocated"),
+            ("10.100.100.13", "allocated"),
+            ("10.100.100.77", "allocated"),
+            ("10.100.100.255", "broadcast")
+        ]
+    );
+    assert_eq!(addresses[2]["pod"], "prod/web-1");
+    assert_eq!(addresses[2]["container_id"], "5b1c0ffee");
+    assert_eq!(addresses[2]["ifname"], "eth1");
+    // YAML parses to the same document.
+    let yaml = env.ctl(&[
+        "--networks",
+        &file,
+        "-o",
+        "yaml",
+        "showalloc",
+        "prod/internal",
+    ]);
+    let parsed: serde_json::Value = serde_norway::from_str(yaml.ok()).unwrap();
+    assert_eq!(parsed["pools"][0]["addresses"].as_array().unwrap().len(), 5);
+}
+
+#[test]
+fn heat_map_shades_held_blocks() {
+    let (env, file) = imported();
+    let out = env.ctl(&["--networks", &file, "showalloc", "prod/internal", "--map"]);
+    let text = out.ok();
+    assert!(
+        text.starts_with("10.100.100.0/24: 3 of 191 addresses held (1.6%), one cell per /32"),
+        "{text}"
+    );
+    // Row 10.100.100.0 holds .12 and .13 as full cells; .0 (reserved) is empty.
+    let row = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("10.100.100.0 "))
+        .unwrap();
+    let cells: Vec<char> = row.split(' ').next_back().unwrap().chars().collect();
+    assert_eq!(
+        (cells[0], cells[12], cells[13], cells[14]),
+        ('·', '█', '█', '·')
+    );
+}
+
+#[test]
+fn undefined_networks_are_refused_unless_a_cidr_is_given() {
+    let (env, _) = imported();
+    let err = env
+        .ctl(&["showalloc", "prod/internal"])
+        .fails(2)
+        .to_string();
+    assert!(err.contains("\"prod/internal\" is not defined"), "{err}");
+    let out = env.ctl(&["showalloc", "prod/internal", "--cidr", "10.100.100.0/28"]);
+    let text = out.ok();
+    assert!(
+        text.contains("  10.100.100.12 : allocated (unknown Pod)"),
+        "{text}"
+    );
+    assert!(!text.contains("10.100.100.77"), "{text}");
+    // -6 on an IPv4-only network says so.
+    let err = env
+        .ctl(&["showalloc", "x", "--cidr", "10.0.0.0/24", "-6"])
+        .fails(2)
+        .to_string();
+    assert!(err.contains("has no IPv6 pool"), "{err}");
+}
+
+#[test]
+fn closed_stdout_is_not_an_error() {
+    let (env, file) = imported();
+    let mut cmd = std::process::Command::new(common::binary());
+    cmd.args(["--store"])
+        .arg(env.db())
+        .args(["--networks", &file, "showalloc", "prod/internal", "--all"])
+        .stdout(std::process::Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    // Read one line, then hang up.
+    let mut stdout = child.stdout.take().unwrap();
+    let mut first = [0u8; 8];
+    std::io::Read::read_exact(&mut stdout, &mut first).unwrap();
+    drop(stdout);
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+}

@@ -1,0 +1,217 @@
+//! Dynamic claims with per-node blocks, shared by every backend.
+//!
+//! Order for a node (keeps next-fit's "a freed address is not reused at once"):
+//! 1. its own blocks, each from its cursor to its end, no wrap;
+//! 2. a new block: the first unclaimed block with a free address, searched from an offset
+//!    derived from the node name (so racing nodes diverge), after releasing blocks whose
+//!    grace period is over;
+//! 3. its own blocks again, wrapping: from each block's start up to its cursor;
+//! 4. borrow: any free address of the range set, next-fit from the set's cursor.
+//!
+//! Step 4 covers the whole set, so exhaustion stays exact. Blocks are placement hints:
+//! the uniqueness of addresses never depends on them.
+
+use std::net::IpAddr;
+
+use plexus_ipam_core::addr::{checked_add, key};
+use plexus_ipam_core::blocks::{BlockSearch, block_of, node_seed};
+use plexus_ipam_core::range::RangeSet;
+use plexus_ipam_core::search::FreeSearch;
+
+use super::{StoreTxn, block_floor, block_holding, expire_blocks, search};
+use crate::error::StoreError;
+use crate::types::{Block, ClaimContext};
+
+/// Windows of candidate blocks a claim looks at before borrowing instead (8 × 64 blocks):
+/// bounds the cost of a claim when nearly every block is claimed.
+const MAX_BLOCK_WINDOWS: usize = 8;
+
+/// Candidate blocks whose addresses a claim searches before borrowing instead: bounds the
+/// cost when unclaimed blocks are full of addresses claimed before blocks existed.
+const MAX_BLOCK_PROBES: usize = 8;
+
+/// Picks (and books) a free address of `set` for a dynamic claim by `ctx.node`.
+pub(super) async fn claim_address<T: StoreTxn + ?Sized>(
+    txn: &mut T,
+    network: &str,
+    set: &RangeSet,
+    set_id: &str,
+    ctx: &ClaimContext,
+) -> Result<Option<IpAddr>, StoreError> {
+    let mut own = txn.node_blocks(network, set_id, &ctx.node).await?;
+    // 1. Own blocks, from the cursor to the end.
+    for block in &mut own {
+        let Some(lo) = after_cursor(block) else {
+            continue;
+        };
+        let window = FreeSearch::new(set, None).within(lo, block.last());
+        if let Some(ip) = search(txn, network, window).await? {
+            book(txn, block, ip).await?;
+            return Ok(Some(ip));
+        }
+    }
+    // 2. A new block.
+    if let Some(ip) = claim_new_block(txn, network, set, set_id, ctx).await? {
+        return Ok(Some(ip));
+    }
+    // 3. Own blocks again, from the start up to the cursor (released addresses).
+    for block in &mut own {
+        let hi = block.cursor.unwrap_or_else(|| block.last());
+        let window = FreeSearch::new(set, None).within(block.base, hi);
+        if let Some(ip) = search(txn, network, window).await? {
+            book(txn, block, ip).await?;
+            return Ok(Some(ip));
+        }
+    }
+    // 4. Borrow from anywhere in the set.
+    let found = borrow(txn, network, set, set_id).await?;
+    if let Some(ip) = found {
+        note_used(txn, network, ip).await?;
+    }
+    Ok(found)
+}
+
+/// Whole-set next-fit from the set's cursor, moving the cursor (blocks disabled, or a
+/// node borrowing).
+pub(super) async fn borrow<T: StoreTxn + ?Sized>(
+    txn: &mut T,
+    network: &str,
+    set: &RangeSet,
+    set_id: &str,
+) -> Result<Option<IpAddr>, StoreError> {
+    let cursor = txn.cursor(network, set_id).await?;
+    let found = search(txn, network, FreeSearch::new(set, cursor)).await?;
+    if let Some(ip) = found {
+        txn.set_cursor(network, set_id, ip).await?;
+    }
+    Ok(found)
+}
+
+/// The first address after the block's cursor, or its base when it has none; `None` when
+/// the cursor is the block's last address.
+fn after_cursor(block: &Block) -> Option<IpAddr> {
+    match block.cursor {
+        None => Some(block.base),
+        Some(cursor) if key(cursor) < key(block.last()) => checked_add(cursor, 1),
+        Some(_) => None,
+    }
+}
+
+/// Records `ip` as handed out in `block`: its cursor moves there and it is no longer empty.
+async fn book<T: StoreTxn + ?Sized>(
+    txn: &mut T,
+    block: &mut Block,
+    ip: IpAddr,
+) -> Result<(), StoreError> {
+    block.cursor = Some(ip);
+    block.emptied_at = None;
+    txn.update_block(block).await
+}
+
+/// Clears the emptied mark of the block holding `ip` (an address placed in a block by
+/// someone other than its node: a borrow or a static claim), so its grace period restarts
+/// when it empties again.
+pub(super) async fn note_used<T: StoreTxn + ?Sized>(
+    txn: &mut T,
+    network: &str,
+    ip: IpAddr,
+) -> Result<(), StoreError> {
+    if let Some(mut block) = block_holding(txn, network, ip).await?
+        && block.emptied_at.is_some()
+    {
+        block.emptied_at = None;
+        txn.update_block(&block).await?;
+    }
+    Ok(())
+}
+
+/// Claims the first unclaimed block of the set holding a free address, in the node's
+/// search order, and returns that address; `None` when the bounded search finds none.
+async fn claim_new_block<T: StoreTxn + ?Sized>(
+    txn: &mut T,
+    network: &str,
+    set: &RangeSet,
+    set_id: &str,
+    ctx: &ClaimContext,
+) -> Result<Option<IpAddr>, StoreError> {
+    expire_blocks(txn, network, &ctx.blocks, ctx.now).await?;
+    let prefix = ctx.blocks.prefix_for(set.family());
+    let mut candidates = BlockSearch::new(set, prefix, node_seed(&ctx.node));
+    let mut probes = 0;
+    for _ in 0..MAX_BLOCK_WINDOWS {
+        let Some((lo, hi)) = candidates.next_window() else {
+            break;
+        };
+        let claimed: Vec<(IpAddr, IpAddr)> = txn
+            .blocks_between(network, block_floor(lo), hi)
+            .await?
+            .iter()
+            .map(|b| (b.base, b.last()))
+            .collect();
+        for base in candidates.unclaimed(&claimed) {
+            let (base, last) = block_of(base, prefix);
+            let window = FreeSearch::new(set, None).within(base, last);
+            if window.clone().next_window().is_none() {
+                continue; // Nothing allocatable in it (reserved or excluded): free to skip.
+            }
+            if probes == MAX_BLOCK_PROBES {
+                return Ok(None);
+            }
+            probes += 1;
+            let Some(ip) = search(txn, network, window).await? else {
+                // Full of addresses claimed before blocks existed, or borrowed: leave it.
+                continue;
+            };
+            let block = Block {
+                network: network.to_string(),
+                range_set: set_id.to_string(),
+                base,
+                prefix,
+                node: ctx.node.clone(),
+                claimed_at: ctx.now,
+                emptied_at: None,
+                cursor: Some(ip),
+            };
+            if txn.insert_block(&block).await? {
+                return Ok(Some(ip));
+            }
+            // Another node claimed it a moment ago: try the next one.
+        }
+    }
+    Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn block(base: &str, prefix: u8, cursor: Option<&str>) -> Block {
+        Block {
+            network: "n".into(),
+            range_set: "s".into(),
+            base: base.parse().unwrap(),
+            prefix,
+            node: "a".into(),
+            claimed_at: 0,
+            emptied_at: None,
+            cursor: cursor.map(|c| c.parse().unwrap()),
+        }
+    }
+
+    #[test]
+    fn after_cursor_stops_at_the_end_of_the_block() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert_eq!(
+            after_cursor(&block("10.0.0.64", 26, None)),
+            Some(ip("10.0.0.64"))
+        );
+        assert_eq!(
+            after_cursor(&block("10.0.0.64", 26, Some("10.0.0.70"))),
+            Some(ip("10.0.0.71"))
+        );
+        assert_eq!(
+            after_cursor(&block("10.0.0.64", 26, Some("10.0.0.127"))),
+            None
+        );
+    }
+}

@@ -1,0 +1,440 @@
+//! [`BufferedTxn`]: an optimistic transaction over etcd's key-value API.
+//!
+//! Reads go to the server at one snapshot revision (the revision of the first read) and are
+//! remembered; writes are buffered and overlay later reads (read-your-writes). The commit
+//! is ONE etcd transaction whose compares re-check everything the reads relied on:
+//!
+//! - a key read as present: `mod_revision == seen`, so it was neither changed nor deleted;
+//! - a key read as absent (this includes every key the transaction creates):
+//!   `create_revision == 0`, so it still does not exist (create-if-absent);
+//! - a key range read: `mod_revision < snapshot + 1` over the range, so no key in it was
+//!   created or changed since the snapshot (a deletion there only frees an address, and
+//!   committing as if it came later is still serializable);
+//! - the layout-version key still holds the layout this build writes.
+//!
+//! If any compare fails, nothing is written and the caller re-runs the whole transaction on
+//! a fresh snapshot.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use etcd_client::{Compare, CompareOp, GetOptions, KvClient, Txn, TxnOp, TxnOpResponse};
+
+use super::conn::{Connector, Failure};
+use crate::error::StoreError;
+
+/// Keys per page of a range read: bounded responses however large a network grows.
+const PAGE: i64 = 1000;
+
+/// Above this many compares (etcd refuses more than 128 per transaction by default) the
+/// range compares of one directory are merged into the one range that covers them all:
+/// more spurious conflicts, never a missed one.
+const MAX_COMPARES: usize = 100;
+
+/// A buffered write.
+#[derive(Debug, Clone)]
+enum Write {
+    Put(Vec<u8>),
+    Delete,
+}
+
+/// One optimistic read-write transaction (see the module docs).
+pub(crate) struct BufferedTxn {
+    kv: KvClient,
+    conn: Arc<Connector>,
+    layout_key: String,
+    layout_value: String,
+    snapshot: Option<i64>,
+    /// Point reads: key → `mod_revision` seen (0 when absent).
+    reads: BTreeMap<Vec<u8>, i64>,
+    /// Range reads (and counts): `[start, end)`, each checked by a range compare.
+    ranges: Vec<(Vec<u8>, Vec<u8>)>,
+    /// The range reads that listed their keys: a key inside one that the read did not
+    /// return is known to be absent at the snapshot.
+    listed: Vec<(Vec<u8>, Vec<u8>)>,
+    /// Keys seen present at the snapshot (by any read): `mod_revision` and, unless only
+    /// a keys-only range read saw them, the value. Spares a second round trip for a key
+    /// already read, and any for a key inside a range read that returned no such key.
+    known: BTreeMap<Vec<u8>, Seen>,
+    writes: BTreeMap<Vec<u8>, Write>,
+    /// The first failure of a server call, which decides whether the call is retried.
+    failure: Option<Failure>,
+}
+
+/// What a read saw of a present key.
+#[derive(Debug, Clone)]
+struct Seen {
+    mod_revision: i64,
+    /// `None` when only a keys-only read saw the key.
+    value: Option<Vec<u8>>,
+}
+
+/// One key and its value from a range read.
+pub(crate) type Entry = (Vec<u8>, Vec<u8>);
+
+impl BufferedTxn {
+    /// A transaction that commits only while `layout_key` holds `layout_value`.
+    pub(crate) fn new(
+        kv: KvClient,
+        conn: Arc<Connector>,
+        layout_key: String,
+        layout_value: String,
+    ) -> Self {
+        BufferedTxn {
+            kv,
+            conn,
+            layout_key,
+            layout_value,
+            snapshot: None,
+            reads: BTreeMap::new(),
+            ranges: Vec::new(),
+            listed: Vec::new(),
+            known: BTreeMap::new(),
+            writes: BTreeMap::new(),
+            failure: None,
+        }
+    }
+
+    /// The failure of a server call made by this transaction, if any (taken once).
+    pub(crate) fn take_failure(&mut self) -> Option<Failure> {
+        self.failure.take()
+    }
+
+    /// Remembers `err` as this transaction's failure and returns the error the engine sees.
+    fn fail(&mut self, err: etcd_client::Error) -> StoreError {
+        let failure = self.conn.classify(err);
+        let shown = match &failure {
+            Failure::Conflict(reason) => StoreError::Busy {
+                reason: reason.clone(),
+            },
+            Failure::Transient(reason) => StoreError::Unavailable {
+                reason: reason.clone(),
+            },
+            Failure::Fatal(err) => err.clone(),
+        };
+        self.failure.get_or_insert(failure);
+        shown
+    }
+
+    fn options(&self) -> GetOptions {
+        match self.snapshot {
+            Some(revision) => GetOptions::new().with_revision(revision),
+            None => GetOptions::new(),
+        }
+    }
+
+    fn pin(&mut self, header_revision: Option<i64>) {
+        if self.snapshot.is_none() {
+            self.snapshot = header_revision;
+        }
+    }
+
+    /// The value of `key`: this transaction's own write, else the snapshot's.
+    pub(crate) async fn get(&mut self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let key = key.as_bytes();
+        if let Some(write) = self.writes.get(key) {
+            return Ok(match write {
+                Write::Put(value) => Some(value.clone()),
+                Write::Delete => None,
+            });
+        }
+        // Every read is at the snapshot, so what was seen once stays true in here; the
+        // point compare recorded makes the commit check it all the same.
+        if let Some(seen) = self.known.get(key) {
+            if let Some(value) = &seen.value {
+                self.reads.insert(key.to_vec(), seen.mod_revision);
+                return Ok(Some(value.clone()));
+            }
+        } else if self.reads.get(key) == Some(&0) || self.in_range_read(key) {
+            self.reads.insert(key.to_vec(), 0);
+            return Ok(None);
+        }
+        let options = self.options();
+        let mut response = match self.kv.get(key, Some(options)).await {
+            Ok(response) => response,
+            Err(err) => return Err(self.fail(err)),
+        };
+        self.pin(response.header().map(|h| h.revision()));
+        let found = response.take_kvs().into_iter().next();
+        let seen = found.as_ref().map_or(0, |kv| kv.mod_revision());
+        self.reads.entry(key.to_vec()).or_insert(seen);
+        let value = found.map(|kv| kv.into_key_value().1);
+        if let Some(value) = &value {
+            let seen = Seen {
+                mod_revision: seen,
+                value: Some(value.clone()),
+            };
+            self.known.insert(key.to_vec(), seen);
+        }
+        Ok(value)
+    }
+
+    fn in_range_read(&self, key: &[u8]) -> bool {
+        self.listed
+            .iter()
+            .any(|(start, end)| start.as_slice() <= key && key < end.as_slice())
+    }
+
+    /// The entries of `[start, end)` in key order, with this transaction's writes applied;
+    /// values are empty when `keys_only`.
+    pub(crate) async fn range(
+        &mut self,
+        start: &str,
+        end: &[u8],
+        keys_only: bool,
+    ) -> Result<Vec<Entry>, StoreError> {
+        let mut found: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+        let mut from = start.as_bytes().to_vec();
+        loop {
+            let mut options = self.options().with_range(end.to_vec()).with_limit(PAGE);
+            if keys_only {
+                options = options.with_keys_only();
+            }
+            let mut response = match self.kv.get(from.clone(), Some(options)).await {
+                Ok(response) => response,
+                Err(err) => return Err(self.fail(err)),
+            };
+            self.pin(response.header().map(|h| h.revision()));
+            let more = response.more();
+            let page = response.take_kvs();
+            let last = page.last().map(|kv| kv.key().to_vec());
+            for kv in page {
+                let mod_revision = kv.mod_revision();
+                let (key, value) = kv.into_key_value();
+                let seen = self.known.entry(key.clone()).or_insert(Seen {
+                    mod_revision,
+                    value: None,
+                });
+                if !keys_only {
+                    seen.value = Some(value.clone());
+                }
+                found.insert(key, value);
+            }
+            match (more, last) {
+                (true, Some(mut last)) => {
+                    // The next page starts right after the last key of this one.
+                    last.push(0);
+                    from = last;
+                }
+                _ => break,
+            }
+        }
+        self.listed.push((start.as_bytes().to_vec(), end.to_vec()));
+        self.ranges.push((start.as_bytes().to_vec(), end.to_vec()));
+        let own = self.writes.range(start.as_bytes().to_vec()..end.to_vec());
+        for (key, write) in own {
+            match write {
+                Write::Put(value) => {
+                    let value = if keys_only { Vec::new() } else { value.clone() };
+                    found.insert(key.clone(), value);
+                }
+                Write::Delete => {
+                    found.remove(key);
+                }
+            }
+        }
+        Ok(found.into_iter().collect())
+    }
+
+    /// Like [`range`](Self::range), but the commit does not require the range unchanged.
+    ///
+    /// For reads that only propose candidates, like the free-address window: the candidate
+    /// chosen is then read as a point (and created only if still absent), which alone keeps
+    /// it unique. Guarding the whole window made every concurrent claim in it abort this
+    /// one, and 32 writers on one small pool livelocked.
+    pub(crate) async fn range_unguarded(
+        &mut self,
+        start: &str,
+        end: &[u8],
+        keys_only: bool,
+    ) -> Result<Vec<Entry>, StoreError> {
+        let entries = self.range(start, end, keys_only).await?;
+        // `range` pushed exactly one guard, last.
+        self.ranges.pop();
+        Ok(entries)
+    }
+
+    /// The number of keys in `[start, end)`, with this transaction's writes applied.
+    pub(crate) async fn count(&mut self, start: &str, end: &[u8]) -> Result<u64, StoreError> {
+        let touched = self
+            .writes
+            .range(start.as_bytes().to_vec()..end.to_vec())
+            .next()
+            .is_some();
+        if touched {
+            // Own writes may or may not replace existing keys: count the merged key list.
+            let entries = self.range(start, end, true).await?;
+            return Ok(u64::try_from(entries.len()).unwrap_or(u64::MAX));
+        }
+        let options = self.options().with_range(end.to_vec()).with_count_only();
+        let response = match self.kv.get(start, Some(options)).await {
+            Ok(response) => response,
+            Err(err) => return Err(self.fail(err)),
+        };
+        self.pin(response.header().map(|h| h.revision()));
+        self.ranges.push((start.as_bytes().to_vec(), end.to_vec()));
+        Ok(u64::try_from(response.count()).unwrap_or(0))
+    }
+
+    /// Buffers a put of `value` at `key`.
+    pub(crate) fn put(&mut self, key: &str, value: Vec<u8>) {
+        self.writes
+            .insert(key.as_bytes().to_vec(), Write::Put(value));
+    }
+
+    /// Buffers a delete of `key`.
+    pub(crate) fn delete(&mut self, key: &str) {
+        self.writes.insert(key.as_bytes().to_vec(), Write::Delete);
+    }
+
+    /// Commits the buffered writes in one etcd transaction guarded by the compares of the
+    /// module docs. A read-only transaction commits without a server call.
+    pub(crate) async fn commit(mut self) -> Result<(), Failure> {
+        if let Some(failure) = self.failure.take() {
+            return Err(failure);
+        }
+        if self.writes.is_empty() {
+            return Ok(());
+        }
+        let compares = self.compares();
+        let ops: Vec<TxnOp> = std::mem::take(&mut self.writes)
+            .into_iter()
+            .map(|(key, write)| match write {
+                Write::Put(value) => TxnOp::put(key, value, None),
+                Write::Delete => TxnOp::delete(key, None),
+            })
+            .collect();
+        let txn = Txn::new()
+            .when(compares)
+            .and_then(ops)
+            .or_else(vec![TxnOp::get(self.layout_key.clone(), None)]);
+        let response = self
+            .kv
+            .txn(txn)
+            .await
+            .map_err(|err| self.conn.classify(err))?;
+        if response.succeeded() {
+            return Ok(());
+        }
+        let layout = response.op_responses().into_iter().find_map(|op| match op {
+            TxnOpResponse::Get(mut get) => Some(
+                get.take_kvs()
+                    .into_iter()
+                    .next()
+                    .map(|kv| kv.into_key_value().1),
+            ),
+            _ => None,
+        });
+        match layout {
+            Some(Some(value)) if value == self.layout_value.as_bytes() => Err(Failure::Conflict(
+                "a concurrent writer changed keys this transaction read".into(),
+            )),
+            _ => Err(Failure::Fatal(StoreError::Corrupt {
+                reason: format!(
+                    "the etcd layout version at {} changed while this call ran (another \
+                     plexus version is migrating or was rolled back); retry after the \
+                     upgrade completes",
+                    self.layout_key
+                ),
+            })),
+        }
+    }
+
+    /// The compares that make the commit valid only if every read still holds.
+    fn compares(&mut self) -> Vec<Compare> {
+        let mut compares = vec![Compare::value(
+            self.layout_key.clone(),
+            CompareOp::Equal,
+            self.layout_value.clone(),
+        )];
+        for (key, seen) in &self.reads {
+            compares.push(if *seen == 0 {
+                Compare::create_revision(key.clone(), CompareOp::Equal, 0)
+            } else {
+                Compare::mod_revision(key.clone(), CompareOp::Equal, *seen)
+            });
+        }
+        let Some(snapshot) = self.snapshot else {
+            return compares;
+        };
+        let mut ranges = std::mem::take(&mut self.ranges);
+        if compares.len() + ranges.len() > MAX_COMPARES {
+            ranges = merge_by_directory(ranges);
+        }
+        for (start, end) in ranges {
+            compares
+                .push(Compare::mod_revision(start, CompareOp::Less, snapshot + 1).with_range(end));
+        }
+        compares
+    }
+}
+
+/// The ranges with all ranges of one directory (the key up to its last `/`) replaced by
+/// the single range from their smallest start to their largest end.
+pub(crate) fn merge_by_directory(ranges: Vec<(Vec<u8>, Vec<u8>)>) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let mut hulls: BTreeMap<Vec<u8>, (Vec<u8>, Vec<u8>)> = BTreeMap::new();
+    for (start, end) in ranges {
+        let dir_len = start.iter().rposition(|&b| b == b'/').map_or(0, |i| i + 1);
+        let dir = start[..dir_len].to_vec();
+        hulls
+            .entry(dir)
+            .and_modify(|(lo, hi)| {
+                if start < *lo {
+                    *lo = start.clone();
+                }
+                if end > *hi {
+                    *hi = end.clone();
+                }
+            })
+            .or_insert((start, end));
+    }
+    hulls.into_values().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn range(start: &str, end: &str) -> (Vec<u8>, Vec<u8>) {
+        (start.as_bytes().to_vec(), end.as_bytes().to_vec())
+    }
+
+    #[test]
+    fn merging_covers_every_range_of_a_directory() {
+        let merged = merge_by_directory(vec![
+            range("/p/alloc/n/0005", "/p/alloc/n/0007"),
+            range("/p/alloc/n/0001", "/p/alloc/n/0003"),
+            range("/p/alloc/m/0009", "/p/alloc/m/000a"),
+            range("/p/attach/n/c/e/", "/p/attach/n/c/e0"),
+        ]);
+        assert_eq!(
+            merged,
+            vec![
+                range("/p/alloc/m/0009", "/p/alloc/m/000a"),
+                range("/p/alloc/n/0001", "/p/alloc/n/0007"),
+                range("/p/attach/n/c/e/", "/p/attach/n/c/e0"),
+            ]
+        );
+    }
+
+    proptest::proptest! {
+        /// Every key inside one of the input ranges is inside one of the merged ranges.
+        #[test]
+        fn merged_ranges_cover_the_inputs(
+            bounds in proptest::collection::vec((0u16..400, 0u16..400, 0u8..3), 1..20),
+            probe in 0u16..400,
+            dir in 0u8..3,
+        ) {
+            let key = |d: u8, n: u16| format!("/p/d{d}/{n:04x}").into_bytes();
+            let ranges: Vec<_> = bounds
+                .iter()
+                .map(|&(a, b, d)| (key(d, a.min(b)), key(d, a.max(b) + 1)))
+                .collect();
+            let probe = key(dir, probe);
+            let inside = |rs: &[(Vec<u8>, Vec<u8>)]| rs.iter().any(|(s, e)| *s <= probe && probe < *e);
+            if inside(&ranges) {
+                proptest::prop_assert!(inside(&merge_by_directory(ranges.clone())));
+            }
+        }
+    }
+}

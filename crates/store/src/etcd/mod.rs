@@ -1,0 +1,390 @@
+//! [`EtcdStore`]: the etcd v3 backend, for clusters that already run etcd.
+//!
+//! - One key per allocation, an index key per attachment, cursor and block keys under one
+//!   prefix ([`keys`] documents the layout); no whole-pool value is rewritten per claim.
+//! - Every claim, release and GC step is ONE optimistic etcd transaction: the shared engine
+//!   runs on reads at one snapshot revision, the writes are buffered, and the commit
+//!   compares what the reads relied on (create-if-absent for every new key). A failed
+//!   compare means a concurrent writer won: the whole attempt re-runs on a fresh snapshot,
+//!   with jittered backoff, until the deadline ([`StoreError::Busy`] then). No lock, no
+//!   lease, no global mutex.
+//! - Every call has one deadline (`timeout_ms`), connecting and retries included; an
+//!   unreachable cluster is [`StoreError::Unavailable`] by then. A client that failed is
+//!   dropped and rebuilt by the next attempt.
+//! - All network I/O runs on a private runtime thread ([`runtime`]), so callers may use any
+//!   executor.
+
+mod buffered;
+mod config;
+mod conn;
+mod keys;
+mod layout;
+mod runtime;
+mod txn;
+
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use etcd_client::{Client, Compare, CompareOp, KvClient, Txn, TxnOp};
+use plexus_ipam_core::BlockPolicy;
+use plexus_ipam_core::range::RangeSet;
+
+use self::buffered::BufferedTxn;
+use self::conn::{Attempts, Connector, Failure};
+use self::keys::Keys;
+use self::runtime::Executor;
+use self::txn::EtcdTxn;
+use crate::engine::{self, StoreTxn};
+use crate::error::StoreError;
+use crate::store::Store;
+use crate::types::{
+    Allocation, AttachmentKey, Block, Claim, ClaimContext, GcReport, Owner, unix_now,
+};
+
+pub(crate) use self::config::parse as parse_config;
+pub use self::config::{DEFAULT_ETCD_PREFIX, DEFAULT_ETCD_TIMEOUT, EtcdConfig};
+pub use self::layout::LATEST_LAYOUT;
+
+/// Runs `$body` (which uses `$txn: &mut EtcdTxn`) in one optimistic transaction of
+/// `$inner`, committed when it returns `Ok`, and re-runs it on conflicts and transient
+/// failures until the deadline. A macro rather than a closure-taking fn: the futures stay
+/// concrete, so the compiler can see they are `Send`.
+macro_rules! in_txn {
+    ($inner:expr, |$txn:ident| $body:expr) => {{
+        let inner: &Inner = $inner;
+        let mut attempts = Attempts::new(inner.timeout);
+        loop {
+            let step = async {
+                let mut txn = inner.begin().await?;
+                let result = {
+                    let $txn = &mut txn;
+                    $body
+                };
+                inner.finish(txn, result).await
+            };
+            match attempts.bounded(step).await {
+                Ok(value) => break Ok(value),
+                Err(failure) => {
+                    if let Err(err) = inner.after_failure(&mut attempts, failure).await {
+                        break Err(err);
+                    }
+                }
+            }
+        }
+    }};
+}
+
+/// Emptied blocks released per GC transaction, so one transaction stays well below etcd's
+/// limit of 128 operations.
+const EXPIRE_BATCH: usize = 16;
+
+/// The etcd backend. Cheap to open: the connection is made by the first call (and remade
+/// after a failure), the layout version checked once per store.
+#[derive(Debug)]
+pub struct EtcdStore {
+    inner: Arc<Inner>,
+    executor: Executor,
+}
+
+struct Inner {
+    conn: Arc<Connector>,
+    keys: Keys,
+    timeout: Duration,
+    client: Mutex<Option<Client>>,
+    layout_checked: AtomicBool,
+}
+
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Inner")
+            .field("conn", &self.conn)
+            .field("keys", &self.keys)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An owned [`Claim`], to move a claim onto the I/O thread.
+#[derive(Debug, Clone)]
+enum OwnedClaim {
+    Dynamic(RangeSet),
+    Static { set: RangeSet, ip: IpAddr },
+}
+
+impl OwnedClaim {
+    fn of(claim: &Claim<'_>) -> Self {
+        match claim {
+            Claim::Dynamic(set) => OwnedClaim::Dynamic((*set).clone()),
+            Claim::Static { set, ip } => OwnedClaim::Static {
+                set: (*set).clone(),
+                ip: *ip,
+            },
+        }
+    }
+
+    fn borrow(&self) -> Claim<'_> {
+        match self {
+            OwnedClaim::Dynamic(set) => Claim::Dynamic(set),
+            OwnedClaim::Static { set, ip } => Claim::Static { set, ip: *ip },
+        }
+    }
+}
+
+impl EtcdStore {
+    /// Prepares a store for `cfg`: reads its password, CA, certificate and key files and
+    /// starts the I/O thread. Makes no network call.
+    pub fn open(cfg: &EtcdConfig) -> Result<EtcdStore, StoreError> {
+        let conn = Connector::new(cfg)?;
+        Ok(EtcdStore {
+            inner: Arc::new(Inner {
+                conn: Arc::new(conn),
+                keys: Keys::new(&cfg.prefix),
+                timeout: cfg.timeout,
+                client: Mutex::new(None),
+                layout_checked: AtomicBool::new(false),
+            }),
+            executor: Executor::start()?,
+        })
+    }
+
+    /// Runs `op` with the shared state on the I/O thread.
+    async fn run<T, F>(&self, op: impl FnOnce(Arc<Inner>) -> F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: Future<Output = Result<T, StoreError>> + Send + 'static,
+    {
+        self.executor.run(op(self.inner.clone())).await
+    }
+}
+
+impl Inner {
+    fn cached_client(&self) -> MutexGuard<'_, Option<Client>> {
+        // The guarded value is a plain Option: a panic elsewhere cannot leave it torn.
+        self.client
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// A client whose layout was checked, connecting first when needed.
+    async fn ready(&self) -> Result<KvClient, Failure> {
+        let cached = self.cached_client().clone();
+        let client = match cached {
+            Some(client) => client,
+            None => {
+                let client = self.conn.connect().await?;
+                *self.cached_client() = Some(client.clone());
+                client
+            }
+        };
+        let mut kv = client.kv_client();
+        if !self.layout_checked.load(Ordering::Acquire) {
+            layout::ensure(&mut kv, &self.keys, &self.conn).await?;
+            self.layout_checked.store(true, Ordering::Release);
+        }
+        Ok(kv)
+    }
+
+    /// Opens an optimistic transaction on a ready client.
+    async fn begin(&self) -> Result<EtcdTxn<'_>, Failure> {
+        let kv = self.ready().await?;
+        let inner = BufferedTxn::new(
+            kv,
+            self.conn.clone(),
+            self.keys.layout(),
+            layout::value(LATEST_LAYOUT),
+        );
+        Ok(EtcdTxn::new(inner, &self.keys))
+    }
+
+    /// Commits `txn` when the engine's `result` is `Ok`; otherwise tells why it failed.
+    async fn finish<T>(
+        &self,
+        mut txn: EtcdTxn<'_>,
+        result: Result<T, StoreError>,
+    ) -> Result<T, Failure> {
+        match result {
+            Ok(value) => {
+                txn.commit().await?;
+                Ok(value)
+            }
+            Err(err) => Err(txn.take_failure().unwrap_or(match err {
+                // The engine lost a race it could already see (an address taken since the
+                // snapshot): like a failed compare, a fresh snapshot decides.
+                StoreError::Busy { reason } => Failure::Conflict(reason),
+                other => Failure::Fatal(other),
+            })),
+        }
+    }
+
+    /// After a failed attempt: drops a client that failed, then waits or gives up.
+    async fn after_failure(
+        &self,
+        attempts: &mut Attempts,
+        failure: Failure,
+    ) -> Result<(), StoreError> {
+        if matches!(failure, Failure::Transient(_)) {
+            // Never keep a client that just failed: the next attempt connects anew.
+            *self.cached_client() = None;
+        }
+        attempts.retry_after(failure, &self.conn.endpoints()).await
+    }
+
+    /// The STATUS probe: a transaction that needs the write path (quorum, write permission
+    /// on the prefix, no NOSPACE alarm) but whose guard never holds, so it writes nothing.
+    async fn probe(&self) -> Result<(), StoreError> {
+        let mut attempts = Attempts::new(self.timeout);
+        loop {
+            let step = async {
+                let mut kv = self.ready().await?;
+                let probe_key = self.keys.probe();
+                let txn = Txn::new()
+                    .when(vec![Compare::version(
+                        probe_key.clone(),
+                        CompareOp::Less,
+                        0,
+                    )])
+                    .and_then(vec![TxnOp::put(probe_key, "", None)]);
+                kv.txn(txn).await.map_err(|e| self.conn.classify(e))?;
+                Ok(())
+            };
+            match attempts.bounded(step).await {
+                Ok(()) => return Ok(()),
+                Err(failure) => self.after_failure(&mut attempts, failure).await?,
+            }
+        }
+    }
+
+    async fn gc(
+        &self,
+        network: &str,
+        valid: &[(String, String)],
+        policy: &BlockPolicy,
+        now: i64,
+    ) -> Result<GcReport, StoreError> {
+        let attached = in_txn!(self, |txn| txn.attachments_of(network).await)?;
+        let mut report = GcReport::default();
+        // One transaction per stale attachment: each release stands on its own.
+        for (container_id, ifname) in engine::stale_attachments(attached, valid) {
+            let key = AttachmentKey::new(network, container_id, ifname);
+            match in_txn!(self, |txn| engine::release(txn, &key, now).await) {
+                Ok(released) => report.released.extend(released),
+                Err(err) if engine::is_store_wide(&err) => return Err(err),
+                Err(err) => report.errors.push(format!(
+                    "container {} interface {}: {err}",
+                    key.container_id, key.ifname
+                )),
+            }
+        }
+        report
+            .released
+            .sort_by_key(|a| plexus_ipam_core::addr::key(a.ip));
+        loop {
+            let (released, more) = in_txn!(self, |txn| {
+                txn.limit_emptied(EXPIRE_BATCH);
+                match engine::expire_blocks(txn, network, policy, now).await {
+                    Ok(released) => Ok((released, txn.emptied_truncated())),
+                    Err(err) => Err(err),
+                }
+            })?;
+            report.released_blocks.extend(released);
+            if !more {
+                break;
+            }
+        }
+        report
+            .released_blocks
+            .sort_by_key(|b| plexus_ipam_core::addr::key(b.base));
+        Ok(report)
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for EtcdStore {
+    async fn claim(
+        &self,
+        key: &AttachmentKey,
+        owner: &Owner,
+        claims: &[Claim<'_>],
+        ctx: &ClaimContext,
+    ) -> Result<Vec<Allocation>, StoreError> {
+        let (key, owner, ctx) = (key.clone(), owner.clone(), ctx.clone());
+        let claims: Vec<OwnedClaim> = claims.iter().map(OwnedClaim::of).collect();
+        self.run(|inner| async move {
+            let claims: Vec<Claim<'_>> = claims.iter().map(OwnedClaim::borrow).collect();
+            in_txn!(&*inner, |txn| engine::claim_all(
+                txn, &key, &owner, &claims, &ctx
+            )
+            .await)
+        })
+        .await
+    }
+
+    async fn release(&self, key: &AttachmentKey) -> Result<Vec<Allocation>, StoreError> {
+        let key = key.clone();
+        let now = unix_now();
+        self.run(
+            |inner| async move { in_txn!(&*inner, |txn| engine::release(txn, &key, now).await) },
+        )
+        .await
+    }
+
+    async fn attachment(&self, key: &AttachmentKey) -> Result<Vec<Allocation>, StoreError> {
+        let key = key.clone();
+        self.run(|inner| async move { in_txn!(&*inner, |txn| txn.held_by(&key).await) })
+            .await
+    }
+
+    async fn holder(&self, network: &str, ip: IpAddr) -> Result<Option<Allocation>, StoreError> {
+        let network = network.to_string();
+        self.run(|inner| async move { in_txn!(&*inner, |txn| txn.allocation(&network, ip).await) })
+            .await
+    }
+
+    async fn list(&self, network: &str) -> Result<Vec<Allocation>, StoreError> {
+        let network = network.to_string();
+        self.run(|inner| async move { in_txn!(&*inner, |txn| txn.all_allocations(&network).await) })
+            .await
+    }
+
+    async fn count_between(
+        &self,
+        network: &str,
+        lo: IpAddr,
+        hi: IpAddr,
+    ) -> Result<u64, StoreError> {
+        // Mixed families are refused before any network call.
+        engine::family_key_ranges(lo, hi)?;
+        let network = network.to_string();
+        self.run(|inner| async move {
+            in_txn!(&*inner, |txn| txn.count_between(&network, lo, hi).await)
+        })
+        .await
+    }
+
+    async fn blocks(&self, network: &str) -> Result<Vec<Block>, StoreError> {
+        let network = network.to_string();
+        self.run(|inner| async move { in_txn!(&*inner, |txn| txn.all_blocks(&network).await) })
+            .await
+    }
+
+    async fn gc(
+        &self,
+        network: &str,
+        valid: &[(String, String)],
+        policy: &BlockPolicy,
+        now: i64,
+    ) -> Result<GcReport, StoreError> {
+        let (network, valid, policy) = (network.to_string(), valid.to_vec(), *policy);
+        self.run(|inner| async move { inner.gc(&network, &valid, &policy, now).await })
+            .await
+    }
+
+    async fn probe(&self) -> Result<(), StoreError> {
+        self.run(|inner| async move { inner.probe().await }).await
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,224 @@
+//! The shared conformance suite against a real etcd (`PLEXUS_TEST_ETCD_ENDPOINTS`, set by
+//! `scripts/with-servers`), each check on a fresh key prefix. Without a server the tests
+//! print `SKIPPED` and pass, unless `PLEXUS_REQUIRE_SERVERS=1`.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use super::*;
+use crate::StoreError;
+
+/// The endpoints of the shared test server, or `None` after reporting the skip.
+pub(super) fn endpoints(test: &str) -> Option<Vec<String>> {
+    match std::env::var("PLEXUS_TEST_ETCD_ENDPOINTS") {
+        Ok(v) if !v.trim().is_empty() => Some(v.split(',').map(|e| e.trim().to_string()).collect()),
+        _ if std::env::var("PLEXUS_REQUIRE_SERVERS").is_ok_and(|v| v == "1") => {
+            panic!("{test}: PLEXUS_TEST_ETCD_ENDPOINTS is not set (PLEXUS_REQUIRE_SERVERS=1)")
+        }
+        _ => {
+            eprintln!("SKIPPED {test}: PLEXUS_TEST_ETCD_ENDPOINTS is not set");
+            None
+        }
+    }
+}
+
+/// A store on a key prefix nobody else uses.
+pub(super) fn fresh_store(endpoints: &[String], test: &str) -> EtcdStore {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let mut cfg = EtcdConfig::new(endpoints.to_vec());
+    cfg.prefix = format!(
+        "/plexus-unit/{test}/{}-{}-{n}",
+        std::process::id(),
+        unix_now()
+    );
+    EtcdStore::open(&cfg).unwrap_or_else(|e| panic!("open etcd store: {e}"))
+}
+
+/// One test per check, so a failure names it.
+macro_rules! conformance_tests {
+    ($($check:ident),* $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $check() {
+                let Some(endpoints) = endpoints(stringify!($check)) else {
+                    return;
+                };
+                let store = fresh_store(&endpoints, stringify!($check));
+                crate::conformance::$check(&store).await;
+            }
+        )*
+    };
+}
+
+mod conformance {
+    use super::{endpoints, fresh_store};
+
+    conformance_tests!(
+        claim_then_release,
+        reclaim_is_idempotent,
+        static_claim,
+        static_conflict_names_holder,
+        dynamic_skips_held_addresses,
+        multi_claim_is_atomic,
+        exhaustion_at_exact_capacity,
+        next_fit_does_not_reuse_at_once,
+        networks_are_independent,
+        gc_releases_only_stale_of_one_network,
+        count_between_counts_a_window,
+        probe_succeeds,
+        blocks_two_nodes_get_different_blocks,
+        blocks_fill_then_claim_another,
+        blocks_borrow_when_all_claimed,
+        blocks_released_only_after_grace,
+        blocks_never_released_while_holding,
+    );
+}
+
+#[tokio::test]
+async fn run_all_passes() {
+    let Some(endpoints) = endpoints("run_all_passes") else {
+        return;
+    };
+    crate::conformance::run_all(|| Box::new(fresh_store(&endpoints, "run_all"))).await;
+}
+
+/// A [`BufferedTxn`] under a fresh prefix with its layout key written, plus a second,
+/// plain client to play the concurrent writer.
+async fn optimistic(test: &str) -> Option<(BufferedTxn, etcd_client::Client, String)> {
+    let endpoints = endpoints(test)?;
+    let store = fresh_store(&endpoints, test);
+    let prefix = store
+        .inner
+        .keys
+        .layout()
+        .trim_end_matches("/layout")
+        .to_string();
+    let mut other = etcd_client::Client::connect(&endpoints, None)
+        .await
+        .unwrap();
+    other
+        .put(
+            store.inner.keys.layout(),
+            layout::value(LATEST_LAYOUT),
+            None,
+        )
+        .await
+        .unwrap();
+    let client = store.inner.conn.connect().await.unwrap();
+    let txn = BufferedTxn::new(
+        client.kv_client(),
+        store.inner.conn.clone(),
+        store.inner.keys.layout(),
+        layout::value(LATEST_LAYOUT),
+    );
+    Some((txn, other, prefix))
+}
+
+fn end_of(prefix: &str) -> Vec<u8> {
+    let mut end = prefix.as_bytes().to_vec();
+    end.push(0xff);
+    end
+}
+
+#[tokio::test]
+async fn a_changed_or_created_key_fails_the_commit() {
+    for case in ["changed", "deleted", "created", "created-in-range"] {
+        let Some((mut txn, mut other, p)) = optimistic("changed_key").await else {
+            return;
+        };
+        other
+            .put(format!("{p}/a/present"), "1", None)
+            .await
+            .unwrap();
+        assert_eq!(
+            txn.get(&format!("{p}/a/present")).await.unwrap(),
+            Some(b"1".to_vec())
+        );
+        assert_eq!(txn.get(&format!("{p}/a/absent")).await.unwrap(), None);
+        let dir = format!("{p}/r/");
+        assert!(
+            txn.range(&dir, &end_of(&dir), true)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        txn.put(&format!("{p}/a/mine"), b"x".to_vec());
+        match case {
+            "changed" => other
+                .put(format!("{p}/a/present"), "2", None)
+                .await
+                .map(drop),
+            "deleted" => other.delete(format!("{p}/a/present"), None).await.map(drop),
+            "created" => other
+                .put(format!("{p}/a/absent"), "1", None)
+                .await
+                .map(drop),
+            _ => other.put(format!("{dir}k"), "1", None).await.map(drop),
+        }
+        .unwrap();
+        let result = txn.commit().await;
+        assert!(
+            matches!(result, Err(Failure::Conflict(_))),
+            "{case}: {result:?}"
+        );
+        let mine = other.get(format!("{p}/a/mine"), None).await.unwrap();
+        assert!(mine.kvs().is_empty(), "{case}: nothing written");
+    }
+}
+
+#[tokio::test]
+async fn unrelated_writes_and_deletions_in_a_range_do_not_conflict() {
+    let Some((mut txn, mut other, p)) = optimistic("unrelated_writes").await else {
+        return;
+    };
+    other.put(format!("{p}/r/held"), "1", None).await.unwrap();
+    let dir = format!("{p}/r/");
+    let listed = txn.range(&dir, &end_of(&dir), true).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    // Known absent from the range read: answered without the server, checked at commit.
+    assert_eq!(txn.get(&format!("{dir}new")).await.unwrap(), None);
+    txn.put(&format!("{dir}new"), b"x".to_vec());
+    // Our own write shows in later reads.
+    assert_eq!(txn.range(&dir, &end_of(&dir), true).await.unwrap().len(), 2);
+    assert_eq!(txn.count(&dir, &end_of(&dir)).await.unwrap(), 2);
+    other
+        .put(format!("{p}/elsewhere"), "1", None)
+        .await
+        .unwrap();
+    other.delete(format!("{p}/r/held"), None).await.unwrap();
+    assert!(txn.commit().await.is_ok());
+    let written = other.get(format!("{dir}new"), None).await.unwrap();
+    assert_eq!(written.kvs()[0].value(), b"x");
+}
+
+#[tokio::test]
+async fn a_changed_layout_is_no_conflict_but_an_error() {
+    let Some((mut txn, mut other, p)) = optimistic("changed_layout").await else {
+        return;
+    };
+    assert_eq!(txn.get(&format!("{p}/a/x")).await.unwrap(), None);
+    txn.put(&format!("{p}/a/x"), b"1".to_vec());
+    other.put(format!("{p}/layout"), "99", None).await.unwrap();
+    let result = txn.commit().await;
+    assert!(
+        matches!(result, Err(Failure::Fatal(StoreError::Corrupt { .. }))),
+        "{result:?}"
+    );
+}
+
+#[tokio::test]
+async fn reads_stay_on_one_snapshot() {
+    let Some((mut txn, mut other, p)) = optimistic("one_snapshot").await else {
+        return;
+    };
+    other.put(format!("{p}/s/a"), "1", None).await.unwrap();
+    assert_eq!(
+        txn.get(&format!("{p}/s/a")).await.unwrap(),
+        Some(b"1".to_vec())
+    );
+    other.put(format!("{p}/s/b"), "1", None).await.unwrap();
+    // Written after the snapshot: invisible to this transaction.
+    assert_eq!(txn.get(&format!("{p}/s/b")).await.unwrap(), None);
+    let dir = format!("{p}/s/");
+    assert_eq!(txn.count(&dir, &end_of(&dir)).await.unwrap(), 1);
+}

@@ -1,0 +1,317 @@
+//! Connections: one short-lived connection per call (plugin processes) or a pool (the
+//! long-running daemon), the per-call deadline, and bounded retries of contended
+//! transactions.
+
+use std::future::Future;
+use std::io::ErrorKind;
+use std::pin::Pin;
+use std::time::{Duration, Instant};
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use tokio::task::JoinHandle;
+use tokio_postgres::{Client, NoTls};
+use tokio_postgres_rustls::MakeRustlsConnect;
+
+use super::config::{PasswordSource, PostgresConfig, SslMode};
+use super::errors::ErrCtx;
+use super::tls;
+use crate::error::StoreError;
+
+/// Attempts of one operation when the server reports contention (serialization failure,
+/// deadlock, too many connections) before giving up with [`StoreError::Busy`].
+const MAX_ATTEMPTS: u32 = 6;
+
+/// First pause between attempts; doubled each time, jittered by ±50 %.
+const FIRST_BACKOFF: Duration = Duration::from_millis(4);
+
+/// A boxed future borrowing the client, as operations return it.
+pub(crate) type OpFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
+
+/// Where connections come from.
+pub(crate) enum Source {
+    /// A new connection per call, closed at its end.
+    Direct {
+        /// The connection settings, without the password (read per connection).
+        pg: Box<tokio_postgres::Config>,
+        /// TLS connector, when TLS is on.
+        tls: Option<MakeRustlsConnect>,
+    },
+    /// Warm connections of the daemon.
+    Pool(Pool),
+}
+
+/// One connection in use.
+enum Conn {
+    /// Our own connection and the task driving its socket.
+    Direct(Client, JoinHandle<()>),
+    /// A pooled connection, returned to the pool on drop.
+    Pooled(deadpool_postgres::Object),
+}
+
+impl Conn {
+    fn client(&mut self) -> &mut Client {
+        match self {
+            Conn::Direct(client, _) => client,
+            Conn::Pooled(object) => object,
+        }
+    }
+
+    /// Ends the connection politely (direct) or hands it back (pooled); a connection that
+    /// failed is closed instead, so the pool never keeps a broken one.
+    async fn finish(self, healthy: bool) {
+        match self {
+            Conn::Direct(client, task) => {
+                // Dropping the client makes the task send Terminate and close the socket.
+                drop(client);
+                let _ = tokio::time::timeout(Duration::from_millis(100), task).await;
+            }
+            Conn::Pooled(object) if !healthy => drop(deadpool_postgres::Object::take(object)),
+            Conn::Pooled(object) => drop(object),
+        }
+    }
+}
+
+/// The connection settings shared by both sources.
+pub(crate) fn pg_config(cfg: &PostgresConfig) -> tokio_postgres::Config {
+    let mut pg = tokio_postgres::Config::new();
+    pg.host(&cfg.host)
+        .port(cfg.port)
+        .dbname(&cfg.dbname)
+        .user(&cfg.user)
+        .application_name("plexus")
+        .connect_timeout(cfg.timeout)
+        .keepalives(true)
+        .ssl_mode(match cfg.sslmode {
+            SslMode::Disable => tokio_postgres::config::SslMode::Disable,
+            SslMode::Prefer => tokio_postgres::config::SslMode::Prefer,
+            SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull => {
+                tokio_postgres::config::SslMode::Require
+            }
+        });
+    // A dead server must not hold a call past its deadline, and a vanished client must
+    // not hold locks on the server past it either.
+    let ms = cfg.timeout.as_millis();
+    pg.tcp_user_timeout(cfg.timeout).options(format!(
+        "-c statement_timeout={ms} -c lock_timeout={ms} -c idle_in_transaction_session_timeout={ms}"
+    ));
+    pg
+}
+
+/// The password of `cfg`, read now (a rotated file is picked up by the next connection).
+pub(crate) fn read_password(cfg: &PostgresConfig) -> Result<Option<String>, StoreError> {
+    match &cfg.password {
+        None => Ok(None),
+        Some(PasswordSource::Inline(secret)) => Ok(Some(secret.expose().to_string())),
+        Some(PasswordSource::File(path)) => {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                let hint = if e.kind() == ErrorKind::NotFound {
+                    " (is the secret mounted?)"
+                } else {
+                    ""
+                };
+                StoreError::Unavailable {
+                    reason: format!(
+                        "cannot read ipam.store.password_file {}: {e}{hint}",
+                        path.display()
+                    ),
+                }
+            })?;
+            // `echo secret > file` leaves a line break that is not part of the password.
+            let password = text
+                .strip_suffix("\r\n")
+                .or_else(|| text.strip_suffix('\n'))
+                .unwrap_or(&text);
+            Ok(Some(password.to_string()))
+        }
+    }
+}
+
+impl Source {
+    /// A direct source for `cfg`.
+    pub fn direct(cfg: &PostgresConfig) -> Result<Source, StoreError> {
+        let tls = tls::client_config(cfg)?.map(MakeRustlsConnect::new);
+        Ok(Source::Direct {
+            pg: Box::new(pg_config(cfg)),
+            tls,
+        })
+    }
+
+    /// A pool of at most `max_size` connections for `cfg`; connects lazily. The password
+    /// is read once, here.
+    pub fn pool(cfg: &PostgresConfig, max_size: usize) -> Result<Source, StoreError> {
+        let mut pg = pg_config(cfg);
+        if let Some(password) = read_password(cfg)? {
+            pg.password(password);
+        }
+        let manager_config = ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        };
+        let manager = match tls::client_config(cfg)? {
+            Some(tls) => Manager::from_config(pg, MakeRustlsConnect::new(tls), manager_config),
+            None => Manager::from_config(pg, NoTls, manager_config),
+        };
+        let pool = Pool::builder(manager)
+            .max_size(max_size.max(1))
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .build()
+            .map_err(|e| StoreError::Internal {
+                reason: format!("cannot build the PostgreSQL pool: {e}"),
+            })?;
+        Ok(Source::Pool(pool))
+    }
+
+    async fn connect(&self, cfg: &PostgresConfig, ctx: &ErrCtx) -> Result<Conn, StoreError> {
+        match self {
+            Source::Direct { pg, tls } => {
+                let mut pg = (**pg).clone();
+                if let Some(password) = read_password(cfg)? {
+                    pg.password(password);
+                }
+                let (client, task) = match tls {
+                    Some(tls) => {
+                        let (client, connection) =
+                            pg.connect(tls.clone()).await.map_err(|e| ctx.map(&e))?;
+                        (client, tokio::spawn(drive(connection)))
+                    }
+                    None => {
+                        let (client, connection) =
+                            pg.connect(NoTls).await.map_err(|e| ctx.map(&e))?;
+                        (client, tokio::spawn(drive(connection)))
+                    }
+                };
+                Ok(Conn::Direct(client, task))
+            }
+            Source::Pool(pool) => pool.get().await.map(Conn::Pooled).map_err(|e| match e {
+                deadpool_postgres::PoolError::Backend(e) => ctx.map(&e),
+                other => StoreError::Unavailable {
+                    reason: ctx.scrub(format!("no PostgreSQL connection from the pool: {other}")),
+                },
+            }),
+        }
+    }
+}
+
+/// Drives one connection's socket until the client is dropped or the server goes away.
+async fn drive<S, T>(connection: tokio_postgres::Connection<S, T>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    if let Err(err) = connection.await {
+        // The operation sees the same failure through its client and reports it.
+        tracing::debug!(%err, "PostgreSQL connection ended with an error");
+    }
+}
+
+/// Runs `op` on a connection from `source` within `cfg.timeout`, retrying contention.
+///
+/// `prepare` runs once per connection before the first attempt (the schema check).
+pub(crate) async fn run<T>(
+    source: &Source,
+    cfg: &PostgresConfig,
+    ctx: &ErrCtx,
+    what: &str,
+    prepare: impl for<'c> Fn(&'c mut Client) -> OpFuture<'c, ()>,
+    op: impl for<'c> Fn(&'c mut Client) -> OpFuture<'c, T>,
+) -> Result<T, StoreError> {
+    let attempts = async {
+        let mut conn = source.connect(cfg, ctx).await?;
+        let result = attempt_all(conn.client(), &prepare, &op).await;
+        let healthy = !matches!(result, Err(StoreError::Unavailable { .. }));
+        conn.finish(healthy).await;
+        result
+    };
+    match tokio::time::timeout(cfg.timeout, attempts).await {
+        Ok(result) => result,
+        // The dropped future closed its connection: the server rolls the transaction back.
+        Err(_) => Err(ctx.timed_out(what)),
+    }
+}
+
+async fn attempt_all<T>(
+    client: &mut Client,
+    prepare: &impl for<'c> Fn(&'c mut Client) -> OpFuture<'c, ()>,
+    op: &impl for<'c> Fn(&'c mut Client) -> OpFuture<'c, T>,
+) -> Result<T, StoreError> {
+    prepare(client).await?;
+    let started = Instant::now();
+    let mut backoff = FIRST_BACKOFF;
+    let mut attempt = 1;
+    loop {
+        match op(client).await {
+            Err(err) if err.is_transient() && attempt < MAX_ATTEMPTS => {
+                tracing::debug!(%err, attempt, elapsed_ms = started.elapsed().as_millis(), "retrying");
+                tokio::time::sleep(jittered(backoff)).await;
+                backoff *= 2;
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// `base` scaled by a random factor in [0.5, 1.5), so that racing writers spread out.
+fn jittered(base: Duration) -> Duration {
+    base.mul_f64(rand::random_range(0.5..1.5))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn password_file_loses_one_line_break_only() {
+        for (content, expected) in [
+            ("pw\n", "pw"),
+            ("pw\r\n", "pw"),
+            ("pw", "pw"),
+            (" pw \n\n", " pw \n"),
+        ] {
+            let mut file = tempfile::NamedTempFile::new().unwrap();
+            file.write_all(content.as_bytes()).unwrap();
+            let mut cfg = PostgresConfig::new("h");
+            cfg.password = Some(PasswordSource::File(file.path().to_path_buf()));
+            assert_eq!(
+                read_password(&cfg).unwrap().as_deref(),
+                Some(expected),
+                "{content:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_missing_password_file_is_unavailable_and_named() {
+        let mut cfg = PostgresConfig::new("h");
+        cfg.password = Some(PasswordSource::File("/nonexistent/pg-pw".into()));
+        let err = read_password(&cfg).unwrap_err();
+        assert!(matches!(err, StoreError::Unavailable { .. }), "{err:?}");
+        assert!(err.to_string().contains("/nonexistent/pg-pw"), "{err}");
+    }
+
+    #[test]
+    fn server_side_timeouts_follow_the_deadline() {
+        let mut cfg = PostgresConfig::new("db");
+        cfg.timeout = Duration::from_millis(1500);
+        let pg = pg_config(&cfg);
+        let options = pg.get_options().unwrap_or_default();
+        assert!(options.contains("statement_timeout=1500"), "{options}");
+        assert!(options.contains("lock_timeout=1500"), "{options}");
+        assert!(
+            options.contains("idle_in_transaction_session_timeout=1500"),
+            "{options}"
+        );
+        assert_eq!(pg.get_connect_timeout(), Some(&Duration::from_millis(1500)));
+    }
+
+    #[test]
+    fn jitter_stays_within_half_to_one_and_a_half() {
+        for _ in 0..1000 {
+            let d = jittered(Duration::from_millis(100));
+            assert!(
+                (Duration::from_millis(50)..Duration::from_millis(150)).contains(&d),
+                "{d:?}"
+            );
+        }
+    }
+}

@@ -1,0 +1,577 @@
+//! The SQL of the native tables: row encoding and decoding and every query the backend
+//! runs. All queries go through the `(network, addr)` primary key, the
+//! `(network, container_id, ifname, range_set)` unique index or the block indexes; none
+//! scans a table. Each is sent with `query_typed`: one round trip, no prepare.
+
+use std::net::IpAddr;
+
+use plexus_ipam_core::addr::{from_key, key as addr_key};
+use tokio_postgres::types::{ToSql, Type};
+use tokio_postgres::{Client, Row};
+
+use super::errors::ErrCtx;
+use crate::error::StoreError;
+use crate::types::{Allocation, AttachmentKey, Block, Owner};
+
+/// Columns of `plexus_allocations` in the order [`allocation_of`] expects.
+const COLUMNS: &str = "network, addr, range_set, container_id, ifname, pod_namespace, pod_name, \
+                       pod_uid, created_at, node";
+
+/// Columns of `plexus_blocks` in the order [`block_of`] expects.
+const BLOCK_COLUMNS: &str =
+    "network, base, range_set, prefix, node, claimed_at, emptied_at, cursor_addr";
+
+/// One typed query parameter.
+type Param<'a> = (&'a (dyn ToSql + Sync), Type);
+
+/// An address as stored: its 16-byte big-endian key, so `bytea` order is address order.
+pub(crate) fn addr_bytes(ip: IpAddr) -> Vec<u8> {
+    addr_key(ip).to_be_bytes().to_vec()
+}
+
+/// The address of a stored 16-byte key.
+pub(crate) fn bytes_addr(bytes: &[u8], ctx: &ErrCtx) -> Result<IpAddr, StoreError> {
+    let bytes: [u8; 16] = bytes.try_into().map_err(|_| {
+        ctx.corrupt(format!(
+            "stored address has {} bytes instead of 16",
+            bytes.len()
+        ))
+    })?;
+    Ok(from_key(u128::from_be_bytes(bytes)))
+}
+
+async fn query(
+    client: &Client,
+    ctx: &ErrCtx,
+    sql: &str,
+    params: &[Param<'_>],
+) -> Result<Vec<Row>, StoreError> {
+    client
+        .query_typed(sql, params)
+        .await
+        .map_err(|e| ctx.map(&e))
+}
+
+fn get<'r, T: tokio_postgres::types::FromSql<'r>>(
+    row: &'r Row,
+    index: usize,
+    ctx: &ErrCtx,
+) -> Result<T, StoreError> {
+    row.try_get(index)
+        .map_err(|e| ctx.corrupt(format!("unexpected stored value: {e}")))
+}
+
+fn allocation_of(row: &Row, ctx: &ErrCtx) -> Result<Allocation, StoreError> {
+    let addr: &[u8] = get(row, 1, ctx)?;
+    Ok(Allocation {
+        network: get(row, 0, ctx)?,
+        ip: bytes_addr(addr, ctx)?,
+        range_set: get(row, 2, ctx)?,
+        container_id: get(row, 3, ctx)?,
+        ifname: get(row, 4, ctx)?,
+        owner: Owner {
+            pod_namespace: get(row, 5, ctx)?,
+            pod_name: get(row, 6, ctx)?,
+            pod_uid: get(row, 7, ctx)?,
+        },
+        created_at: get(row, 8, ctx)?,
+        node: get(row, 9, ctx)?,
+    })
+}
+
+fn allocations_of(rows: &[Row], ctx: &ErrCtx) -> Result<Vec<Allocation>, StoreError> {
+    rows.iter().map(|row| allocation_of(row, ctx)).collect()
+}
+
+fn block_of(row: &Row, ctx: &ErrCtx) -> Result<Block, StoreError> {
+    let base: &[u8] = get(row, 1, ctx)?;
+    let prefix: i16 = get(row, 3, ctx)?;
+    let cursor: Option<&[u8]> = get(row, 7, ctx)?;
+    Ok(Block {
+        network: get(row, 0, ctx)?,
+        base: bytes_addr(base, ctx)?,
+        range_set: get(row, 2, ctx)?,
+        prefix: u8::try_from(prefix)
+            .map_err(|_| ctx.corrupt(format!("block prefix {prefix} out of range")))?,
+        node: get(row, 4, ctx)?,
+        claimed_at: get(row, 5, ctx)?,
+        emptied_at: get(row, 6, ctx)?,
+        cursor: cursor.map(|c| bytes_addr(c, ctx)).transpose()?,
+    })
+}
+
+fn blocks_of(rows: &[Row], ctx: &ErrCtx) -> Result<Vec<Block>, StoreError> {
+    rows.iter().map(|row| block_of(row, ctx)).collect()
+}
+
+/// Everything held by `key`, ordered by address.
+pub(crate) async fn attachment(
+    client: &Client,
+    ctx: &ErrCtx,
+    key: &AttachmentKey,
+) -> Result<Vec<Allocation>, StoreError> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM plexus_allocations \
+         WHERE network = $1 AND container_id = $2 AND ifname = $3 ORDER BY addr"
+    );
+    let rows = query(
+        client,
+        ctx,
+        &sql,
+        &[
+            (&key.network, Type::TEXT),
+            (&key.container_id, Type::TEXT),
+            (&key.ifname, Type::TEXT),
+        ],
+    )
+    .await?;
+    allocations_of(&rows, ctx)
+}
+
+/// The allocation `key` holds under `range_set`.
+pub(crate) async fn existing(
+    client: &Client,
+    ctx: &ErrCtx,
+    key: &AttachmentKey,
+    range_set: &str,
+) -> Result<Option<Allocation>, StoreError> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM plexus_allocations WHERE network = $1 AND container_id = $2 \
+         AND ifname = $3 AND range_set = $4"
+    );
+    let rows = query(
+        client,
+        ctx,
+        &sql,
+        &[
+            (&key.network, Type::TEXT),
+            (&key.container_id, Type::TEXT),
+            (&key.ifname, Type::TEXT),
+            (&range_set, Type::TEXT),
+        ],
+    )
+    .await?;
+    rows.first().map(|row| allocation_of(row, ctx)).transpose()
+}
+
+/// The allocation holding `ip` in `network`.
+pub(crate) async fn holder(
+    client: &Client,
+    ctx: &ErrCtx,
+    network: &str,
+    ip: IpAddr,
+) -> Result<Option<Allocation>, StoreError> {
+    let sql = format!("SELECT {COLUMNS} FROM plexus_allocations WHERE network = $1 AND addr = $2");
+    let addr = addr_bytes(ip);
+    let rows = query(
+        client,
+        ctx,
+        &sql,
+        &[(&network, Type::TEXT), (&addr, Type::BYTEA)],
+    )
+    .await?;
+    rows.first().map(|row| allocation_of(row, ctx)).transpose()
+}
+
+/// Every allocation of `network`, ordered by address.
+pub(crate) async fn list(
+    client: &Client,
+    ctx: &ErrCtx,
+    network: &str,
+) -> Result<Vec<Allocation>, StoreError> {
+    let sql = format!("SELECT {COLUMNS} FROM plexus_allocations WHERE network = $1 ORDER BY addr");
+    let rows = query(client, ctx, &sql, &[(&network, Type::TEXT)]).await?;
+    allocations_of(&rows, ctx)
+}
+
+/// The held-window query of the free-address search (a primary-key range scan).
+pub(crate) const HELD_BETWEEN_SQL: &str = "SELECT addr FROM plexus_allocations \
+     WHERE network = $1 AND addr BETWEEN $2 AND $3 ORDER BY addr";
+
+/// The usage count query (a primary-key range count).
+pub(crate) const COUNT_BETWEEN_SQL: &str =
+    "SELECT count(*) FROM plexus_allocations WHERE network = $1 AND addr BETWEEN $2 AND $3";
+
+/// Held addresses of `network` within `[lo, hi]`, ascending.
+pub(crate) async fn held_between(
+    client: &Client,
+    ctx: &ErrCtx,
+    network: &str,
+    lo: IpAddr,
+    hi: IpAddr,
+) -> Result<Vec<IpAddr>, StoreError> {
+    let (lo, hi) = (addr_bytes(lo), addr_bytes(hi));
+    let rows = query(
+        client,
+        ctx,
+        HELD_BETWEEN_SQL,
+        &[
+            (&network, Type::TEXT),
+            (&lo, Type::BYTEA),
+            (&hi, Type::BYTEA),
+        ],
+    )
+    .await?;
+    rows.iter()
+        .map(|row| bytes_addr(get(row, 0, ctx)?, ctx))
+        .collect()
+}
+
+/// Number of allocations of `network` whose address key lies within `[lo, hi]`.
+pub(crate) async fn count_between(
+    client: &Client,
+    ctx: &ErrCtx,
+    network: &str,
+    lo: u128,
+    hi: u128,
+) -> Result<u64, StoreError> {
+    let (lo, hi) = (lo.to_be_bytes().to_vec(), hi.to_be_bytes().to_vec());
+    let rows = query(
+        client,
+        ctx,
+        COUNT_BETWEEN_SQL,
+        &[
+            (&network, Type::TEXT),
+            (&lo, Type::BYTEA),
+            (&hi, Type::BYTEA),
+        ],
+    )
+    .await?;
+    let count: i64 = match rows.first() {
+        Some(row) => get(row, 0, ctx)?,
+        None => 0,
+    };
+    u64::try_from(count).map_err(|_| ctx.corrupt(format!("negative row count {count}")))
+}
+
+/// Deletes everything held by `key`, returning it ordered by address.
+pub(crate) async fn delete_attachment(
+    client: &Client,
+    ctx: &ErrCtx,
+    key: &AttachmentKey,
+) -> Result<Vec<Allocation>, StoreError> {
+    let sql = format!(
+        "DELETE FROM plexus_allocations WHERE network = $1 AND container_id = $2 AND ifname = $3 \
+         RETURNING {COLUMNS}"
+    );
+    let rows = query(
+        client,
+        ctx,
+        &sql,
+        &[
+            (&key.network, Type::TEXT),
+            (&key.container_id, Type::TEXT),
+            (&key.ifname, Type::TEXT),
+        ],
+    )
+    .await?;
+    let mut released = allocations_of(&rows, ctx)?;
+    released.sort_by_key(|a| addr_key(a.ip));
+    Ok(released)
+}
+
+/// The distinct attachments of `network`.
+pub(crate) async fn attachments_of(
+    client: &Client,
+    ctx: &ErrCtx,
+    network: &str,
+) -> Result<Vec<(String, String)>, StoreError> {
+    let rows = query(
+        client,
+        ctx,
+        "SELECT DISTINCT container_id, ifname FROM plexus_allocations WHERE network = $1",
+        &[(&network, Type::TEXT)],
+    )
+    .await?;
+    rows.iter()
+        .map(|row| Ok((get(row, 0, ctx)?, get(row, 1, ctx)?)))
+        .collect()
+}
+
+/// Inserts `a`. `Ok(false)` when a row with the same address or the same (attachment,
+/// range set) exists: the statement skips it and the transaction stays usable.
+pub(crate) async fn insert(
+    client: &Client,
+    ctx: &ErrCtx,
+    a: &Allocation,
+) -> Result<bool, StoreError> {
+    let sql = format!(
+        "INSERT INTO plexus_allocations ({COLUMNS}) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING"
+    );
+    let addr = addr_bytes(a.ip);
+    let inserted = client
+        .execute_typed(
+            &sql,
+            &[
+                (&a.network, Type::TEXT),
+                (&addr, Type::BYTEA),
+                (&a.range_set, Type::TEXT),
+                (&a.container_id, Type::TEXT),
+                (&a.ifname, Type::TEXT),
+                (&a.owner.pod_namespace, Type::TEXT),
+                (&a.owner.pod_name, Type::TEXT),
+                (&a.owner.pod_uid, Type::TEXT),
+                (&a.created_at, Type::INT8),
+                (&a.node, Type::TEXT),
+            ],
+        )
+        .await
+        .map_err(|e| ctx.map(&e))?;
+    Ok(inserted == 1)
+}
+
+/// The next-fit cursor of (network, range set).
+pub(crate) async fn cursor(
+    client: &Client,
+    ctx: &ErrCtx,
+    network: &str,
+    range_set: &str,
+) -> Result<Option<IpAddr>, StoreError> {
+    let rows = query(
+        client,
+        ctx,
+        "SELECT last_addr FROM plexus_cursors WHERE network = $1 AND range_set = $2",
+        &[(&network, Type::TEXT), (&range_set, Type::TEXT)],
+    )
+    .await?;
+    rows.first()
+        .map(|row| bytes_addr(get(row, 0, ctx)?, ctx))
+        .transpose()
+}
+
+/// Moves the next-fit cursor of (network, range set) to `ip`.
+pub(crate) async fn set_cursor(
+    client: &Client,
+    ctx: &ErrCtx,
+    network: &str,
+    range_set: &str,
+    ip: IpAddr,
+) -> Result<(), StoreError> {
+    let addr = addr_bytes(ip);
+    query(
+        client,
+        ctx,
+        "INSERT INTO plexus_cursors (network, range_set, last_addr) VALUES ($1, $2, $3) \
+         ON CONFLICT (network, range_set) DO UPDATE SET last_addr = excluded.last_addr",
+        &[
+            (&network, Type::TEXT),
+            (&range_set, Type::TEXT),
+            (&addr, Type::BYTEA),
+        ],
+    )
+    .await
+    .map(drop)
+}
+
+/// Every block of `network`, ordered by base.
+pub(crate) async fn blocks(
+    client: &Client,
+    ctx: &ErrCtx,
+    network: &str,
+) -> Result<Vec<Block>, StoreError> {
+    let sql = format!("SELECT {BLOCK_COLUMNS} FROM plexus_blocks WHERE network = $1 ORDER BY base");
+    let rows = query(client, ctx, &sql, &[(&network, Type::TEXT)]).await?;
+    blocks_of(&rows, ctx)
+}
+
+/// The blocks `node` holds in (network, range set), ordered by base.
+pub(crate) async fn node_blocks(
+    client: &Client,
+    ctx: &ErrCtx,
+    network: &str,
+    range_set: &str,
+    node: &str,
+) -> Result<Vec<Block>, StoreError> {
+    let sql = format!(
+        "SELECT {BLOCK_COLUMNS} FROM plexus_blocks \
+         WHERE network = $1 AND range_set = $2 AND node = $3 ORDER BY base"
+    );
+    let rows = query(
+        client,
+        ctx,
+        &sql,
+        &[
+            (&network, Type::TEXT),
+            (&range_set, Type::TEXT),
+            (&node, Type::TEXT),
+        ],
+    )
+    .await?;
+    blocks_of(&rows, ctx)
+}
+
+/// The blocks of `network` whose base lies within `[lo, hi]`, ordered by base.
+pub(crate) async fn blocks_between(
+    client: &Client,
+    ctx: &ErrCtx,
+    network: &str,
+    lo: IpAddr,
+    hi: IpAddr,
+) -> Result<Vec<Block>, StoreError> {
+    let sql = format!(
+        "SELECT {BLOCK_COLUMNS} FROM plexus_blocks \
+         WHERE network = $1 AND base BETWEEN $2 AND $3 ORDER BY base"
+    );
+    let (lo, hi) = (addr_bytes(lo), addr_bytes(hi));
+    let rows = query(
+        client,
+        ctx,
+        &sql,
+        &[
+            (&network, Type::TEXT),
+            (&lo, Type::BYTEA),
+            (&hi, Type::BYTEA),
+        ],
+    )
+    .await?;
+    blocks_of(&rows, ctx)
+}
+
+/// The blocks of `network` emptied at or before `emptied_by`.
+pub(crate) async fn emptied_blocks(
+    client: &Client,
+    ctx: &ErrCtx,
+    network: &str,
+    emptied_by: i64,
+) -> Result<Vec<Block>, StoreError> {
+    let sql = format!(
+        "SELECT {BLOCK_COLUMNS} FROM plexus_blocks \
+         WHERE network = $1 AND emptied_at IS NOT NULL AND emptied_at <= $2"
+    );
+    let rows = query(
+        client,
+        ctx,
+        &sql,
+        &[(&network, Type::TEXT), (&emptied_by, Type::INT8)],
+    )
+    .await?;
+    blocks_of(&rows, ctx)
+}
+
+/// Inserts `block`; `Ok(false)` when (network, base) is taken (transaction still usable).
+pub(crate) async fn insert_block(
+    client: &Client,
+    ctx: &ErrCtx,
+    block: &Block,
+) -> Result<bool, StoreError> {
+    let sql = format!(
+        "INSERT INTO plexus_blocks ({BLOCK_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+         ON CONFLICT (network, base) DO NOTHING"
+    );
+    let base = addr_bytes(block.base);
+    let cursor = block.cursor.map(addr_bytes);
+    let prefix = i16::from(block.prefix);
+    let inserted = client
+        .execute_typed(
+            &sql,
+            &[
+                (&block.network, Type::TEXT),
+                (&base, Type::BYTEA),
+                (&block.range_set, Type::TEXT),
+                (&prefix, Type::INT2),
+                (&block.node, Type::TEXT),
+                (&block.claimed_at, Type::INT8),
+                (&block.emptied_at, Type::INT8),
+                (&cursor, Type::BYTEA),
+            ],
+        )
+        .await
+        .map_err(|e| ctx.map(&e))?;
+    Ok(inserted == 1)
+}
+
+/// Stores the mutable fields (cursor, emptied_at) of an existing block.
+pub(crate) async fn update_block(
+    client: &Client,
+    ctx: &ErrCtx,
+    block: &Block,
+) -> Result<(), StoreError> {
+    let base = addr_bytes(block.base);
+    let cursor = block.cursor.map(addr_bytes);
+    let updated = client
+        .execute_typed(
+            "UPDATE plexus_blocks SET cursor_addr = $3, emptied_at = $4 \
+             WHERE network = $1 AND base = $2",
+            &[
+                (&block.network, Type::TEXT),
+                (&base, Type::BYTEA),
+                (&cursor, Type::BYTEA),
+                (&block.emptied_at, Type::INT8),
+            ],
+        )
+        .await
+        .map_err(|e| ctx.map(&e))?;
+    if updated == 0 {
+        return Err(StoreError::Internal {
+            reason: format!(
+                "block {}/{} of network {} vanished during the transaction",
+                block.base, block.prefix, block.network
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Deletes the block (network, base); a missing block is fine.
+pub(crate) async fn delete_block(
+    client: &Client,
+    ctx: &ErrCtx,
+    network: &str,
+    base: IpAddr,
+) -> Result<(), StoreError> {
+    let base = addr_bytes(base);
+    client
+        .execute_typed(
+            "DELETE FROM plexus_blocks WHERE network = $1 AND base = $2",
+            &[(&network, Type::TEXT), (&base, Type::BYTEA)],
+        )
+        .await
+        .map(drop)
+        .map_err(|e| ctx.map(&e))
+}
+
+/// Writes the STATUS heartbeat row (proves the database accepts writes).
+pub(crate) async fn heartbeat(client: &Client, ctx: &ErrCtx, now: i64) -> Result<(), StoreError> {
+    client
+        .execute_typed(
+            "INSERT INTO plexus_heartbeat (id, beat_at) VALUES (1, $1) \
+             ON CONFLICT (id) DO UPDATE SET beat_at = excluded.beat_at",
+            &[(&now, Type::INT8)],
+        )
+        .await
+        .map(drop)
+        .map_err(|e| ctx.map(&e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn ctx() -> ErrCtx {
+        ErrCtx {
+            endpoint: "db:5432".into(),
+            dbname: "plexus".into(),
+            timeout: Duration::from_secs(1),
+            secret: None,
+        }
+    }
+
+    proptest::proptest! {
+        /// The stored bytes decode to the same address, and byte order is address order.
+        #[test]
+        fn bytes_round_trip_and_keep_order(a in proptest::num::u128::ANY, b in proptest::num::u128::ANY) {
+            let (ia, ib) = (from_key(a), from_key(b));
+            proptest::prop_assert_eq!(bytes_addr(&addr_bytes(ia), &ctx()).unwrap(), ia);
+            proptest::prop_assert_eq!(addr_bytes(ia).cmp(&addr_bytes(ib)), addr_key(ia).cmp(&addr_key(ib)));
+        }
+    }
+
+    #[test]
+    fn short_bytes_are_corrupt() {
+        let err = bytes_addr(&[1, 2, 3], &ctx()).unwrap_err();
+        assert!(matches!(err, StoreError::Corrupt { .. }), "{err:?}");
+        assert!(err.to_string().contains("3 bytes"), "{err}");
+    }
+}

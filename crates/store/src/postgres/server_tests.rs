@@ -1,0 +1,278 @@
+//! Tests against the shared PostgreSQL of `scripts/with-servers` that need the crate's
+//! internals: the conformance suite (one fresh database per check), racing first calls on
+//! an empty database, and the `cni-1.1-talk` layout. Without a server they print
+//! `SKIPPED` and pass, unless `PLEXUS_REQUIRE_SERVERS=1`.
+
+#[path = "../../tests/support/postgres.rs"]
+mod pg_support;
+
+use pg_support::PgServer;
+
+use super::*;
+use crate::conformance::{ip, range_set};
+
+/// One test per conformance check, each on a fresh database.
+macro_rules! conformance_on_postgres {
+    ($($check:ident),* $(,)?) => {
+        mod conformance {
+            $(
+                #[tokio::test]
+                async fn $check() {
+                    let test = concat!("postgres_conformance_", stringify!($check));
+                    let Some(server) = super::PgServer::shared(test) else { return };
+                    let cfg = server.fresh_database(stringify!($check));
+                    let store = super::PostgresStore::open(&cfg).unwrap();
+                    crate::conformance::$check(&store).await;
+                    // The same check passes on warm pooled connections.
+                    let cfg = server.fresh_database(stringify!($check));
+                    let pooled = super::PostgresStore::pooled(&cfg, 2).unwrap();
+                    crate::conformance::$check(&pooled).await;
+                }
+            )*
+        }
+    };
+}
+
+conformance_on_postgres!(
+    claim_then_release,
+    reclaim_is_idempotent,
+    static_claim,
+    static_conflict_names_holder,
+    dynamic_skips_held_addresses,
+    multi_claim_is_atomic,
+    exhaustion_at_exact_capacity,
+    next_fit_does_not_reuse_at_once,
+    networks_are_independent,
+    gc_releases_only_stale_of_one_network,
+    count_between_counts_a_window,
+    probe_succeeds,
+);
+
+fn ctx() -> ClaimContext {
+    ClaimContext::new("node-a", BlockPolicy::default())
+}
+
+fn owner() -> Owner {
+    Owner {
+        pod_namespace: Some("ns".into()),
+        pod_name: Some("pod".into()),
+        pod_uid: None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_first_calls_migrate_an_empty_database_once() {
+    let Some(server) = PgServer::shared("racing_first_calls") else {
+        return;
+    };
+    let cfg = server.fresh_database("racing");
+    let set = range_set("10.70.0.0/24");
+    let calls: Vec<_> = (0..8)
+        .map(|i| {
+            let (cfg, set) = (cfg.clone(), set.clone());
+            tokio::spawn(async move {
+                let store = PostgresStore::open(&cfg)?;
+                let key = AttachmentKey::new("race", format!("c{i}"), "eth0");
+                store
+                    .claim(&key, &owner(), &[Claim::Dynamic(&set)], &ctx())
+                    .await
+            })
+        })
+        .collect();
+    let mut seen = std::collections::BTreeSet::new();
+    for call in calls {
+        let got = call.await.unwrap().unwrap();
+        assert!(seen.insert(got[0].ip), "{} twice", got[0].ip);
+    }
+    assert_eq!(seen.len(), 8);
+}
+
+/// A store of the talk layout on a fresh database, and the server.
+fn talk_store(test: &str) -> Option<(PgServer, PostgresConfig, PostgresStore)> {
+    let server = PgServer::shared(test)?;
+    let mut cfg = server.fresh_database(test);
+    cfg.layout = Layout::Cni11Talk;
+    let store = PostgresStore::open(&cfg).unwrap();
+    Some((server, cfg, store))
+}
+
+/// The rows of `ips`, as `pod_id interface ip`.
+fn ips_rows(server: &PgServer, db: &str) -> Vec<String> {
+    let out = std::process::Command::new(server.bin.join("psql"))
+        .args(["-X", "-At", "-F", " ", "-h", &server.host])
+        .args(["-p", &server.port.to_string(), "-U", "postgres", "-d", db])
+        .args(["-c", "SELECT pod_id, interface, ip FROM ips ORDER BY id"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+fn config_reason(err: StoreError) -> String {
+    match err {
+        StoreError::Config { field, reason } => {
+            assert_eq!(field, "ipam.store.layout");
+            reason
+        }
+        other => panic!("expected a Config error, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn talk_layout_writes_rows_the_talk_plugin_reads() {
+    let Some((server, cfg, store)) = talk_store("talk_rows") else {
+        return;
+    };
+    let set = range_set("192.168.200.0/24");
+    let a = AttachmentKey::new("ipam-status", "cnitool-aaaa", "eth0");
+    let got = store
+        .claim(&a, &owner(), &[Claim::Dynamic(&set)], &ctx())
+        .await
+        .unwrap();
+    assert_eq!(got[0].ip, ip("192.168.200.1"));
+    assert_eq!(got[0].range_set, "192.168.200.0/24");
+    // Idempotent: the same ADD returns the same row.
+    let again = store
+        .claim(&a, &owner(), &[Claim::Dynamic(&set)], &ctx())
+        .await
+        .unwrap();
+    assert_eq!(again, got);
+    let b = AttachmentKey::new("ipam-status", "cnitool-bbbb", "eth0");
+    let stat = [Claim::Static {
+        set: &set,
+        ip: ip("192.168.200.22"),
+    }];
+    store.claim(&b, &owner(), &stat, &ctx()).await.unwrap();
+    assert_eq!(
+        ips_rows(&server, &cfg.dbname),
+        [
+            "cnitool-aaaa eth0 192.168.200.1/24",
+            "cnitool-bbbb eth0 192.168.200.22/24"
+        ]
+    );
+    // Rows the talk's plugin wrote are read, honoured and never handed out twice.
+    server.superuser_sql(
+        &cfg.dbname,
+        "INSERT INTO ips (pod_id, interface, ip) VALUES ('cnitool-cccc', 'eth0', '192.168.200.2/24')",
+    );
+    let c = AttachmentKey::new("ipam-status", "plexus-d", "eth0");
+    let got = store
+        .claim(&c, &owner(), &[Claim::Dynamic(&set)], &ctx())
+        .await
+        .unwrap();
+    assert_eq!(got[0].ip, ip("192.168.200.3"), "skips the talk plugin's .2");
+    let holder = store
+        .holder("ipam-status", ip("192.168.200.2"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(holder.container_id, "cnitool-cccc");
+    assert_eq!(store.list("ipam-status").await.unwrap().len(), 4);
+    let count = store
+        .count_between("ipam-status", ip("192.168.200.0"), ip("192.168.200.255"))
+        .await;
+    assert_eq!(count.unwrap(), 4);
+    // The address index refuses another spelling of a held address.
+    let dup = std::process::Command::new(server.bin.join("psql"))
+        .args(["-X", "-h", &server.host, "-p", &server.port.to_string()])
+        .args(["-U", "postgres", "-d", &cfg.dbname, "-c"])
+        .arg("INSERT INTO ips (pod_id, interface, ip) VALUES ('x', 'eth0', '192.168.200.2/32')")
+        .output()
+        .unwrap();
+    assert!(
+        !dup.status.success(),
+        "a second spelling of .2 was accepted"
+    );
+    // GC as in the talk's demo: everything not valid goes, only from this table.
+    let valid = vec![("cnitool-aaaa".to_string(), "eth0".to_string())];
+    let report = store
+        .gc("ipam-status", &valid, &BlockPolicy::default(), 0)
+        .await
+        .unwrap();
+    assert_eq!(report.released.len(), 3, "{report:?}");
+    assert_eq!(
+        ips_rows(&server, &cfg.dbname),
+        ["cnitool-aaaa eth0 192.168.200.1/24"]
+    );
+    assert_eq!(store.release(&a).await.unwrap().len(), 1);
+    assert!(ips_rows(&server, &cfg.dbname).is_empty());
+    store.probe().await.unwrap();
+}
+
+#[tokio::test]
+async fn talk_layout_says_what_the_table_cannot_hold() {
+    let Some((_server, _cfg, store)) = talk_store("talk_limits") else {
+        return;
+    };
+    let (v4, v6) = (range_set("10.80.0.0/24"), range_set("fd00:80::/120"));
+    let a = AttachmentKey::new("net-a", "c1", "eth0");
+    store
+        .claim(&a, &owner(), &[Claim::Dynamic(&v4)], &ctx())
+        .await
+        .unwrap();
+    // A second interface of the same container.
+    let eth1 = AttachmentKey::new("net-a", "c1", "eth1");
+    let err = store
+        .claim(&eth1, &owner(), &[Claim::Dynamic(&v4)], &ctx())
+        .await
+        .unwrap_err();
+    assert!(config_reason(err).contains("one address per container"));
+    // Dual-stack in one ADD.
+    let dual = AttachmentKey::new("net-a", "c2", "eth0");
+    let both = [Claim::Dynamic(&v4), Claim::Dynamic(&v6)];
+    let err = store
+        .claim(&dual, &owner(), &both, &ctx())
+        .await
+        .unwrap_err();
+    assert!(config_reason(err).contains("one address per container"));
+    // A second network.
+    let other = AttachmentKey::new("net-b", "c3", "eth0");
+    let err = store
+        .claim(&other, &owner(), &[Claim::Dynamic(&v4)], &ctx())
+        .await
+        .unwrap_err();
+    let reason = config_reason(err);
+    assert!(
+        reason.contains("ONE network") && reason.contains("net-a"),
+        "{reason}"
+    );
+    assert!(store.list("net-b").await.is_err(), "reads of net-b refused");
+    // A container id longer than the table's column.
+    let long = AttachmentKey::new("net-a", "x".repeat(65), "eth0");
+    let err = store
+        .claim(&long, &owner(), &[Claim::Dynamic(&v4)], &ctx())
+        .await
+        .unwrap_err();
+    assert!(config_reason(err).contains("at most 64"));
+    // Nothing of the refused claims was written.
+    assert_eq!(store.list("net-a").await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn talk_layout_reports_an_unparsable_row_as_corrupt() {
+    let Some((server, cfg, store)) = talk_store("talk_corrupt") else {
+        return;
+    };
+    // The talk's own table, made by its plugin before plexus ever ran, with a bad value:
+    // plexus cannot add its address index and says why.
+    server.superuser_sql(
+        &cfg.dbname,
+        &format!(
+            "SET ROLE {}; CREATE TABLE ips (id serial PRIMARY KEY, pod_id VARCHAR(64) UNIQUE \
+             NOT NULL, interface VARCHAR(16) NOT NULL, ip VARCHAR(128) UNIQUE NOT NULL, \
+             created_on TIMESTAMP DEFAULT now()); \
+             INSERT INTO ips (pod_id, interface, ip) VALUES ('p', 'eth0', 'not-an-ip');",
+            cfg.user
+        ),
+    );
+    let err = store.probe().await.unwrap_err();
+    assert!(matches!(err, StoreError::Unavailable { .. }), "{err:?}");
+    assert!(err.to_string().contains("plexus_ips_addr"), "{err}");
+}
