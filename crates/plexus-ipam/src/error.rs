@@ -114,7 +114,8 @@ impl From<IpamError> for CniError {
                     StoreError::Unavailable { .. } | StoreError::Busy { .. } => {
                         codes::TRY_AGAIN_LATER
                     }
-                    StoreError::Internal { .. } => codes::INTERNAL,
+                    // The plugin writes no network definitions: a conflict is unexpected.
+                    StoreError::Internal { .. } | StoreError::Conflict { .. } => codes::INTERNAL,
                 };
                 CniError::new(code, msg, String::new())
             }

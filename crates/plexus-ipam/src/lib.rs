@@ -11,6 +11,7 @@
 //! - [`error`] — the plugin's error enum and its mapping to CNI error codes (`docs/errors.md`).
 //! - [`plugin`] — ADD, DEL, CHECK, STATUS and GC.
 //! - [`request`] — what one invocation asks for: pool, static addresses, owner, store.
+//! - [`static_echo`] — echo mode for the `plexus` meta-plugin's delegates (DANM's fakeipam).
 //! - [`retry`] — bounded retries with jittered backoff for transient store errors.
 //! - [`logging`] — `tracing` to stderr or a file, never stdout.
 
@@ -19,6 +20,8 @@ pub mod logging;
 pub mod plugin;
 pub mod request;
 pub mod retry;
+pub mod static_echo;
+pub mod stored;
 
 pub use error::IpamError;
 pub use plugin::IpamPlugin;

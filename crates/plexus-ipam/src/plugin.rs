@@ -15,7 +15,7 @@ use plexus_store::{Allocation, ClaimContext, Store, StoreConfig};
 use serde_json::Value;
 
 use crate::retry::{self, DEFAULT_DEADLINE};
-use crate::{IpamError, logging, request};
+use crate::{IpamError, logging, request, stored};
 
 /// How long STATUS may take before it answers "not available" (the runtime polls it often).
 pub const STATUS_DEADLINE: Duration = Duration::from_millis(1500);
@@ -23,7 +23,8 @@ pub const STATUS_DEADLINE: Duration = Duration::from_millis(1500);
 /// The `plexus-ipam` plugin.
 #[derive(Debug, Clone)]
 pub struct IpamPlugin {
-    /// How long ADD, DEL and GC retry transient store errors before answering code 11.
+    /// The longest ADD, DEL and GC retry transient store errors before answering code 11;
+    /// a shorter deadline configured for the store (`timeout_ms`, `busy_timeout_ms`) wins.
     pub deadline: Duration,
 }
 
@@ -32,6 +33,15 @@ impl Default for IpamPlugin {
         IpamPlugin {
             deadline: DEFAULT_DEADLINE,
         }
+    }
+}
+
+impl IpamPlugin {
+    /// How long this call retries transient store errors: the store's configured deadline
+    /// (`timeout_ms`, `busy_timeout_ms`), at most [`IpamPlugin::deadline`], so a call
+    /// configured for 2 s never keeps retrying for 10.
+    fn retry_deadline(&self, store: &StoreConfig) -> Duration {
+        self.deadline.min(store.deadline())
     }
 }
 
@@ -57,20 +67,26 @@ async fn open_store(config: &StoreConfig) -> Result<Box<dyn Store>, IpamError> {
 impl IpamPlugin {
     fn add_inner(&self, req: &Request) -> Result<SuccessResult, IpamError> {
         request::reject_unknown_args(&req.env)?;
-        let pool = request::pool(&req.conf)?;
+        let source = stored::source(&req.conf)?;
         let store_config = request::store(&req.conf)?;
-        let statics = request::statics(&req.conf, &req.env, &pool)?;
-        let key = request::attachment_key(&pool.network, &req.env)?;
+        if let stored::PoolSource::Inline(pool) = &source {
+            // Bad input is refused before the store is touched.
+            request::statics(&req.conf, &req.env, pool)?;
+        }
         let owner = request::owner(&req.env);
-        let claims = request::claims(&pool, &statics);
         let node = request::node_name(&req.conf)?;
-        let allocations = block_on(async {
+        let (pool, key, allocations) = block_on(async {
             let store = open_store(&store_config).await?;
+            let pool = stored::resolve(&req.conf, source, &*store).await?;
+            let statics = request::statics(&req.conf, &req.env, &pool)?;
+            let key = request::attachment_key(&pool.network, &req.env)?;
+            let claims = request::claims(&pool, &statics);
             let ctx = ClaimContext::new(node, pool.blocks);
-            let allocations =
-                retry::with_deadline(self.deadline, || store.claim(&key, &owner, &claims, &ctx))
-                    .await?;
-            Ok::<_, IpamError>(allocations)
+            let allocations = retry::with_deadline(self.retry_deadline(&store_config), || {
+                store.claim(&key, &owner, &claims, &ctx)
+            })
+            .await?;
+            Ok::<_, IpamError>((pool, key, allocations))
         })??;
         tracing::info!(
             network = %pool.network,
@@ -87,7 +103,9 @@ impl IpamPlugin {
         let key = request::attachment_key(&network, &req.env)?;
         let released = block_on(async {
             let store = open_store(&store_config).await?;
-            let released = retry::with_deadline(self.deadline, || store.release(&key)).await?;
+            let released =
+                retry::with_deadline(self.retry_deadline(&store_config), || store.release(&key))
+                    .await?;
             Ok::<_, IpamError>(released)
         })??;
         tracing::info!(
@@ -101,9 +119,8 @@ impl IpamPlugin {
     }
 
     fn check_inner(&self, req: &Request) -> Result<(), IpamError> {
-        let pool = request::pool(&req.conf)?;
+        let source = stored::source(&req.conf)?;
         let store_config = request::store(&req.conf)?;
-        let key = request::attachment_key(&pool.network, &req.env)?;
         let prev = req.conf.prev_result.as_ref().ok_or_else(|| {
             IpamError::Cni(CniError::new(
                 codes::INVALID_CONFIG,
@@ -112,21 +129,31 @@ impl IpamPlugin {
             ))
         })?;
         let prev = SuccessResult::from_json(prev)?;
-        let held = block_on(async {
+        let (pool, key, held) = block_on(async {
             let store = open_store(&store_config).await?;
-            let held = retry::with_deadline(self.deadline, || store.attachment(&key)).await?;
-            Ok::<_, IpamError>(held)
+            let pool = stored::resolve(&req.conf, source, &*store).await?;
+            let key = request::attachment_key(&pool.network, &req.env)?;
+            let held = retry::with_deadline(self.retry_deadline(&store_config), || {
+                store.attachment(&key)
+            })
+            .await?;
+            Ok::<_, IpamError>((pool, key, held))
         })??;
         check_against(&pool, &key_label(&key), &prev, &held)
     }
 
     fn status_inner(&self, req: &Request) -> Result<(), IpamError> {
-        let pool = request::pool(&req.conf)?;
+        let source = stored::source(&req.conf)?;
         let store_config = request::store(&req.conf)?.with_timeout(STATUS_DEADLINE);
         let unavailable = |e: IpamError| IpamError::NotAvailable(format!("store not usable: {e}"));
         block_on(async {
             let store = open_store(&store_config).await.map_err(unavailable)?;
             store.probe().await.map_err(|e| unavailable(e.into()))?;
+            let pool = match stored::resolve(&req.conf, source, &*store).await {
+                // A network missing from the store is a configuration error, not an outage.
+                Err(IpamError::Store(e)) => return Err(unavailable(e.into())),
+                other => other?,
+            };
             for set in &pool.range_sets {
                 let mut free: u128 = 0;
                 for range in &set.ranges {
@@ -149,11 +176,15 @@ impl IpamPlugin {
     }
 
     fn gc_inner(&self, req: &Request) -> Result<(), IpamError> {
-        let pool = request::pool(&req.conf)?;
+        let source = stored::source(&req.conf)?;
         let store_config = request::store(&req.conf)?;
         let Some(valid) = &req.conf.valid_attachments else {
+            let network = match &source {
+                stored::PoolSource::Inline(pool) => pool.network.clone(),
+                stored::PoolSource::Stored(name) => name.clone(),
+            };
             tracing::warn!(
-                network = %pool.network,
+                network = %network,
                 "GC without cni.dev/valid-attachments: nothing released (send an empty list to release everything)"
             );
             return Ok(());
@@ -163,13 +194,14 @@ impl IpamPlugin {
             .map(|a| (a.container_id.clone(), a.ifname.clone()))
             .collect();
         let now = plexus_store::unix_now();
-        let report = block_on(async {
+        let (pool, report) = block_on(async {
             let store = open_store(&store_config).await?;
-            let report = retry::with_deadline(self.deadline, || {
+            let pool = stored::resolve(&req.conf, source, &*store).await?;
+            let report = retry::with_deadline(self.retry_deadline(&store_config), || {
                 store.gc(&pool.network, &valid, &pool.blocks, now)
             })
             .await?;
-            Ok::<_, IpamError>(report)
+            Ok::<_, IpamError>((pool, report))
         })??;
         tracing::info!(
             network = %pool.network,
@@ -296,26 +328,41 @@ fn dns_from(value: &Value) -> Option<Dns> {
 impl Plugin for IpamPlugin {
     fn add(&self, req: &Request) -> Result<SuccessResult, CniError> {
         logging::init(req.conf.ipam.as_ref());
+        if let Some(list) = crate::static_echo::section(&req.conf) {
+            return crate::static_echo::result(list);
+        }
         Ok(self.add_inner(req)?)
     }
 
     fn del(&self, req: &Request) -> Result<(), CniError> {
         logging::init(req.conf.ipam.as_ref());
+        if crate::static_echo::section(&req.conf).is_some() {
+            return Ok(());
+        }
         Ok(self.del_inner(req)?)
     }
 
     fn check(&self, req: &Request) -> Result<(), CniError> {
         logging::init(req.conf.ipam.as_ref());
+        if crate::static_echo::section(&req.conf).is_some() {
+            return Ok(());
+        }
         Ok(self.check_inner(req)?)
     }
 
     fn status(&self, req: &Request) -> Result<(), CniError> {
         logging::init(req.conf.ipam.as_ref());
+        if crate::static_echo::section(&req.conf).is_some() {
+            return Ok(());
+        }
         Ok(self.status_inner(req)?)
     }
 
     fn gc(&self, req: &Request) -> Result<(), CniError> {
         logging::init(req.conf.ipam.as_ref());
+        if crate::static_echo::section(&req.conf).is_some() {
+            return Ok(());
+        }
         Ok(self.gc_inner(req)?)
     }
 }

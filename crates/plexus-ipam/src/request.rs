@@ -42,9 +42,12 @@ pub fn store(conf: &NetConf) -> Result<StoreConfig, IpamError> {
 /// of the config no longer parse (DEL must not leak because a config was edited badly).
 pub fn network_and_store_lenient(conf: &NetConf) -> Result<(String, StoreConfig), IpamError> {
     let section = ipam_section(conf)?;
+    // A stored network (`ipam.network`) keeps its allocations under its own name.
     let network = section
-        .get("network_name")
+        .get("network")
+        .or_else(|| section.get("network_name"))
         .and_then(Value::as_str)
+        .map(str::trim)
         .filter(|s| !s.is_empty())
         .unwrap_or(&conf.name)
         .to_string();
@@ -120,6 +123,7 @@ pub fn owner(env: &Environment) -> Owner {
         pod_namespace: env.args.pod_namespace().map(str::to_string),
         pod_name: env.args.pod_name().map(str::to_string),
         pod_uid: env.args.pod_uid().map(str::to_string),
+        details: None,
     }
 }
 

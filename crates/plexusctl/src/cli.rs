@@ -75,6 +75,10 @@ pub enum Command {
     Import(commands::import::Import),
     /// Export allocations (and network definitions) as JSON or YAML.
     Export(commands::export::Export),
+    /// Network definitions kept in the store: create, apply, list, show, validate, delete.
+    Network(commands::network::Network),
+    /// Who holds an address now and who held it before; or a pod's attachments.
+    Why(commands::why::Why),
     /// Print a shell completion script.
     Completions(commands::completions::Completions),
     /// Print the man page (roff).

@@ -3,7 +3,7 @@
 use plexus_store::Store;
 
 use crate::cli::OutputFormat;
-use crate::error::CtlResult;
+use crate::error::{CtlError, CtlResult};
 use crate::netdef::Catalog;
 use crate::settings::Settings;
 
@@ -31,9 +31,19 @@ impl Context {
         Ok(plexus_store::open(&self.settings.store).await?)
     }
 
-    /// Loads every network definition (warnings about unusable files go to the log).
-    pub fn catalog(&self) -> CtlResult<Catalog> {
-        let catalog = Catalog::load(&self.settings)?;
+    /// Loads every network definition: files, the store's networks, the CNI configuration
+    /// directory (warnings about unusable ones go to the log). A store that keeps no
+    /// networks (or cannot be read now) only costs its networks, with a warning.
+    pub async fn catalog(&self) -> CtlResult<Catalog> {
+        let stored = match self.open_store().await {
+            Ok(store) => store.networks().await.map_err(CtlError::from),
+            Err(e) => Err(e),
+        };
+        let stored = stored.unwrap_or_else(|e| {
+            tracing::warn!("stored networks not read: {e}");
+            Vec::new()
+        });
+        let catalog = Catalog::load_with_stored(&self.settings, &stored)?;
         for warning in &catalog.warnings {
             tracing::warn!("{warning}");
         }

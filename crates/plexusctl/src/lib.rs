@@ -46,6 +46,8 @@ pub async fn run(opts: Opts) -> CtlResult<()> {
         Command::Exec(c) => c.exec(&ctx).await,
         Command::Import(c) => c.exec(&ctx).await,
         Command::Export(c) => c.exec(&ctx).await,
+        Command::Network(c) => c.exec(&ctx).await,
+        Command::Why(c) => c.exec(&ctx).await,
         Command::Completions(_) | Command::Man(_) => Ok(()),
     }
 }

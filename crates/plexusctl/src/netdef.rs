@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use ipnet::IpNet;
 use plexus_ipam_core::addr::Family;
 use plexus_ipam_core::{BlockPolicy, Range, RangeSet, parse_pool_config};
+use plexus_store::NetworkRecord;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -27,6 +28,8 @@ pub enum NetworkKind {
     Danm(String),
     /// A plexus network definition.
     Plexus,
+    /// A network definition kept in the store (its object's kind).
+    Stored(String),
     /// A plugin of a CNI configuration with `ipam.type: plexus-ipam`.
     Conflist,
     /// Only a CIDR given on the command line.
@@ -38,6 +41,7 @@ impl fmt::Display for NetworkKind {
         match self {
             NetworkKind::Danm(kind) => f.write_str(kind),
             NetworkKind::Plexus => f.write_str("plexus"),
+            NetworkKind::Stored(kind) => write!(f, "{kind} (stored)"),
             NetworkKind::Conflist => f.write_str("CNI conflist"),
             NetworkKind::Cidr => f.write_str("CIDR"),
         }
@@ -158,12 +162,26 @@ pub struct Catalog {
 impl Catalog {
     /// Loads the network files and the CNI configuration directory named in `settings`.
     pub fn load(settings: &Settings) -> CtlResult<Catalog> {
+        Catalog::load_with_stored(settings, &[])
+    }
+
+    /// Like [`Catalog::load`], with the networks kept in the store (`plexusctl network`)
+    /// between the definition files and the CNI configuration directory. A stored
+    /// definition that does not validate is reported as a warning and skipped.
+    pub fn load_with_stored(settings: &Settings, stored: &[NetworkRecord]) -> CtlResult<Catalog> {
         let mut catalog = Catalog::default();
         for file in &settings.network_files {
             catalog.searched.push(file.display().to_string());
             let text = std::fs::read_to_string(file).map_err(|e| CtlError::io(file, e))?;
             let defs = crate::netfile::parse_network_file(&file.display().to_string(), &text)?;
             catalog.networks.extend(defs);
+        }
+        catalog.searched.push("the store's networks".to_string());
+        for record in stored {
+            match crate::netfile::stored_def(record) {
+                Ok(def) => catalog.networks.push(def),
+                Err(e) => catalog.warnings.push(format!("{e}; skipped")),
+            }
         }
         catalog.load_cni_dir(&settings.cni_conf_dir);
         Ok(catalog)

@@ -96,6 +96,17 @@ pub fn network_def(
     })
 }
 
+/// A network kept in the store as plexusctl's [`NetworkDef`] (source `store`).
+pub fn stored_def(record: &plexus_store::NetworkRecord) -> CtlResult<NetworkDef> {
+    let source = format!("store network {}", record.name);
+    let (object, valid) = network_object(&source, &record.definition)?;
+    let mut def = network_def(&source, &object, &valid)?;
+    // Allocations are stored under the record's name (the name `ipam.network` uses).
+    def.name = record.name.clone();
+    def.kind = NetworkKind::Stored(object.kind.to_string());
+    Ok(def)
+}
+
 /// The showalloc view of one family: the allocation CIDR, the range's start..end, every
 /// route gateway inside it, exclusions and plexus' reserved addresses.
 fn pool_of(f: &FamilyPool) -> Option<Pool> {

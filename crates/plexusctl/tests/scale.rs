@@ -54,6 +54,7 @@ fn populate(env: &Env, network: &str, n: usize) {
             pod_namespace: Some("bench".into()),
             pod_name: Some(format!("pod-{batch}")),
             pod_uid: None,
+            details: None,
         };
         rt.block_on(store.claim(&key, &owner, &claims, &ctx))
             .unwrap();

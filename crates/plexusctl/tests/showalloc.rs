@@ -184,6 +184,17 @@ fn heat_map_shades_held_blocks() {
 #[test]
 fn undefined_networks_are_refused_unless_a_cidr_is_given() {
     let (env, _) = imported();
+    // The import stored the DanmNet; without its definition the network is unknown.
+    let shown = env.ctl(&["showalloc", "prod/internal"]);
+    assert!(
+        shown.ok().contains("Defined by: DanmNet (stored)"),
+        "{shown:?}"
+    );
+    let deleted = env.ctl(&["network", "delete", "prod/internal", "--force"]);
+    assert!(
+        deleted.ok().contains("3 address(es) stay allocated"),
+        "{deleted:?}"
+    );
     let err = env
         .ctl(&["showalloc", "prod/internal"])
         .fails(2)

@@ -74,6 +74,9 @@ pub struct SqliteConfig {
     /// among running containers. Choose [`Synchronous::Full`] when the database outlives the
     /// node's containers (e.g. on shared storage).
     pub synchronous: Synchronous,
+    /// History events kept per network (`"history_limit"`, default
+    /// [`crate::DEFAULT_HISTORY_LIMIT`]).
+    pub history_limit: u32,
 }
 
 impl SqliteConfig {
@@ -83,6 +86,7 @@ impl SqliteConfig {
             path: path.into(),
             busy_timeout: DEFAULT_BUSY_TIMEOUT,
             synchronous: Synchronous::default(),
+            history_limit: crate::records::DEFAULT_HISTORY_LIMIT,
         }
     }
 }
@@ -117,6 +121,17 @@ impl StoreConfig {
                 etcd.timeout = etcd.timeout.min(limit);
                 StoreConfig::Etcd(etcd)
             }
+        }
+    }
+
+    /// The deadline the configuration gives one store call: `busy_timeout_ms` for SQLite,
+    /// `timeout_ms` for PostgreSQL and etcd (default 10 s each). Callers that retry
+    /// transient errors stop retrying at this deadline too.
+    pub fn deadline(&self) -> Duration {
+        match self {
+            StoreConfig::Sqlite(sqlite) => sqlite.busy_timeout,
+            StoreConfig::Postgres(pg) => pg.timeout,
+            StoreConfig::Etcd(etcd) => etcd.timeout,
         }
     }
 
@@ -165,11 +180,14 @@ fn parse_sqlite(object: &Map<String, Value>) -> Result<SqliteConfig, StoreError>
             "path" => cfg.path = parse_path(&field, value)?,
             "busy_timeout_ms" => cfg.busy_timeout = parse_busy_timeout(&field, value)?,
             "synchronous" => cfg.synchronous = parse_synchronous(&field, value)?,
+            "history_limit" => {
+                cfg.history_limit = crate::records::parse_history_limit(&field, value)?;
+            }
             _ => {
                 return Err(StoreError::config(
                     field,
                     "unknown key for the sqlite store (known: type, path, busy_timeout_ms, \
-                     synchronous)",
+                     synchronous, history_limit)",
                 ));
             }
         }
@@ -313,6 +331,18 @@ mod tests {
             let err = StoreConfig::from_json(Some(&value)).unwrap_err();
             assert_eq!(field_of(err), field, "for {value}");
         }
+    }
+
+    #[test]
+    fn deadline_is_the_configured_timeout_of_each_backend() {
+        let sqlite = json!({"busy_timeout_ms": 2500});
+        let pg = json!({"type": "postgres", "host": "db", "timeout_ms": 1500});
+        let etcd = json!({"type": "etcd", "endpoints": ["http://e:2379"], "timeout_ms": 700});
+        for (value, ms) in [(sqlite, 2500), (pg, 1500), (etcd, 700)] {
+            let cfg = StoreConfig::from_json(Some(&value)).unwrap();
+            assert_eq!(cfg.deadline(), Duration::from_millis(ms), "{value}");
+        }
+        assert_eq!(StoreConfig::default().deadline(), DEFAULT_BUSY_TIMEOUT);
     }
 
     #[test]

@@ -77,6 +77,14 @@ pub enum StoreError {
         /// What was found.
         reason: String,
     },
+    /// A write found the store in another state than it expected: a stored network
+    /// exists already, is missing, or another writer changed its revision since it was
+    /// read. Not transient: read the current state and decide again.
+    #[error("conflicting store update: {reason}")]
+    Conflict {
+        /// What was expected and what was found.
+        reason: String,
+    },
     /// An unexpected failure inside the backend (a bug or an unclassified backend error).
     #[error("internal allocation store error: {reason}")]
     Internal {

@@ -21,6 +21,7 @@ mod error;
 mod etcd;
 mod memory;
 mod postgres;
+mod records;
 mod sqlite;
 mod store;
 mod types;
@@ -45,6 +46,10 @@ pub use plexus_ipam_core::BlockPolicy;
 pub use postgres::{
     DEFAULT_PG_PORT, DEFAULT_PG_TIMEOUT, LATEST_VERSION as POSTGRES_SCHEMA_VERSION, Layout,
     PasswordSource, PostgresConfig, PostgresStore, Secret, SslMode,
+};
+pub use records::{
+    DEFAULT_HISTORY_LIMIT, HistoryEvent, HistoryKind, HistoryQuery, MAX_HISTORY_LIMIT,
+    NetworkDeletion, NetworkRecord, PutMode,
 };
 pub use sqlite::{LATEST_VERSION as SQLITE_SCHEMA_VERSION, SqliteStore};
 pub use store::Store;

@@ -5,6 +5,7 @@ use std::net::IpAddr;
 use plexus_ipam_core::BlockPolicy;
 
 use crate::error::StoreError;
+use crate::records::{HistoryEvent, HistoryQuery, NetworkDeletion, NetworkRecord, PutMode};
 use crate::types::{Allocation, AttachmentKey, Block, Claim, ClaimContext, GcReport, Owner};
 
 /// Transactional storage of address allocations, keyed by CNI attachment.
@@ -34,8 +35,10 @@ pub trait Store: Send + Sync {
     /// [`StoreError::AddressTaken`] naming the holder when another attachment holds the
     /// address in this network.
     ///
-    /// New allocations record `ctx.node` and `ctx.now`. Returns one allocation per claim,
-    /// in claim order.
+    /// New allocations record `ctx.node`, `ctx.now` and `owner` (including its opaque
+    /// `details`), and append one [`crate::HistoryKind::Claim`] event each to the network's
+    /// history, all in the same transaction. Returns one allocation per claim, in claim
+    /// order.
     async fn claim(
         &self,
         key: &AttachmentKey,
@@ -46,7 +49,9 @@ pub trait Store: Send + Sync {
 
     /// Releases everything held by `key` and returns what was released, ordered by
     /// address. Nothing held is not an error: the result is empty. A block left without
-    /// any address is marked emptied now (it is released after its grace period).
+    /// any address is marked emptied now (it is released after its grace period). Every
+    /// released address appends a [`crate::HistoryKind::Release`] event in the same
+    /// transaction (so do GC's releases).
     async fn release(&self, key: &AttachmentKey) -> Result<Vec<Allocation>, StoreError>;
 
     /// Everything held by `key`, ordered by address.
@@ -64,6 +69,49 @@ pub trait Store: Send + Sync {
     /// `::ffff:0:0/96`. Answered from an index, never by loading rows.
     async fn count_between(&self, network: &str, lo: IpAddr, hi: IpAddr)
     -> Result<u64, StoreError>;
+
+    /// The allocations of `network` with `lo <= ip <= hi` (one family, as in
+    /// [`Store::count_between`]), ascending by address, at most `limit` of them: a page.
+    /// The next page starts just above the last address returned. Answered from an index.
+    async fn list_between(
+        &self,
+        network: &str,
+        lo: IpAddr,
+        hi: IpAddr,
+        limit: usize,
+    ) -> Result<Vec<Allocation>, StoreError>;
+
+    /// Writes the definition of network `name` as `mode` allows (create, update of a
+    /// known revision, or upsert) and returns the stored record. A refused write is
+    /// [`StoreError::Conflict`] saying what was found.
+    async fn put_network(
+        &self,
+        name: &str,
+        definition: &serde_json::Value,
+        mode: PutMode,
+    ) -> Result<NetworkRecord, StoreError>;
+
+    /// The stored network `name`, if any.
+    async fn network(&self, name: &str) -> Result<Option<NetworkRecord>, StoreError>;
+
+    /// Every stored network, ordered by name.
+    async fn networks(&self) -> Result<Vec<NetworkRecord>, StoreError>;
+
+    /// Deletes the definition of network `name`. While the network holds addresses the
+    /// definition is kept and [`NetworkDeletion::InUse`] reports how many, unless `force`,
+    /// which deletes it anyway (the allocations stay until released or collected). The
+    /// count and the deletion are one transaction.
+    async fn delete_network(&self, name: &str, force: bool) -> Result<NetworkDeletion, StoreError>;
+
+    /// The kept history events matching `query`, oldest first (by time, then network,
+    /// then position). Each network keeps its newest `history_limit` events (store
+    /// configuration, default [`crate::DEFAULT_HISTORY_LIMIT`]).
+    async fn history(&self, query: &HistoryQuery) -> Result<Vec<HistoryEvent>, StoreError>;
+
+    /// Appends `events` (given oldest first) to the histories of their networks as they
+    /// are, except `seq`, which the store assigns; the bound applies. For imports: claims
+    /// and releases record their events themselves.
+    async fn record_history(&self, events: &[HistoryEvent]) -> Result<(), StoreError>;
 
     /// Every block of `network`, ordered by base address (IPv4 before IPv6).
     async fn blocks(&self, network: &str) -> Result<Vec<Block>, StoreError>;

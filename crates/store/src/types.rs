@@ -47,6 +47,34 @@ pub struct Owner {
     pub pod_name: Option<String>,
     /// Kubernetes pod UID, when known (`K8S_POD_UID`).
     pub pod_uid: Option<String>,
+    /// Opaque endpoint details of the attachment (e.g. the meta-plugin's interface name,
+    /// MAC, netns and network), stored with each of its allocations in the claim's
+    /// transaction and returned as given. `None` when the caller records none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub details: Option<serde_json::Value>,
+}
+
+impl Owner {
+    /// An owner with the pod's namespace, name and UID (any may be unknown) and no details.
+    pub fn new(
+        pod_namespace: Option<String>,
+        pod_name: Option<String>,
+        pod_uid: Option<String>,
+    ) -> Self {
+        Owner {
+            pod_namespace,
+            pod_name,
+            pod_uid,
+            details: None,
+        }
+    }
+
+    /// The same owner with `details` recorded (see [`Owner::details`]).
+    #[must_use]
+    pub fn with_details(mut self, details: serde_json::Value) -> Self {
+        self.details = Some(details);
+        self
+    }
 }
 
 /// One address requested by an ADD.
@@ -86,6 +114,9 @@ pub struct ClaimContext {
     /// The time of the claim in seconds since the Unix epoch: `created_at` of new
     /// allocations, and the clock block expiry is judged by (tests move it).
     pub now: i64,
+    /// Whether new allocations append claim events to the history (default `true`).
+    /// Imports that restore an exported history turn it off, so events are not doubled.
+    pub record_history: bool,
 }
 
 impl ClaimContext {
@@ -95,7 +126,15 @@ impl ClaimContext {
             node: node.into(),
             blocks,
             now: unix_now(),
+            record_history: true,
         }
+    }
+
+    /// The same context without claim events (see [`ClaimContext::record_history`]).
+    #[must_use]
+    pub fn without_history(mut self) -> Self {
+        self.record_history = false;
+        self
     }
 
     /// The same context at `now` (seconds since the Unix epoch).
@@ -220,6 +259,7 @@ mod tests {
                 pod_namespace: Some("ns".into()),
                 pod_name: None,
                 pod_uid: Some("u".into()),
+                details: Some(serde_json::json!({"mac": "02:00:00:00:00:01"})),
             },
             created_at: 1_700_000_000,
             node: Some("worker-1".into()),
@@ -227,6 +267,7 @@ mod tests {
         let json = serde_json::to_value(&a).unwrap();
         assert_eq!(json["ip"], "10.0.0.1");
         assert_eq!(json["owner"]["pod_namespace"], "ns");
+        assert_eq!(json["owner"]["details"]["mac"], "02:00:00:00:00:01");
         let back: Allocation = serde_json::from_value(json).unwrap();
         assert_eq!(back, a);
         assert!(a.is_held_by(&AttachmentKey::new("n", "c", "eth0")));

@@ -119,6 +119,7 @@ fn v1_database_is_migrated_keeping_its_allocations_and_cursors() {
         pod_namespace: Some("ns".into()),
         pod_name: Some("pod".into()),
         pod_uid: None,
+        details: None,
     };
     assert_eq!(old[0].owner, expected_owner, "v1 rows have no pod UID");
     assert_eq!(old[0].node, None, "v1 rows have no node");

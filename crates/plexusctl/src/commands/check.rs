@@ -57,7 +57,7 @@ pub struct Report {
 impl Check {
     /// Runs the command.
     pub async fn exec(&self, ctx: &Context) -> CtlResult<()> {
-        let catalog = ctx.catalog()?;
+        let catalog = ctx.catalog().await?;
         let defs: Vec<&NetworkDef> = if self.networks.is_empty() {
             catalog.unique()
         } else {

@@ -1,11 +1,13 @@
 //! `plexusctl export [NETWORK...]`: every allocation of the named networks (default: all
-//! known networks) and their definitions, as JSON (default) or YAML, for backups and for
-//! moving between stores (`plexusctl import` reads it back).
+//! known networks, stored ones included), their definitions and their kept history, as
+//! JSON (default) or YAML, for backups and for moving between stores of any backend
+//! (`plexusctl import` reads it back losslessly).
 
 use std::io::Write;
 use std::path::PathBuf;
 
 use clap::Args;
+use plexus_store::HistoryQuery;
 
 use crate::cli::OutputFormat;
 use crate::context::Context;
@@ -27,7 +29,7 @@ pub struct Export {
 impl Export {
     /// Runs the command.
     pub async fn exec(&self, ctx: &Context) -> CtlResult<()> {
-        let catalog = ctx.catalog()?;
+        let catalog = ctx.catalog().await?;
         let names: Vec<String> = if self.networks.is_empty() {
             catalog
                 .unique()
@@ -45,10 +47,16 @@ impl Export {
             .collect();
         let store = ctx.open_store().await?;
         let mut allocations = Vec::new();
+        let mut history = Vec::new();
         for name in &names {
             allocations.extend(store.list(name).await?);
+            let query = HistoryQuery::Network {
+                network: name.clone(),
+            };
+            history.extend(store.history(&query).await?);
         }
-        let doc = ExportDoc::new(objects, allocations);
+        let mut doc = ExportDoc::new(objects, allocations);
+        doc.history = history;
         let format = match (&self.file, ctx.output()) {
             (Some(path), _) if path.extension().is_some_and(|e| e == "yaml" || e == "yml") => {
                 OutputFormat::Yaml

@@ -83,6 +83,7 @@ impl Gc {
         // Expired per-node blocks are released by the network's own policy.
         let blocks = ctx
             .catalog()
+            .await
             .ok()
             .and_then(|c| c.find(&self.network).ok().map(|d| d.blocks))
             .unwrap_or_default();

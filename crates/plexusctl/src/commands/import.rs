@@ -72,37 +72,39 @@ impl Import {
             .map(|f| f.display().to_string())
             .collect::<Vec<_>>()
             .join(", ");
-        let (plan, networks) = match source {
+        let plan = match source {
             Source::Plexus => {
                 let mut plan = ImportPlan::default();
-                let mut networks = 0;
                 for doc in &docs {
                     let export = native::parse(&what, doc)?;
-                    networks += export.networks.len();
                     let part = native::plan(&what, &export)?;
+                    plan.networks.extend(part.networks);
                     plan.records.extend(part.records);
+                    plan.history.extend(part.history);
                 }
-                (plan, networks)
+                plan
             }
-            Source::Whereabouts => (whereabouts::plan(&docs, &self.whereabouts_options()?)?, 0),
+            Source::Whereabouts => whereabouts::plan(&docs, &self.whereabouts_options()?)?,
             Source::Danm => {
                 let parsed = danm::plan(&what, &docs)?;
-                let networks = parsed.networks.len();
-                (parsed.plan, networks)
+                let mut plan = parsed.plan;
+                for (object, _) in parsed.networks {
+                    // The store's allocations are the truth from now on, not the bitmaps.
+                    let mut object = object;
+                    object.spec.options.alloc.clear();
+                    object.spec.options.alloc6.clear();
+                    let definition = serde_json::to_value(&object).map_err(|e| {
+                        CtlError::invalid(&what, format!("cannot encode a network: {e}"))
+                    })?;
+                    plan.networks.push((object.qualified_name(), definition));
+                }
+                plan
             }
         };
-        let mut plan = plan;
-        if networks > 0 {
-            plan.notes.push(format!(
-                "{networks} network definition(s) read; plexusctl does not store networks yet: \
-                 keep the file and pass it with --networks"
-            ));
-        }
         let outcome = if self.dry_run {
             ImportOutcome {
-                imported: 0,
-                conflicts: Vec::new(),
                 notes: plan.notes.clone(),
+                ..ImportOutcome::default()
             }
         } else {
             let store = ctx.open_store().await?;
@@ -131,9 +133,15 @@ impl Import {
                 } else {
                     outcome.imported
                 };
+                let (networks, history) = if self.dry_run {
+                    (plan.networks.len(), plan.history.len())
+                } else {
+                    (outcome.networks, outcome.history)
+                };
                 writeln!(
                     out,
-                    "{verb} {count} address(es) from {what}; {} conflict(s)",
+                    "{verb} {count} address(es), {networks} network(s) and {history} history \
+                     event(s) from {what}; {} conflict(s)",
                     outcome.conflicts.len()
                 )
                 .map_err(out_err)?;

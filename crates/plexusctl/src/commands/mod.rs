@@ -7,5 +7,7 @@ pub mod export;
 pub mod gc;
 pub mod import;
 pub mod man;
+pub mod network;
 pub mod showalloc;
 pub mod usage;
+pub mod why;

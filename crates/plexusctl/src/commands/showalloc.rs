@@ -44,7 +44,7 @@ pub struct Showalloc {
 impl Showalloc {
     /// Runs the command.
     pub async fn exec(&self, ctx: &Context) -> CtlResult<()> {
-        let catalog = ctx.catalog()?;
+        let catalog = ctx.catalog().await?;
         let def = match (catalog.find(&self.network), &self.cidr) {
             (Ok(def), _) => def.clone(),
             (Err(_), Some(cidr)) => NetworkDef {
@@ -344,6 +344,7 @@ mod tests {
                 pod_namespace: ns.map(str::to_string),
                 pod_name: pod.map(str::to_string),
                 pod_uid: None,
+                details: None,
             },
             created_at: 7,
             node: None,

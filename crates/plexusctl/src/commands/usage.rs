@@ -88,7 +88,7 @@ pub fn default_block_prefix(cidr: &IpNet) -> u8 {
 impl Usage {
     /// Runs the command.
     pub async fn exec(&self, ctx: &Context) -> CtlResult<()> {
-        let catalog = ctx.catalog()?;
+        let catalog = ctx.catalog().await?;
         let defs: Vec<&NetworkDef> = match &self.network {
             Some(name) => vec![catalog.find(name)?],
             None => catalog.unique(),

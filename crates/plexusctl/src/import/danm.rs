@@ -188,6 +188,7 @@ fn endpoint(doc: &Value) -> Vec<(IpAddr, Endpoint)> {
             pod_namespace: Some(text("/metadata/namespace").to_string()).filter(|s| !s.is_empty()),
             pod_name: Some(text("/spec/Pod").to_string()).filter(|s| !s.is_empty()),
             pod_uid: Some(text("/spec/PodUID").to_string()).filter(|s| !s.is_empty()),
+            details: None,
         },
         network_name: Some(text("/spec/NetworkName").to_string()).filter(|s| !s.is_empty()),
     };

@@ -10,7 +10,10 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 use plexus_ipam_core::{Range, RangeSet, place_static};
-use plexus_store::{AttachmentKey, BlockPolicy, Claim, ClaimContext, Owner, Store, StoreError};
+use plexus_store::{
+    AttachmentKey, BlockPolicy, Claim, ClaimContext, HistoryEvent, HistoryQuery, Owner, PutMode,
+    Store, StoreError,
+};
 use serde::Serialize;
 
 use crate::error::{CtlError, CtlResult};
@@ -35,8 +38,13 @@ pub struct ImportRecord {
 /// What an import will write, and what it noticed while parsing.
 #[derive(Debug, Default)]
 pub struct ImportPlan {
+    /// Network definitions to store (created or replaced), by qualified name.
+    pub networks: Vec<(String, serde_json::Value)>,
     /// Addresses to record, in input order.
     pub records: Vec<ImportRecord>,
+    /// History to restore (a plexus export's). When present, the records' claims append
+    /// no events of their own, so a round trip keeps the history as it was.
+    pub history: Vec<HistoryEvent>,
     /// Things the operator should know (skipped entries, leaks found), one line each.
     pub notes: Vec<String>,
 }
@@ -46,6 +54,12 @@ pub struct ImportPlan {
 pub struct ImportOutcome {
     /// Records newly written or already present with the same holder.
     pub imported: usize,
+    /// Network definitions stored.
+    #[serde(default)]
+    pub networks: usize,
+    /// History events restored.
+    #[serde(default)]
+    pub history: usize,
     /// Records refused because another attachment holds the address (or the attachment
     /// holds another address), one message each.
     pub conflicts: Vec<String>,
@@ -64,6 +78,11 @@ pub async fn apply(
         notes: plan.notes.clone(),
         ..ImportOutcome::default()
     };
+    for (name, definition) in &plan.networks {
+        store.put_network(name, definition, PutMode::Upsert).await?;
+        outcome.networks += 1;
+    }
+    let restore_history = !plan.history.is_empty();
     for (done, record) in plan.records.iter().enumerate() {
         let claim = Claim::Static {
             set: &record.range_set,
@@ -76,6 +95,9 @@ pub async fn apply(
         );
         if let Some(at) = record.created_at {
             ctx.now = at;
+        }
+        if restore_history {
+            ctx = ctx.without_history();
         }
         match store
             .claim(&record.key, &record.owner, &[claim], &ctx)
@@ -94,7 +116,40 @@ pub async fn apply(
         }
         progress(done + 1);
     }
+    outcome.history = restore(store, &plan.history, &mut outcome.notes).await?;
     Ok(outcome)
+}
+
+/// Appends `history` network by network, skipping networks whose history is not empty
+/// (a second import of the same file must not double it). Returns the events written.
+async fn restore(
+    store: &dyn Store,
+    history: &[HistoryEvent],
+    notes: &mut Vec<String>,
+) -> CtlResult<usize> {
+    let mut networks: Vec<&str> = history.iter().map(|e| e.network.as_str()).collect();
+    networks.sort_unstable();
+    networks.dedup();
+    let mut written = 0;
+    for network in networks {
+        let query = HistoryQuery::Network {
+            network: network.to_string(),
+        };
+        if !store.history(&query).await?.is_empty() {
+            notes.push(format!(
+                "history of network {network} not restored: the store already has some"
+            ));
+            continue;
+        }
+        let events: Vec<HistoryEvent> = history
+            .iter()
+            .filter(|e| e.network == network)
+            .cloned()
+            .collect();
+        store.record_history(&events).await?;
+        written += events.len();
+    }
+    Ok(written)
 }
 
 /// The range set `ip` belongs to among `sets` (as the plugin would place a static
@@ -145,6 +200,7 @@ pub fn owner_from_podref(podref: &str) -> Owner {
         pod_namespace: ns.filter(|n| !n.is_empty()),
         pod_name: Some(name.to_string()).filter(|n| !n.is_empty()),
         pod_uid: None,
+        details: None,
     }
 }
 

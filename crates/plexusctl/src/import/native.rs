@@ -2,14 +2,17 @@
 //!
 //! ```yaml
 //! kind: PlexusExport
-//! version: 1
-//! networks: [ ...network objects (plexus-model), when defined by a file... ]
-//! allocations: [ {network, container_id, ifname, ip, range_set, owner, created_at} ]
+//! version: 2
+//! networks: [ ...network objects (plexus-model): stored ones and those of files... ]
+//! allocations: [ {network, container_id, ifname, ip, range_set, owner, created_at, node} ]
+//! history: [ {network, seq, at, kind, ip, container_id, ifname, pod_*, node} ]
 //! ```
-//! Every field of an allocation is kept. Re-importing records each address under the same
-//! attachment, owner and range set id.
+//! Every field of an allocation is kept (the owner's `details` too). Re-importing stores
+//! the networks, records each address under the same attachment, owner and range set id,
+//! and restores the history as it was (the claims of the import add no events).
+//! Version 1 (no history) is still read.
 
-use plexus_store::Allocation;
+use plexus_store::{Allocation, HistoryEvent};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -18,8 +21,10 @@ use crate::error::{CtlError, CtlResult};
 
 /// The `kind` of an export document.
 pub const EXPORT_KIND: &str = "PlexusExport";
-/// The format version written and read.
-pub const EXPORT_VERSION: u32 = 1;
+/// The format version written.
+pub const EXPORT_VERSION: u32 = 2;
+/// The oldest format version read.
+pub const OLDEST_VERSION: u32 = 1;
 
 /// A whole export.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -35,6 +40,9 @@ pub struct Export {
     /// Every allocation of the exported networks, ordered by network then address.
     #[serde(default)]
     pub allocations: Vec<Allocation>,
+    /// The kept history of the exported networks, oldest first per network.
+    #[serde(default)]
+    pub history: Vec<HistoryEvent>,
 }
 
 impl Export {
@@ -45,6 +53,7 @@ impl Export {
             version: EXPORT_VERSION,
             networks,
             allocations,
+            history: Vec::new(),
         }
     }
 }
@@ -58,7 +67,7 @@ pub fn is_export(doc: &Value) -> bool {
 pub fn parse(source: &str, doc: &Value) -> CtlResult<Export> {
     let export: Export = serde_json::from_value(doc.clone())
         .map_err(|e| CtlError::invalid(source, format!("not a plexus export: {e}")))?;
-    if export.kind != EXPORT_KIND || export.version != EXPORT_VERSION {
+    if export.kind != EXPORT_KIND || !(OLDEST_VERSION..=EXPORT_VERSION).contains(&export.version) {
         return Err(CtlError::invalid(
             source,
             format!(
@@ -73,7 +82,17 @@ pub fn parse(source: &str, doc: &Value) -> CtlResult<Export> {
 
 /// The import plan of an export.
 pub fn plan(source: &str, export: &Export) -> CtlResult<ImportPlan> {
-    let mut plan = ImportPlan::default();
+    let mut plan = ImportPlan {
+        history: export.history.clone(),
+        ..ImportPlan::default()
+    };
+    for (index, object) in export.networks.iter().enumerate() {
+        let at = format!("{source}: networks[{index}]");
+        let (object, _) = crate::netfile::network_object(&at, object)?;
+        let definition = serde_json::to_value(&object)
+            .map_err(|e| CtlError::invalid(&at, format!("cannot encode: {e}")))?;
+        plan.networks.push((object.qualified_name(), definition));
+    }
     for (index, a) in export.allocations.iter().enumerate() {
         let range_set = range_set_from_id(&a.range_set).map_err(|e| {
             CtlError::invalid(format!("{source}: allocations[{index}]"), e.to_string())
@@ -106,6 +125,7 @@ mod tests {
                 pod_namespace: Some("ns".into()),
                 pod_name: Some("p".into()),
                 pod_uid: Some("u".into()),
+                details: Some(serde_json::json!({"mac": "02:00:00:00:00:07"})),
             },
             created_at: 1_700_000_000,
             node: Some("node-a".into()),
@@ -114,10 +134,16 @@ mod tests {
 
     #[test]
     fn export_round_trips_through_json_and_yaml() {
-        let export = Export::new(
-            vec![serde_json::json!({"kind": "ClusterNetwork"})],
-            vec![allocation()],
-        );
+        let network = serde_json::json!({
+            "apiVersion": "plexus.io/v1", "kind": "ClusterNetwork", "metadata": {"name": "blue"},
+            "spec": {"NetworkID": "blue", "Options": {"host_device": "eth0", "cidr": "10.0.0.0/24"}}
+        });
+        let mut export = Export::new(vec![network], vec![allocation()]);
+        export.history.push(plexus_store::HistoryEvent::of(
+            &allocation(),
+            plexus_store::HistoryKind::Claim,
+            1_700_000_000,
+        ));
         let json = serde_json::to_value(&export).unwrap();
         assert_eq!(parse("j", &json).unwrap(), export);
         let yaml = serde_norway::to_string(&export).unwrap();
@@ -129,6 +155,13 @@ mod tests {
             export.allocations[0].range_set
         );
         assert_eq!(plan.records[0].owner, export.allocations[0].owner);
+        assert_eq!(plan.networks[0].0, "blue");
+        assert_eq!(plan.history, export.history);
+        let v1 = serde_json::json!({"kind": EXPORT_KIND, "version": 1, "allocations": []});
+        assert!(
+            parse("v1", &v1).unwrap().history.is_empty(),
+            "version 1 is still read"
+        );
     }
 
     #[test]

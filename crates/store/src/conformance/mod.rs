@@ -13,9 +13,11 @@
 //! feature.
 
 mod blocks;
+mod records;
 mod support;
 
 pub use self::blocks::*;
+pub use self::records::*;
 pub use self::support::{NODE, ip, no_blocks, range_set, range_set_with};
 
 use std::collections::BTreeSet;
@@ -43,6 +45,12 @@ pub async fn run_all(make: impl Fn() -> Box<dyn Store>) {
     blocks_borrow_when_all_claimed(&*make()).await;
     blocks_released_only_after_grace(&*make()).await;
     blocks_never_released_while_holding(&*make()).await;
+    owner_details_are_kept(&*make()).await;
+    list_between_pages_in_order(&*make()).await;
+    networks_are_stored_with_revisions(&*make()).await;
+    history_records_claims_and_releases(&*make()).await;
+    history_is_atomic_with_claims(&*make()).await;
+    recorded_history_is_kept(&*make()).await;
 }
 
 /// A dynamic claim is recorded with its full identity and is released by DEL.

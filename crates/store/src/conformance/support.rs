@@ -55,6 +55,7 @@ pub(super) fn owner(name: &str) -> Owner {
         pod_namespace: Some("telco".into()),
         pod_name: Some(name.into()),
         pod_uid: Some(format!("uid-{name}")),
+        details: None,
     }
 }
 

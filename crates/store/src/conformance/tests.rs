@@ -67,7 +67,26 @@ conformance_tests!(
     blocks_borrow_when_all_claimed,
     blocks_released_only_after_grace,
     blocks_never_released_while_holding,
+    owner_details_are_kept,
+    list_between_pages_in_order,
+    networks_are_stored_with_revisions,
+    history_records_claims_and_releases,
+    history_is_atomic_with_claims,
+    recorded_history_is_kept,
 );
+
+#[tokio::test]
+async fn history_is_bounded_in_memory() {
+    history_is_bounded(&MemoryStore::with_history_limit(5), 5).await;
+}
+
+#[tokio::test]
+async fn history_is_bounded_in_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = SqliteConfig::new(dir.path().join("bounded.db"));
+    cfg.history_limit = 5;
+    history_is_bounded(&SqliteStore::open(&cfg).unwrap(), 5).await;
+}
 
 #[tokio::test]
 async fn run_all_passes_for_memory() {

@@ -7,6 +7,7 @@
 //! addresses for the same history.
 
 mod blocks;
+mod records;
 mod txn;
 
 use std::collections::HashSet;
@@ -22,8 +23,10 @@ use plexus_ipam_core::range::RangeSet;
 use plexus_ipam_core::search::FreeSearch;
 
 use crate::error::StoreError;
+use crate::records::{HistoryEvent, HistoryKind};
 use crate::types::{Allocation, AttachmentKey, Block, Claim, ClaimContext, Owner};
 
+pub(crate) use self::records::{delete_network, put_network, record_history};
 pub(crate) use self::txn::StoreTxn;
 
 /// Runs every claim of one ADD inside `txn`; the caller commits only on `Ok`.
@@ -101,6 +104,10 @@ async fn claim_one<T: StoreTxn + ?Sized>(
         }
         Claim::Dynamic(_) => txn.insert(&allocation).await.map_err(lost_race)?,
     }
+    if ctx.record_history {
+        let event = HistoryEvent::of(&allocation, HistoryKind::Claim, ctx.now);
+        txn.append_history(&event).await?;
+    }
     Ok(allocation)
 }
 
@@ -169,6 +176,8 @@ pub(crate) async fn release<T: StoreTxn + ?Sized>(
     let released = txn.delete_attachment(key).await?;
     for allocation in &released {
         mark_if_emptied(txn, &key.network, allocation.ip, now).await?;
+        let event = HistoryEvent::of(allocation, HistoryKind::Release, now);
+        txn.append_history(&event).await?;
     }
     Ok(released)
 }

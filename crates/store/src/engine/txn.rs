@@ -5,6 +5,7 @@
 use std::net::IpAddr;
 
 use crate::error::StoreError;
+use crate::records::{HistoryEvent, NetworkRecord};
 use crate::types::{Allocation, AttachmentKey, Block};
 
 /// The primitive operations of ONE open read-write transaction of a backend.
@@ -152,4 +153,20 @@ pub(crate) trait StoreTxn: Send {
 
     /// Deletes the block `(network, base)`; a missing block is not an error.
     async fn delete_block(&mut self, network: &str, base: IpAddr) -> Result<(), StoreError>;
+
+    /// The stored network `name`, if any.
+    async fn get_network(&mut self, name: &str) -> Result<Option<NetworkRecord>, StoreError>;
+
+    /// Stores `record` under its name, creating or overwriting it (the engine has checked
+    /// the revision it expects inside this transaction).
+    async fn write_network(&mut self, record: &NetworkRecord) -> Result<(), StoreError>;
+
+    /// Deletes the stored network `name`; a missing one is not an error.
+    async fn remove_network(&mut self, name: &str) -> Result<(), StoreError>;
+
+    /// Appends `event` to the history of `event.network`, assigning its position (`seq`,
+    /// greater than every kept one of the network), and keeps the history bounded to the
+    /// backend's configured number of events per network. Must not cost more as the
+    /// history grows (no count or scan of it per append; amortized pruning is fine).
+    async fn append_history(&mut self, event: &HistoryEvent) -> Result<(), StoreError>;
 }

@@ -254,6 +254,29 @@ impl BufferedTxn {
         Ok(entries)
     }
 
+    /// At most `limit` entries of `[start, end)` in key order, at the snapshot, in one
+    /// request, not guarded at commit and without this transaction's writes: for
+    /// read-only pages (listing a network's allocations page by page).
+    pub(crate) async fn page(
+        &mut self,
+        start: &[u8],
+        end: &[u8],
+        limit: usize,
+    ) -> Result<Vec<Entry>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let options = self.options().with_range(end.to_vec()).with_limit(limit);
+        let mut response = match self.kv.get(start.to_vec(), Some(options)).await {
+            Ok(response) => response,
+            Err(err) => return Err(self.fail(err)),
+        };
+        self.pin(response.header().map(|h| h.revision()));
+        Ok(response
+            .take_kvs()
+            .into_iter()
+            .map(|kv| kv.into_key_value())
+            .collect())
+    }
+
     /// The number of keys in `[start, end)`, with this transaction's writes applied.
     pub(crate) async fn count(&mut self, start: &str, end: &[u8]) -> Result<u64, StoreError> {
         let touched = self

@@ -30,7 +30,8 @@ const MAX_TIMEOUT_MS: u64 = 600_000;
 
 /// The keys the etcd store object accepts, for error messages.
 const KNOWN_KEYS: &str = "type, endpoints, ca_file, cert_file, key_file, username, \
-                          password_file, password, prefix, timeout_ms";
+                          password_file, password, prefix, timeout_ms, \
+                          history_limit";
 
 /// Settings of the etcd v3 backend.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,6 +54,9 @@ pub struct EtcdConfig {
     pub prefix: String,
     /// Deadline of one store call, connecting and conflict retries included.
     pub timeout: Duration,
+    /// History events kept per network (`"history_limit"`, default
+    /// [`crate::DEFAULT_HISTORY_LIMIT`]).
+    pub history_limit: u32,
 }
 
 impl EtcdConfig {
@@ -68,6 +72,7 @@ impl EtcdConfig {
             password: None,
             prefix: DEFAULT_ETCD_PREFIX.to_string(),
             timeout: DEFAULT_ETCD_TIMEOUT,
+            history_limit: crate::records::DEFAULT_HISTORY_LIMIT,
         }
     }
 
@@ -169,6 +174,9 @@ pub(crate) fn parse(object: &Map<String, Value>) -> Result<EtcdConfig, StoreErro
             },
             "prefix" => cfg.prefix = parse_prefix(&field, value)?,
             "timeout_ms" => cfg.timeout = parse_timeout(&field, value)?,
+            "history_limit" => {
+                cfg.history_limit = crate::records::parse_history_limit(&field, value)?;
+            }
             _ => {
                 return Err(StoreError::config(
                     field,

@@ -8,6 +8,8 @@
 //! <prefix>/block/<network>/<32 hex digits of the base>    → the per-node block, JSON
 //! <prefix>/node-block/<network>/<set>/<node>/<32 hex>     → the same block, JSON (by node)
 //! <prefix>/emptied/<network>/<16 hex of emptied_at>/<32 hex> → "" (empty blocks by time)
+//! <prefix>/network/<network>                              → the stored network, JSON
+//! <prefix>/history/<network>/<16 hex seq>-<8 hex tag>     → one history event, JSON
 //! ```
 //! `<set>` is the range set id. Every name segment is escaped ([`escape`]) so that no
 //! network, container id, interface or range set id can contain the `/` separator:
@@ -320,6 +322,49 @@ impl Keys {
             return None;
         }
         u128::from_str_radix(hex, 16).ok().map(from_key)
+    }
+
+    /// The key of the stored network `name`.
+    pub(crate) fn network(&self, name: &str) -> String {
+        format!("{}/network/{}", self.prefix, escape(name))
+    }
+
+    /// The range of every stored network key.
+    pub(crate) fn network_all(&self) -> (String, Vec<u8>) {
+        let dir = format!("{}/network/", self.prefix);
+        let end = prefix_end(&dir);
+        (dir, end)
+    }
+
+    fn history_dir(&self, network: &str) -> String {
+        format!("{}/history/{}/", self.prefix, escape(network))
+    }
+
+    /// The key of the history event of `network` at position `seq`, made unique by `tag`
+    /// (events of several writers may share a microsecond).
+    pub(crate) fn history(&self, network: &str, seq: u64, tag: u32) -> String {
+        format!("{}{seq:016x}-{tag:08x}", self.history_dir(network))
+    }
+
+    /// The range of the history keys of `network` (oldest first).
+    pub(crate) fn history_network(&self, network: &str) -> (String, Vec<u8>) {
+        let dir = self.history_dir(network);
+        let end = prefix_end(&dir);
+        (dir, end)
+    }
+
+    /// The range of the history keys of every network.
+    pub(crate) fn history_all(&self) -> (String, Vec<u8>) {
+        let dir = format!("{}/history/", self.prefix);
+        let end = prefix_end(&dir);
+        (dir, end)
+    }
+
+    /// The first key after `key` (the end of a range that ends with `key`).
+    pub(crate) fn after(key: &[u8]) -> Vec<u8> {
+        let mut end = key.to_vec();
+        end.push(0);
+        end
     }
 
     /// The next-fit cursor key of (network, range set).

@@ -5,6 +5,9 @@
 //! - 2: per-node blocks (block, by-node and emptied-index keys) and the claiming node in
 //!   allocations. Nothing is rewritten: blocks appear as nodes claim them and allocations
 //!   without a node read as `node: None`.
+//! - 3: stored networks (`network/` keys), the claim history (`history/` keys) and the
+//!   owner's opaque `details` inside allocation values. Nothing is rewritten: allocations
+//!   without details read as `details: None`.
 //!
 //! Every change of the key is a compare-and-swap, so plugins starting at once on a new or
 //! old store agree on one outcome; every write of a claim also compares the key, so no
@@ -17,7 +20,7 @@ use super::keys::Keys;
 use crate::error::StoreError;
 
 /// The layout this build writes and understands.
-pub const LATEST_LAYOUT: u32 = 2;
+pub const LATEST_LAYOUT: u32 = 3;
 
 /// The value of the layout key for `version`.
 pub(crate) fn value(version: u32) -> String {
@@ -118,7 +121,7 @@ async fn migrate(
 ) -> Result<(), Failure> {
     for version in from..LATEST_LAYOUT {
         let next = version + 1;
-        // 1 → 2 only announces the new key kinds: there is nothing to rewrite.
+        // Every step so far only announces new key kinds: there is nothing to rewrite.
         let txn = Txn::new()
             .when(vec![Compare::value(
                 keys.layout(),

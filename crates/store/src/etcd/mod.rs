@@ -19,6 +19,7 @@ mod config;
 mod conn;
 mod keys;
 mod layout;
+mod records;
 mod runtime;
 mod txn;
 
@@ -38,6 +39,7 @@ use self::runtime::Executor;
 use self::txn::EtcdTxn;
 use crate::engine::{self, StoreTxn};
 use crate::error::StoreError;
+use crate::records::{HistoryEvent, HistoryQuery, NetworkDeletion, NetworkRecord, PutMode};
 use crate::store::Store;
 use crate::types::{
     Allocation, AttachmentKey, Block, Claim, ClaimContext, GcReport, Owner, unix_now,
@@ -80,6 +82,9 @@ macro_rules! in_txn {
 /// limit of 128 operations.
 const EXPIRE_BATCH: usize = 16;
 
+/// History events imported per transaction (etcd's limit is 128 operations).
+const HISTORY_BATCH: usize = 100;
+
 /// The etcd backend. Cheap to open: the connection is made by the first call (and remade
 /// after a failure), the layout version checked once per store.
 #[derive(Debug)]
@@ -94,6 +99,7 @@ struct Inner {
     timeout: Duration,
     client: Mutex<Option<Client>>,
     layout_checked: AtomicBool,
+    history_limit: u32,
 }
 
 impl std::fmt::Debug for Inner {
@@ -144,6 +150,7 @@ impl EtcdStore {
                 timeout: cfg.timeout,
                 client: Mutex::new(None),
                 layout_checked: AtomicBool::new(false),
+                history_limit: cfg.history_limit,
             }),
             executor: Executor::start()?,
         })
@@ -256,6 +263,24 @@ impl Inner {
         }
     }
 
+    /// Keeps the history of `network` near its bound after appends: prunes with
+    /// probability `1 / prune_interval` (always when `force`). Best effort: a failure only
+    /// leaves the pruning to a later call.
+    async fn after_appends(&self, network: &str, force: bool) {
+        let interval = records::prune_interval(self.history_limit);
+        if !force && interval > 1 && rand::random_range(0..interval) != 0 {
+            return;
+        }
+        let step = async {
+            let mut kv = self.ready().await?;
+            records::prune(&mut kv, &self.conn, &self.keys, network, self.history_limit).await
+        };
+        let attempts = Attempts::new(self.timeout);
+        if let Err(failure) = attempts.bounded(step).await {
+            tracing::debug!(network, ?failure, "history pruning postponed");
+        }
+    }
+
     async fn gc(
         &self,
         network: &str,
@@ -296,6 +321,9 @@ impl Inner {
         report
             .released_blocks
             .sort_by_key(|b| plexus_ipam_core::addr::key(b.base));
+        if !report.released.is_empty() {
+            self.after_appends(network, false).await;
+        }
         Ok(report)
     }
 }
@@ -313,10 +341,12 @@ impl Store for EtcdStore {
         let claims: Vec<OwnedClaim> = claims.iter().map(OwnedClaim::of).collect();
         self.run(|inner| async move {
             let claims: Vec<Claim<'_>> = claims.iter().map(OwnedClaim::borrow).collect();
-            in_txn!(&*inner, |txn| engine::claim_all(
+            let claimed = in_txn!(&*inner, |txn| engine::claim_all(
                 txn, &key, &owner, &claims, &ctx
             )
-            .await)
+            .await)?;
+            inner.after_appends(&key.network, false).await;
+            Ok(claimed)
         })
         .await
     }
@@ -324,9 +354,13 @@ impl Store for EtcdStore {
     async fn release(&self, key: &AttachmentKey) -> Result<Vec<Allocation>, StoreError> {
         let key = key.clone();
         let now = unix_now();
-        self.run(
-            |inner| async move { in_txn!(&*inner, |txn| engine::release(txn, &key, now).await) },
-        )
+        self.run(|inner| async move {
+            let released = in_txn!(&*inner, |txn| engine::release(txn, &key, now).await)?;
+            if !released.is_empty() {
+                inner.after_appends(&key.network, false).await;
+            }
+            Ok(released)
+        })
         .await
     }
 
@@ -359,6 +393,102 @@ impl Store for EtcdStore {
         let network = network.to_string();
         self.run(|inner| async move {
             in_txn!(&*inner, |txn| txn.count_between(&network, lo, hi).await)
+        })
+        .await
+    }
+
+    async fn list_between(
+        &self,
+        network: &str,
+        lo: IpAddr,
+        hi: IpAddr,
+        limit: usize,
+    ) -> Result<Vec<Allocation>, StoreError> {
+        let ranges = engine::family_key_ranges(lo, hi)?;
+        let network = network.to_string();
+        self.run(|inner| async move {
+            in_txn!(&*inner, |txn| {
+                let mut page = Vec::new();
+                let mut failed = None;
+                for &(lo, hi) in &ranges {
+                    match txn.alloc_page(&network, lo, hi, limit - page.len()).await {
+                        Ok(found) => page.extend(found),
+                        Err(err) => {
+                            failed = Some(err);
+                            break;
+                        }
+                    }
+                }
+                match failed {
+                    Some(err) => Err(err),
+                    None => Ok(page),
+                }
+            })
+        })
+        .await
+    }
+
+    async fn put_network(
+        &self,
+        name: &str,
+        definition: &serde_json::Value,
+        mode: PutMode,
+    ) -> Result<NetworkRecord, StoreError> {
+        let (name, definition) = (name.to_string(), definition.clone());
+        let now = unix_now();
+        self.run(|inner| async move {
+            in_txn!(&*inner, |txn| engine::put_network(
+                txn,
+                &name,
+                &definition,
+                mode,
+                now
+            )
+            .await)
+        })
+        .await
+    }
+
+    async fn network(&self, name: &str) -> Result<Option<NetworkRecord>, StoreError> {
+        let name = name.to_string();
+        self.run(|inner| async move { in_txn!(&*inner, |txn| txn.stored_network(&name).await) })
+            .await
+    }
+
+    async fn networks(&self) -> Result<Vec<NetworkRecord>, StoreError> {
+        self.run(|inner| async move { in_txn!(&*inner, |txn| txn.all_networks().await) })
+            .await
+    }
+
+    async fn delete_network(&self, name: &str, force: bool) -> Result<NetworkDeletion, StoreError> {
+        let name = name.to_string();
+        self.run(|inner| async move {
+            in_txn!(&*inner, |txn| engine::delete_network(txn, &name, force)
+                .await)
+        })
+        .await
+    }
+
+    async fn history(&self, query: &HistoryQuery) -> Result<Vec<HistoryEvent>, StoreError> {
+        let query = query.clone();
+        self.run(|inner| async move { in_txn!(&*inner, |txn| txn.history(&query).await) })
+            .await
+    }
+
+    async fn record_history(&self, events: &[HistoryEvent]) -> Result<(), StoreError> {
+        let events = events.to_vec();
+        self.run(|inner| async move {
+            // etcd allows 128 operations per transaction: import in batches.
+            for batch in events.chunks(HISTORY_BATCH) {
+                in_txn!(&*inner, |txn| engine::record_history(txn, batch).await)?;
+            }
+            let mut networks: Vec<&str> = events.iter().map(|e| e.network.as_str()).collect();
+            networks.sort_unstable();
+            networks.dedup();
+            for network in networks {
+                inner.after_appends(network, true).await;
+            }
+            Ok(())
         })
         .await
     }

@@ -23,6 +23,12 @@ pub(super) fn endpoints(test: &str) -> Option<Vec<String>> {
 
 /// A store on a key prefix nobody else uses.
 pub(super) fn fresh_store(endpoints: &[String], test: &str) -> EtcdStore {
+    EtcdStore::open(&fresh_config(endpoints, test))
+        .unwrap_or_else(|e| panic!("open etcd store: {e}"))
+}
+
+/// A configuration on a key prefix nobody else uses.
+fn fresh_config(endpoints: &[String], test: &str) -> EtcdConfig {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
     let mut cfg = EtcdConfig::new(endpoints.to_vec());
@@ -31,7 +37,7 @@ pub(super) fn fresh_store(endpoints: &[String], test: &str) -> EtcdStore {
         std::process::id(),
         unix_now()
     );
-    EtcdStore::open(&cfg).unwrap_or_else(|e| panic!("open etcd store: {e}"))
+    cfg
 }
 
 /// One test per check, so a failure names it.
@@ -71,7 +77,24 @@ mod conformance {
         blocks_borrow_when_all_claimed,
         blocks_released_only_after_grace,
         blocks_never_released_while_holding,
+        owner_details_are_kept,
+        list_between_pages_in_order,
+        networks_are_stored_with_revisions,
+        history_records_claims_and_releases,
+        history_is_atomic_with_claims,
+        recorded_history_is_kept,
     );
+}
+
+#[tokio::test]
+async fn history_is_bounded() {
+    let Some(endpoints) = endpoints("history_is_bounded") else {
+        return;
+    };
+    let mut cfg = fresh_config(&endpoints, "history_is_bounded");
+    cfg.history_limit = 5;
+    let store = EtcdStore::open(&cfg).unwrap();
+    crate::conformance::history_is_bounded(&store, 5).await;
 }
 
 #[tokio::test]

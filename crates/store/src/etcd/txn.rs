@@ -19,16 +19,19 @@ use super::conn::Failure;
 use super::keys::Keys;
 use crate::engine::{self, StoreTxn};
 use crate::error::StoreError;
+use crate::records::{HistoryEvent, NetworkRecord};
 use crate::types::{Allocation, AttachmentKey, Block};
 
 /// One claim, release or GC transaction of the etcd backend.
 pub(crate) struct EtcdTxn<'a> {
-    inner: BufferedTxn,
-    keys: &'a Keys,
+    pub(crate) inner: BufferedTxn,
+    pub(crate) keys: &'a Keys,
     /// At most this many blocks from [`StoreTxn::emptied_blocks`] (GC batches).
     emptied_limit: Option<usize>,
     /// Whether [`StoreTxn::emptied_blocks`] left blocks out because of the limit.
     emptied_truncated: bool,
+    /// The position of the last history event this transaction appended.
+    pub(crate) last_seq: u64,
 }
 
 impl<'a> EtcdTxn<'a> {
@@ -39,6 +42,7 @@ impl<'a> EtcdTxn<'a> {
             keys,
             emptied_limit: None,
             emptied_truncated: false,
+            last_seq: 0,
         }
     }
 
@@ -415,6 +419,25 @@ impl StoreTxn for EtcdTxn<'_> {
         }
         Ok(())
     }
+
+    async fn get_network(&mut self, name: &str) -> Result<Option<NetworkRecord>, StoreError> {
+        self.stored_network(name).await
+    }
+
+    async fn write_network(&mut self, record: &NetworkRecord) -> Result<(), StoreError> {
+        let value = encode(record)?;
+        self.inner.put(&self.keys.network(&record.name), value);
+        Ok(())
+    }
+
+    async fn remove_network(&mut self, name: &str) -> Result<(), StoreError> {
+        self.inner.delete(&self.keys.network(name));
+        Ok(())
+    }
+
+    async fn append_history(&mut self, event: &HistoryEvent) -> Result<(), StoreError> {
+        self.push_history(event)
+    }
 }
 
 /// The allocation an attachment-index key points at, checked against the index.
@@ -434,7 +457,7 @@ fn indexed(
     }
 }
 
-fn corrupt(key: &str, what: &str) -> StoreError {
+pub(crate) fn corrupt(key: &str, what: &str) -> StoreError {
     StoreError::Corrupt {
         reason: format!("etcd key {key} {what}"),
     }

@@ -29,7 +29,7 @@ const MAX_TIMEOUT_MS: u64 = 600_000;
 
 /// The keys of the object, for the "unknown key" message.
 const KNOWN_KEYS: &str = "type, host, port, dbname, user, password_file, password, sslmode, \
-                          ca_file, cert_file, key_file, timeout_ms, layout";
+                          ca_file, cert_file, key_file, timeout_ms, layout, history_limit";
 
 /// Settings of the PostgreSQL backend.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,6 +58,9 @@ pub struct PostgresConfig {
     pub timeout: Duration,
     /// Which tables hold the allocations.
     pub layout: Layout,
+    /// History events kept per network (`"history_limit"`, default
+    /// [`crate::DEFAULT_HISTORY_LIMIT`]).
+    pub history_limit: u32,
 }
 
 impl PostgresConfig {
@@ -75,6 +78,7 @@ impl PostgresConfig {
             key_file: None,
             timeout: DEFAULT_PG_TIMEOUT,
             layout: Layout::default(),
+            history_limit: crate::records::DEFAULT_HISTORY_LIMIT,
         }
     }
 
@@ -202,6 +206,9 @@ pub(crate) fn parse(object: &Map<String, Value>) -> Result<PostgresConfig, Store
             "key_file" => cfg.key_file = Some(absolute_path(&field, value)?),
             "timeout_ms" => cfg.timeout = parse_timeout(&field, value)?,
             "layout" => cfg.layout = parse_layout(&field, value)?,
+            "history_limit" => {
+                cfg.history_limit = crate::records::parse_history_limit(&field, value)?;
+            }
             _ => {
                 return Err(StoreError::config(
                     field,

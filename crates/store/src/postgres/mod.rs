@@ -21,6 +21,8 @@ mod config;
 mod connect;
 mod errors;
 mod executor;
+mod ops;
+mod records;
 mod rows;
 mod schema;
 #[cfg(test)]
@@ -45,6 +47,7 @@ use self::executor::Executor;
 use self::txn::PgTxn;
 use crate::engine;
 use crate::error::StoreError;
+use crate::records::{HistoryEvent, HistoryQuery, NetworkDeletion, NetworkRecord, PutMode};
 use crate::store::Store;
 use crate::types::{Allocation, AttachmentKey, Block, Claim, ClaimContext, GcReport, Owner};
 
@@ -254,6 +257,7 @@ impl Shared {
             let mut pg = PgTxn {
                 client: txn.client(),
                 ctx: &self.ctx,
+                history_limit: self.cfg.history_limit,
             };
             engine::claim_all(&mut pg, key, owner, &claims, ctx).await?
         };
@@ -274,6 +278,7 @@ impl Shared {
             let mut pg = PgTxn {
                 client: txn.client(),
                 ctx: &self.ctx,
+                history_limit: self.cfg.history_limit,
             };
             engine::release(&mut pg, key, now).await?
         };
@@ -309,6 +314,7 @@ impl Shared {
             let mut pg = PgTxn {
                 client: txn.client(),
                 ctx: &self.ctx,
+                history_limit: self.cfg.history_limit,
             };
             self.sweep(txn.client(), &mut pg, network, valid, policy, now)
                 .await?
@@ -477,6 +483,80 @@ impl Store for PostgresStore {
                 }
                 Ok(sum)
             })
+        })
+        .await
+    }
+
+    async fn list_between(
+        &self,
+        network: &str,
+        lo: IpAddr,
+        hi: IpAddr,
+        limit: usize,
+    ) -> Result<Vec<Allocation>, StoreError> {
+        let network: Arc<str> = network.into();
+        self.run("the page query", move |client, shared| {
+            let network = network.clone();
+            Box::pin(async move { shared.list_between(client, &network, lo, hi, limit).await })
+        })
+        .await
+    }
+
+    async fn put_network(
+        &self,
+        name: &str,
+        definition: &serde_json::Value,
+        mode: PutMode,
+    ) -> Result<NetworkRecord, StoreError> {
+        let args = Arc::new((name.to_string(), definition.clone()));
+        self.run("the network write", move |client, shared| {
+            let args = args.clone();
+            Box::pin(async move { shared.put_network(client, &args.0, &args.1, mode).await })
+        })
+        .await
+    }
+
+    async fn network(&self, name: &str) -> Result<Option<NetworkRecord>, StoreError> {
+        let name: Arc<str> = name.into();
+        let found = self
+            .run("the network query", move |client, shared| {
+                let name = name.clone();
+                Box::pin(async move { shared.read_networks(client, Some(&name)).await })
+            })
+            .await?;
+        Ok(found.into_iter().next())
+    }
+
+    async fn networks(&self) -> Result<Vec<NetworkRecord>, StoreError> {
+        self.run("the network list", |client, shared| {
+            Box::pin(async move { shared.read_networks(client, None).await })
+        })
+        .await
+    }
+
+    async fn delete_network(&self, name: &str, force: bool) -> Result<NetworkDeletion, StoreError> {
+        let name: Arc<str> = name.into();
+        self.run("the network deletion", move |client, shared| {
+            let name = name.clone();
+            Box::pin(async move { shared.delete_network(client, &name, force).await })
+        })
+        .await
+    }
+
+    async fn history(&self, query: &HistoryQuery) -> Result<Vec<HistoryEvent>, StoreError> {
+        let query = Arc::new(query.clone());
+        self.run("the history query", move |client, shared| {
+            let query = query.clone();
+            Box::pin(async move { shared.history(client, &query).await })
+        })
+        .await
+    }
+
+    async fn record_history(&self, events: &[HistoryEvent]) -> Result<(), StoreError> {
+        let events: Arc<[HistoryEvent]> = events.into();
+        self.run("the history import", move |client, shared| {
+            let events = events.clone();
+            Box::pin(async move { shared.record_history(client, &events).await })
         })
         .await
     }

@@ -15,7 +15,7 @@ use crate::types::{Allocation, AttachmentKey, Block, Owner};
 
 /// Columns of `plexus_allocations` in the order [`allocation_of`] expects.
 const COLUMNS: &str = "network, addr, range_set, container_id, ifname, pod_namespace, pod_name, \
-                       pod_uid, created_at, node";
+                       pod_uid, created_at, node, details::text";
 
 /// Columns of `plexus_blocks` in the order [`block_of`] expects.
 const BLOCK_COLUMNS: &str =
@@ -63,6 +63,13 @@ fn get<'r, T: tokio_postgres::types::FromSql<'r>>(
 
 fn allocation_of(row: &Row, ctx: &ErrCtx) -> Result<Allocation, StoreError> {
     let addr: &[u8] = get(row, 1, ctx)?;
+    let details: Option<&str> = get(row, 10, ctx)?;
+    let details = details
+        .map(|text| {
+            serde_json::from_str(text)
+                .map_err(|e| ctx.corrupt(format!("allocation details are not JSON: {e}")))
+        })
+        .transpose()?;
     Ok(Allocation {
         network: get(row, 0, ctx)?,
         ip: bytes_addr(addr, ctx)?,
@@ -73,6 +80,7 @@ fn allocation_of(row: &Row, ctx: &ErrCtx) -> Result<Allocation, StoreError> {
             pod_namespace: get(row, 5, ctx)?,
             pod_name: get(row, 6, ctx)?,
             pod_uid: get(row, 7, ctx)?,
+            details,
         },
         created_at: get(row, 8, ctx)?,
         node: get(row, 9, ctx)?,
@@ -288,6 +296,36 @@ pub(crate) async fn attachments_of(
         .collect()
 }
 
+/// One page of the allocations of `network` with address keys in `[lo, hi]`, ascending.
+pub(crate) async fn list_between(
+    client: &Client,
+    ctx: &ErrCtx,
+    network: &str,
+    lo: u128,
+    hi: u128,
+    limit: usize,
+) -> Result<Vec<Allocation>, StoreError> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM plexus_allocations \
+         WHERE network = $1 AND addr BETWEEN $2 AND $3 ORDER BY addr LIMIT $4"
+    );
+    let (lo, hi) = (lo.to_be_bytes().to_vec(), hi.to_be_bytes().to_vec());
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let rows = query(
+        client,
+        ctx,
+        &sql,
+        &[
+            (&network, Type::TEXT),
+            (&lo, Type::BYTEA),
+            (&hi, Type::BYTEA),
+            (&limit, Type::INT8),
+        ],
+    )
+    .await?;
+    allocations_of(&rows, ctx)
+}
+
 /// Inserts `a`. `Ok(false)` when a row with the same address or the same (attachment,
 /// range set) exists: the statement skips it and the transaction stays usable.
 pub(crate) async fn insert(
@@ -296,10 +334,12 @@ pub(crate) async fn insert(
     a: &Allocation,
 ) -> Result<bool, StoreError> {
     let sql = format!(
-        "INSERT INTO plexus_allocations ({COLUMNS}) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING"
+        "INSERT INTO plexus_allocations ({}) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb) ON CONFLICT DO NOTHING",
+        COLUMNS.replace("::text", "")
     );
     let addr = addr_bytes(a.ip);
+    let details = a.owner.details.as_ref().map(serde_json::Value::to_string);
     let inserted = client
         .execute_typed(
             &sql,
@@ -314,6 +354,7 @@ pub(crate) async fn insert(
                 (&a.owner.pod_uid, Type::TEXT),
                 (&a.created_at, Type::INT8),
                 (&a.node, Type::TEXT),
+                (&details, Type::TEXT),
             ],
         )
         .await

@@ -18,6 +18,9 @@
 //! - v1: `plexus_allocations` (unique address per network, one address per attachment and
 //!   range set), next-fit `plexus_cursors`, the STATUS probe's `plexus_heartbeat`.
 //! - v2: per-node blocks (`plexus_blocks`) and the claiming node on allocations.
+//! - v3: stored networks (`plexus_networks`, the definition as `jsonb`), the bounded
+//!   claim/release history (`plexus_history`, keyed by `(network, seq)`) and the owner's
+//!   opaque `details` (`jsonb`) on allocations.
 
 use tokio_postgres::Client;
 use tokio_postgres::error::SqlState;
@@ -26,7 +29,7 @@ use super::errors::ErrCtx;
 use crate::error::StoreError;
 
 /// The native schema version this build creates and understands.
-pub const LATEST_VERSION: i32 = 2;
+pub const LATEST_VERSION: i32 = 3;
 
 /// Advisory lock (one `bigint` key) serializing migrations of the native schema: "plexus",
 /// then 1.
@@ -81,6 +84,36 @@ pub(crate) const MIGRATIONS: &[(i32, &str)] = &[
            CREATE INDEX plexus_blocks_of_node ON plexus_blocks (network, range_set, node, base);
            CREATE INDEX plexus_blocks_emptied ON plexus_blocks (network, emptied_at)
              WHERE emptied_at IS NOT NULL;"#,
+    ),
+    (
+        3,
+        r#"ALTER TABLE plexus_allocations ADD COLUMN details jsonb;
+           CREATE TABLE plexus_networks (
+             name text COLLATE "C" PRIMARY KEY,
+             definition jsonb NOT NULL,
+             revision bigint NOT NULL CHECK (revision >= 1),
+             created_at bigint NOT NULL,
+             updated_at bigint NOT NULL
+           );
+           CREATE TABLE plexus_history (
+             network text COLLATE "C" NOT NULL,
+             seq bigint NOT NULL,
+             at bigint NOT NULL,
+             kind text NOT NULL CHECK (kind IN ('claim', 'release')),
+             addr bytea NOT NULL CHECK (octet_length(addr) = 16),
+             container_id text COLLATE "C" NOT NULL,
+             ifname text COLLATE "C" NOT NULL,
+             pod_namespace text COLLATE "C",
+             pod_name text COLLATE "C",
+             pod_uid text COLLATE "C",
+             node text,
+             PRIMARY KEY (network, seq)
+           );
+           CREATE INDEX plexus_history_by_addr ON plexus_history (network, addr);
+           CREATE INDEX plexus_history_by_pod ON plexus_history (pod_namespace, pod_name)
+             WHERE pod_name IS NOT NULL;
+           CREATE INDEX plexus_history_by_uid ON plexus_history (pod_uid)
+             WHERE pod_uid IS NOT NULL;"#,
     ),
 ];
 

@@ -46,7 +46,84 @@ conformance_on_postgres!(
     gc_releases_only_stale_of_one_network,
     count_between_counts_a_window,
     probe_succeeds,
+    owner_details_are_kept,
+    list_between_pages_in_order,
+    networks_are_stored_with_revisions,
+    history_records_claims_and_releases,
+    history_is_atomic_with_claims,
+    recorded_history_is_kept,
 );
+
+#[tokio::test]
+async fn history_is_bounded() {
+    let test = "postgres_history_is_bounded";
+    let Some(server) = PgServer::shared(test) else {
+        return;
+    };
+    let mut cfg = server.fresh_database("history_is_bounded");
+    cfg.history_limit = 5;
+    let store = PostgresStore::open(&cfg).unwrap();
+    crate::conformance::history_is_bounded(&store, 5).await;
+}
+
+/// A database a v2 build left (one allocation) is migrated to v3: the row is kept, and
+/// history, networks and details work.
+#[tokio::test]
+async fn schema_v2_is_migrated_to_v3_keeping_rows() {
+    let test = "postgres_v2_to_v3";
+    let Some(server) = PgServer::shared(test) else {
+        return;
+    };
+    let cfg = server.fresh_database("v2_to_v3");
+    let v2: Vec<&str> = schema::MIGRATIONS
+        .iter()
+        .filter(|(version, _)| *version <= 2)
+        .map(|(_, sql)| *sql)
+        .collect();
+    server.superuser_sql(
+        &cfg.dbname,
+        &format!(
+            "SET ROLE {}; {} INSERT INTO plexus_schema_version VALUES (1, 2); \
+             INSERT INTO plexus_allocations (network, addr, range_set, container_id, ifname, \
+             pod_namespace, pod_name, created_at, node) VALUES ('old', \
+             '\\x00000000000000000000ffff0a3d0007'::bytea, '10.61.0.0/24[10.61.0.1-10.61.0.254]', \
+             'c', 'eth0', 'ns', 'p', 1700000000, 'n1');",
+            cfg.user,
+            v2.join("\n")
+        ),
+    );
+    let store = PostgresStore::open(&cfg).unwrap();
+    let held = store.list("old").await.unwrap();
+    assert_eq!(held.len(), 1);
+    assert_eq!(held[0].ip, ip("10.61.0.7"));
+    assert_eq!(held[0].owner.details, None, "v2 rows have no details");
+    store.release(&held[0].key()).await.unwrap();
+    let events = store
+        .history(&crate::HistoryQuery::Pod {
+            namespace: "ns".into(),
+            name: "p".into(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].kind, crate::HistoryKind::Release);
+    let spec = serde_json::json!({"kind": "ClusterNetwork"});
+    let record = store
+        .put_network("old", &spec, crate::PutMode::Create)
+        .await
+        .unwrap();
+    assert_eq!(store.network("old").await.unwrap(), Some(record));
+    let details = serde_json::json!({"mac": "02:00:00:00:00:01"});
+    let key = AttachmentKey::new("old", "c2", "net1");
+    let who = owner().with_details(details.clone());
+    let set = range_set("10.61.0.0/24");
+    let got = store
+        .claim(&key, &who, &[Claim::Dynamic(&set)], &ctx())
+        .await
+        .unwrap();
+    assert_eq!(store.attachment(&key).await.unwrap(), got);
+    assert_eq!(got[0].owner.details, Some(details));
+}
 
 fn ctx() -> ClaimContext {
     ClaimContext::new("node-a", BlockPolicy::default())
@@ -57,6 +134,7 @@ fn owner() -> Owner {
         pod_namespace: Some("ns".into()),
         pod_name: Some("pod".into()),
         pod_uid: None,
+        details: None,
     }
 }
 

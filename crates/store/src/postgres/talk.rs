@@ -21,6 +21,7 @@ use super::errors::ErrCtx;
 use super::talk_rows::{self, MAX_INTERFACE, MAX_POD_ID, TALK_LOCK};
 use crate::engine::{self, StoreTxn};
 use crate::error::StoreError;
+use crate::records::{HistoryEvent, NetworkRecord};
 use crate::types::{Allocation, AttachmentKey, Block};
 
 /// The configuration field errors of this layout name.
@@ -142,6 +143,15 @@ impl TalkTxn<'_> {
             .filter(|range| plexus_ipam_core::addr::net_contains(&range.subnet, ip))
             .map_or(full, |range| range.subnet.prefix_len())
     }
+}
+
+/// The error of every stored-network operation in this layout.
+pub(crate) fn no_networks() -> StoreError {
+    StoreError::config(
+        FIELD,
+        "the cni-1.1-talk layout keeps no network definitions or history; use the native \
+         layout for them",
+    )
 }
 
 fn no_blocks() -> StoreError {
@@ -312,6 +322,24 @@ impl StoreTxn for TalkTxn<'_> {
     }
 
     async fn delete_block(&mut self, _network: &str, _base: IpAddr) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    async fn get_network(&mut self, _name: &str) -> Result<Option<NetworkRecord>, StoreError> {
+        Err(no_networks())
+    }
+
+    async fn write_network(&mut self, _record: &NetworkRecord) -> Result<(), StoreError> {
+        Err(no_networks())
+    }
+
+    async fn remove_network(&mut self, _name: &str) -> Result<(), StoreError> {
+        Err(no_networks())
+    }
+
+    /// The talk's table is all this layout may write: claims and releases keep no history
+    /// here (documented in `docs/stores.md`).
+    async fn append_history(&mut self, _event: &HistoryEvent) -> Result<(), StoreError> {
         Ok(())
     }
 }

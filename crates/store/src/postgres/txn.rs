@@ -16,9 +16,10 @@ use tokio_postgres::Client;
 use tokio_postgres::types::Type;
 
 use super::errors::ErrCtx;
-use super::rows;
+use super::{records, rows};
 use crate::engine::{self, StoreTxn};
 use crate::error::StoreError;
+use crate::records::{HistoryEvent, NetworkRecord};
 use crate::types::{Allocation, AttachmentKey, Block};
 
 /// First key of the two-key advisory locks of networks: "plex".
@@ -47,6 +48,8 @@ pub(crate) struct PgTxn<'a> {
     pub client: &'a Client,
     /// Error context of the store.
     pub ctx: &'a ErrCtx,
+    /// History events kept per network.
+    pub history_limit: u32,
 }
 
 #[async_trait::async_trait]
@@ -172,5 +175,21 @@ impl StoreTxn for PgTxn<'_> {
 
     async fn delete_block(&mut self, network: &str, base: IpAddr) -> Result<(), StoreError> {
         rows::delete_block(self.client, self.ctx, network, base).await
+    }
+
+    async fn get_network(&mut self, name: &str) -> Result<Option<NetworkRecord>, StoreError> {
+        records::network(self.client, self.ctx, name).await
+    }
+
+    async fn write_network(&mut self, record: &NetworkRecord) -> Result<(), StoreError> {
+        records::write_network(self.client, self.ctx, record).await
+    }
+
+    async fn remove_network(&mut self, name: &str) -> Result<(), StoreError> {
+        records::remove_network(self.client, self.ctx, name).await
+    }
+
+    async fn append_history(&mut self, event: &HistoryEvent) -> Result<(), StoreError> {
+        records::append_history(self.client, self.ctx, event, self.history_limit).await
     }
 }

@@ -11,6 +11,7 @@
 
 mod blocks;
 mod errors;
+mod records;
 mod rows;
 mod schema;
 mod txn;
@@ -34,6 +35,7 @@ use self::txn::SqlTxn;
 use crate::config::SqliteConfig;
 use crate::engine;
 use crate::error::StoreError;
+use crate::records::{HistoryEvent, HistoryQuery, NetworkDeletion, NetworkRecord, PutMode};
 use crate::store::Store;
 use crate::types::{
     Allocation, AttachmentKey, Block, Claim, ClaimContext, GcReport, Owner, unix_now,
@@ -51,6 +53,7 @@ pub struct SqliteStore {
     conn: Mutex<Connection>,
     path: PathBuf,
     busy_timeout: Duration,
+    history_limit: u32,
 }
 
 impl SqliteStore {
@@ -83,6 +86,7 @@ impl SqliteStore {
             conn: Mutex::new(conn),
             path: cfg.path.clone(),
             busy_timeout: cfg.busy_timeout,
+            history_limit: cfg.history_limit,
         })
     }
 
@@ -154,6 +158,7 @@ impl SqliteStore {
         let mut txn = SqlTxn {
             conn: &mut conn,
             ctx,
+            history_limit: self.history_limit,
         };
         let result = engine::run_ready(f(&mut txn)).and_then(|r| r);
         let committed = result.and_then(|value| {
@@ -319,6 +324,54 @@ impl Store for SqliteStore {
                 Ok(sum + rows::count_between(conn, ctx, network, lo, hi)?)
             })
         })
+    }
+
+    async fn list_between(
+        &self,
+        network: &str,
+        lo: IpAddr,
+        hi: IpAddr,
+        limit: usize,
+    ) -> Result<Vec<Allocation>, StoreError> {
+        let ranges = engine::family_key_ranges(lo, hi)?;
+        self.read(|conn, ctx| {
+            let mut page = Vec::new();
+            for (lo, hi) in ranges {
+                let left = limit - page.len();
+                page.extend(rows::list_between(conn, ctx, network, lo, hi, left)?);
+            }
+            Ok(page)
+        })
+    }
+
+    async fn put_network(
+        &self,
+        name: &str,
+        definition: &serde_json::Value,
+        mode: PutMode,
+    ) -> Result<NetworkRecord, StoreError> {
+        let now = unix_now();
+        self.write(async |txn| engine::put_network(txn, name, definition, mode, now).await)
+    }
+
+    async fn network(&self, name: &str) -> Result<Option<NetworkRecord>, StoreError> {
+        self.read(|conn, ctx| records::network(conn, ctx, name))
+    }
+
+    async fn networks(&self) -> Result<Vec<NetworkRecord>, StoreError> {
+        self.read(records::networks)
+    }
+
+    async fn delete_network(&self, name: &str, force: bool) -> Result<NetworkDeletion, StoreError> {
+        self.write(async |txn| engine::delete_network(txn, name, force).await)
+    }
+
+    async fn history(&self, query: &HistoryQuery) -> Result<Vec<HistoryEvent>, StoreError> {
+        self.read(|conn, ctx| records::history(conn, ctx, query))
+    }
+
+    async fn record_history(&self, events: &[HistoryEvent]) -> Result<(), StoreError> {
+        self.write(async |txn| engine::record_history(txn, events).await)
     }
 
     async fn blocks(&self, network: &str) -> Result<Vec<Block>, StoreError> {

@@ -14,7 +14,7 @@ use crate::types::{Allocation, AttachmentKey, Owner};
 
 /// Columns of `allocations` in the order [`RawRow::read`] expects.
 const COLUMNS: &str = "network, addr, range_set, container_id, ifname, pod_namespace, pod_name, \
-                       pod_uid, created_at, node";
+                       pod_uid, created_at, node, details";
 
 /// An address as stored: its 16-byte big-endian `u128` key, so BLOB order is address order.
 pub(crate) fn addr_blob(ip: IpAddr) -> [u8; 16] {
@@ -44,6 +44,7 @@ struct RawRow {
     pod_uid: Option<String>,
     created_at: i64,
     node: Option<String>,
+    details: Option<String>,
 }
 
 impl RawRow {
@@ -59,10 +60,22 @@ impl RawRow {
             pod_uid: row.get(7)?,
             created_at: row.get(8)?,
             node: row.get(9)?,
+            details: row.get(10)?,
         })
     }
 
     fn into_allocation(self, ctx: &ErrCtx<'_>) -> Result<Allocation, StoreError> {
+        let details = self
+            .details
+            .map(|text| {
+                serde_json::from_str(&text).map_err(|e| {
+                    ctx.corrupt(format!(
+                        "details of {} in network {} are not JSON: {e}",
+                        self.container_id, self.network
+                    ))
+                })
+            })
+            .transpose()?;
         Ok(Allocation {
             ip: blob_addr(&self.addr, ctx)?,
             network: self.network,
@@ -73,6 +86,7 @@ impl RawRow {
                 pod_namespace: self.pod_namespace,
                 pod_name: self.pod_name,
                 pod_uid: self.pod_uid,
+                details,
             },
             created_at: self.created_at,
             node: self.node,
@@ -153,6 +167,28 @@ pub(crate) fn list(
 ) -> Result<Vec<Allocation>, StoreError> {
     let sql = format!("SELECT {COLUMNS} FROM allocations WHERE network = ?1 ORDER BY addr");
     query_allocations(conn, ctx, &sql, params![network])
+}
+
+/// One page of the allocations of `network` with address keys in `[lo, hi]`, ascending.
+pub(crate) fn list_between(
+    conn: &Connection,
+    ctx: &ErrCtx<'_>,
+    network: &str,
+    lo: u128,
+    hi: u128,
+    limit: usize,
+) -> Result<Vec<Allocation>, StoreError> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM allocations WHERE network = ?1 AND addr BETWEEN ?2 AND ?3 \
+         ORDER BY addr LIMIT ?4"
+    );
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    query_allocations(
+        conn,
+        ctx,
+        &sql,
+        params![network, lo.to_be_bytes(), hi.to_be_bytes(), limit],
+    )
 }
 
 /// The held-window query of the next-fit search (a primary-key range scan).
@@ -245,7 +281,7 @@ pub(crate) fn insert(
 ) -> Result<(), StoreError> {
     let mut stmt = conn
         .prepare_cached(&format!(
-            "INSERT INTO allocations ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+            "INSERT INTO allocations ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
         ))
         .map_err(|e| ctx.map(e))?;
     let result = stmt.execute(params![
@@ -258,7 +294,8 @@ pub(crate) fn insert(
         a.owner.pod_name,
         a.owner.pod_uid,
         a.created_at,
-        a.node
+        a.node,
+        a.owner.details.as_ref().map(serde_json::Value::to_string)
     ]);
     match result {
         Ok(_) => Ok(()),

@@ -11,6 +11,9 @@
 //! - v2: the owner's pod UID on allocations, and the `heartbeat` row the STATUS probe writes.
 //! - v3: per-node address `blocks` (with their cursor and emptied mark) and the claiming
 //!   node on allocations.
+//! - v4: stored `networks` (opaque JSON definitions with revision and timestamps), the
+//!   bounded claim/release `history` per network, and the owner's opaque `details` (JSON
+//!   text) on allocations.
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 
@@ -18,7 +21,7 @@ use super::errors::ErrCtx;
 use crate::error::StoreError;
 
 /// The SQLite schema version this build creates and understands.
-pub const LATEST_VERSION: i64 = 3;
+pub const LATEST_VERSION: i64 = 4;
 
 /// `(version reached, SQL)`, in order. Never edit a released step: append a new one.
 const MIGRATIONS: &[(i64, &str)] = &[
@@ -72,6 +75,35 @@ const MIGRATIONS: &[(i64, &str)] = &[
          CREATE INDEX blocks_by_node ON blocks (network, range_set, node);
          CREATE INDEX blocks_emptied ON blocks (network, emptied_at)
              WHERE emptied_at IS NOT NULL;",
+    ),
+    (
+        4,
+        "ALTER TABLE allocations ADD COLUMN details TEXT;
+         CREATE TABLE networks (
+             name TEXT NOT NULL PRIMARY KEY,
+             definition TEXT NOT NULL,
+             revision INTEGER NOT NULL CHECK (revision >= 1),
+             created_at INTEGER NOT NULL,
+             updated_at INTEGER NOT NULL
+         ) WITHOUT ROWID;
+         CREATE TABLE history (
+             network TEXT NOT NULL,
+             seq INTEGER NOT NULL,
+             at INTEGER NOT NULL,
+             kind TEXT NOT NULL CHECK (kind IN ('claim', 'release')),
+             addr BLOB NOT NULL CHECK (length(addr) = 16),
+             container_id TEXT NOT NULL,
+             ifname TEXT NOT NULL,
+             pod_namespace TEXT,
+             pod_name TEXT,
+             pod_uid TEXT,
+             node TEXT,
+             PRIMARY KEY (network, seq)
+         ) WITHOUT ROWID;
+         CREATE INDEX history_by_addr ON history (network, addr);
+         CREATE INDEX history_by_pod ON history (pod_namespace, pod_name)
+             WHERE pod_name IS NOT NULL;
+         CREATE INDEX history_by_uid ON history (pod_uid) WHERE pod_uid IS NOT NULL;",
     ),
 ];
 
@@ -203,6 +235,8 @@ mod tests {
                 "blocks",
                 "cursors",
                 "heartbeat",
+                "history",
+                "networks",
                 "schema_version"
             ]
         );
@@ -237,7 +271,7 @@ mod tests {
         let msg = err.to_string();
         assert!(matches!(err, StoreError::Corrupt { .. }), "{err:?}");
         assert!(
-            msg.contains("database schema v99 is newer than this plexus supports (v3)"),
+            msg.contains("database schema v99 is newer than this plexus supports (v4)"),
             "{msg}"
         );
     }

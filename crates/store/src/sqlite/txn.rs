@@ -6,9 +6,10 @@ use plexus_ipam_core::addr::key as addr_key;
 use rusqlite::Connection;
 
 use super::errors::ErrCtx;
-use super::{blocks, rows};
+use super::{blocks, records, rows};
 use crate::engine::StoreTxn;
 use crate::error::StoreError;
+use crate::records::{HistoryEvent, NetworkRecord};
 use crate::types::{Allocation, AttachmentKey, Block};
 
 /// The connection inside an open write transaction. Holds `&mut Connection` (which is
@@ -19,6 +20,8 @@ pub(crate) struct SqlTxn<'c> {
     pub conn: &'c mut Connection,
     /// Error context of the operation.
     pub ctx: ErrCtx<'c>,
+    /// History events kept per network.
+    pub history_limit: u32,
 }
 
 impl SqlTxn<'_> {
@@ -132,5 +135,21 @@ impl StoreTxn for SqlTxn<'_> {
 
     async fn delete_block(&mut self, network: &str, base: IpAddr) -> Result<(), StoreError> {
         blocks::delete_block(self.conn, &self.ctx, network, base)
+    }
+
+    async fn get_network(&mut self, name: &str) -> Result<Option<NetworkRecord>, StoreError> {
+        records::network(self.conn, &self.ctx, name)
+    }
+
+    async fn write_network(&mut self, record: &NetworkRecord) -> Result<(), StoreError> {
+        records::write_network(self.conn, &self.ctx, record)
+    }
+
+    async fn remove_network(&mut self, name: &str) -> Result<(), StoreError> {
+        records::remove_network(self.conn, &self.ctx, name)
+    }
+
+    async fn append_history(&mut self, event: &HistoryEvent) -> Result<(), StoreError> {
+        records::append_history(self.conn, &self.ctx, event, self.history_limit)
     }
 }

@@ -330,11 +330,23 @@ impl PrivateEtcd {
         self.wait_healthy();
     }
 
-    fn wait_healthy(&self) {
+    fn wait_healthy(&mut self) {
         let started = Instant::now();
+        let log = |dir: &std::path::Path| {
+            std::fs::read_to_string(dir.join("etcd.log")).unwrap_or_default()
+        };
         while started.elapsed() < Duration::from_secs(20) {
+            // free_port() can hand the same port to two tests: never mistake another
+            // test's server for ours.
+            if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
+                panic!(
+                    "private etcd exited ({status}) before becoming healthy; log:\n{}",
+                    log(self.dir.path())
+                );
+            }
             let listening = TcpStream::connect(("127.0.0.1", self.client_port)).is_ok();
             let healthy = listening
+                && self.listener_is_ours()
                 && self
                     .etcdctl_command()
                     .args(["endpoint", "health"])
@@ -347,8 +359,25 @@ impl PrivateEtcd {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        let log = std::fs::read_to_string(self.dir.path().join("etcd.log")).unwrap_or_default();
-        panic!("private etcd did not become healthy within 20 s; log:\n{log}");
+        panic!(
+            "private etcd did not become healthy within 20 s; log:\n{}",
+            log(self.dir.path())
+        );
+    }
+
+    /// Whether our child process owns the client port's listening socket (per `ss`; true
+    /// when `ss` cannot tell).
+    fn listener_is_ours(&self) -> bool {
+        let Some(child) = &self.child else {
+            return false;
+        };
+        let filter = format!("sport = :{}", self.client_port);
+        match Command::new("ss").args(["-Hltnp", &filter]).output() {
+            Ok(out) if out.status.success() => {
+                String::from_utf8_lossy(&out.stdout).contains(&format!("pid={},", child.id()))
+            }
+            _ => true,
+        }
     }
 }
 

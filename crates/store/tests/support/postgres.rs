@@ -324,6 +324,16 @@ impl PrivatePg {
         }
     }
 
+    /// Process id of the running postmaster (first line of `postmaster.pid`).
+    pub fn postmaster_pid(&self) -> u32 {
+        let text = std::fs::read_to_string(self.data().join("postmaster.pid"))
+            .unwrap_or_else(|e| panic!("postmaster.pid: {e}"));
+        text.lines()
+            .next()
+            .and_then(|l| l.trim().parse().ok())
+            .unwrap_or_else(|| panic!("postmaster.pid has no pid: {text:?}"))
+    }
+
     /// Starts it (again) on the same port with the same data, and waits until it accepts
     /// connections.
     pub fn start_again(&mut self) {

@@ -1,0 +1,192 @@
+//! `"network": "<name>"` in the IPAM configuration: the pool comes from the network
+//! definition kept in the store (`plexusctl network create`) instead of inline ranges.
+//!
+//! The stored definition (a `plexus-model` network object) gives the ranges of both
+//! families (cidr / allocation_pool, net6 / allocation_pool_v6), exclusions and reserved
+//! addresses, the routes and the per-node block sizes. The IPAM section may still set
+//! what is not part of a network: `store`, `dns`, `node_name`, `blocks` (on/off and the
+//! grace period; the network's block sizes win), logging. Inline ranges next to `network`
+//! are refused (code 7), and so is a network the store does not know.
+
+use plexus_cni::{Error as CniError, NetConf, codes};
+use plexus_ipam_core::{PoolConfig, parse_pool_config};
+use plexus_model::{NetworkObject, Operation, to_pool, validate};
+use plexus_store::{NetworkRecord, Store};
+use serde_json::{Map, Value};
+
+use crate::IpamError;
+
+/// Keys that define addresses or routes inline; with `network` they are an error.
+const INLINE_KEYS: &[&str] = &[
+    "ranges",
+    "subnet",
+    "range",
+    "ipRanges",
+    "range_start",
+    "range_end",
+    "rangeStart",
+    "rangeEnd",
+    "gateway",
+    "exclude",
+    "routes",
+    "addresses",
+    "network_name",
+];
+
+/// A placeholder range that lets the shared keys of the section be parsed by the
+/// allocator's own parser (its ranges are then replaced by the stored network's).
+const PLACEHOLDER_RANGE: &str = "198.18.0.0/15";
+
+/// Where the pool of this configuration comes from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PoolSource {
+    /// Inline ranges, already parsed.
+    Inline(PoolConfig),
+    /// The stored network of this name.
+    Stored(String),
+}
+
+fn invalid(msg: impl Into<String>, details: impl Into<String>) -> IpamError {
+    IpamError::Cni(CniError::new(codes::INVALID_CONFIG, msg, details))
+}
+
+/// The `ipam` object (already checked to be an object by the caller's parse).
+fn section(conf: &NetConf) -> Result<&Map<String, Value>, IpamError> {
+    conf.ipam
+        .as_ref()
+        .and_then(Value::as_object)
+        .ok_or_else(|| {
+            invalid(
+                "missing or invalid \"ipam\" object in the network configuration",
+                format!("network {:?}", conf.name),
+            )
+        })
+}
+
+/// `ipam.network` when set: a non-empty string, else code 7.
+pub fn network_ref(conf: &NetConf) -> Result<Option<String>, IpamError> {
+    match section(conf)?.get("network") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(name)) if !name.trim().is_empty() => Ok(Some(name.trim().to_string())),
+        Some(other) => Err(invalid(
+            "invalid ipam.network: must be the non-empty name of a stored network",
+            format!("found {other}"),
+        )),
+    }
+}
+
+/// Decides where the pool comes from: the stored network named by `ipam.network` (inline
+/// ranges then refused), else the inline ranges.
+pub fn source(conf: &NetConf) -> Result<PoolSource, IpamError> {
+    let Some(name) = network_ref(conf)? else {
+        return crate::request::pool(conf).map(PoolSource::Inline);
+    };
+    let inline: Vec<&str> = INLINE_KEYS
+        .iter()
+        .copied()
+        .filter(|key| section(conf).is_ok_and(|s| s.contains_key(*key)))
+        .collect();
+    if !inline.is_empty() {
+        return Err(invalid(
+            format!(
+                "ipam.network {name:?} names a stored network; inline {} cannot be combined \
+                 with it",
+                inline.join(", ")
+            ),
+            "remove the inline ranges, or remove ipam.network",
+        ));
+    }
+    Ok(PoolSource::Stored(name))
+}
+
+/// The pool of `source`: inline as parsed, or the stored network read from `store`.
+pub async fn resolve(
+    conf: &NetConf,
+    source: PoolSource,
+    store: &dyn Store,
+) -> Result<PoolConfig, IpamError> {
+    match source {
+        PoolSource::Inline(pool) => Ok(pool),
+        PoolSource::Stored(name) => {
+            let record = store.network(&name).await?;
+            pool_of_record(conf, &name, record)
+        }
+    }
+}
+
+/// The pool of a stored network `record` (looked up as `name`), with the shared keys of
+/// the IPAM section applied.
+pub fn pool_of_record(
+    conf: &NetConf,
+    name: &str,
+    record: Option<NetworkRecord>,
+) -> Result<PoolConfig, IpamError> {
+    let record = record.ok_or_else(|| {
+        invalid(
+            format!("network {name:?} named by ipam.network is not defined in the store"),
+            "define it first: plexusctl network create -f <file.yaml>",
+        )
+    })?;
+    let object: NetworkObject = serde_json::from_value(record.definition).map_err(|e| {
+        invalid(
+            format!("stored network {name:?} is not a network definition"),
+            e.to_string(),
+        )
+    })?;
+    let valid = validate(&object, Operation::Update)
+        .map_err(|e| invalid(format!("stored network {name:?} is invalid"), e.to_string()))?;
+    let converted = to_pool(&valid)
+        .and_then(|pool| pool.pool_config().map(|config| (pool, config)))
+        .map_err(|e| {
+            invalid(
+                format!("stored network {name:?} has no usable pool"),
+                e.to_string(),
+            )
+        })?;
+    let (network_pool, mut pool) = converted;
+    // Allocations are kept under the name the configuration asked for (the record's key).
+    pool.network = name.to_string();
+    let shared = shared_settings(conf)?;
+    pool.dns = shared.dns;
+    pool.store = shared.store;
+    pool.blocks.enabled = shared.blocks.enabled;
+    pool.blocks.release_after_secs = shared.blocks.release_after_secs;
+    if network_pool
+        .v4
+        .as_ref()
+        .and_then(|f| f.block_size)
+        .is_none()
+    {
+        pool.blocks.v4_prefix = shared.blocks.v4_prefix;
+    }
+    if network_pool
+        .v6
+        .as_ref()
+        .and_then(|f| f.block_size)
+        .is_none()
+    {
+        pool.blocks.v6_prefix = shared.blocks.v6_prefix;
+    }
+    pool.warnings = shared.warnings;
+    for warning in &pool.warnings {
+        tracing::warn!(network = %pool.network, "{warning}");
+    }
+    if conf.runtime_ip_ranges().is_some_and(|v| !v.is_null()) {
+        tracing::warn!(
+            network = %pool.network,
+            "runtimeConfig.ipRanges ignored: the pool is the stored network's"
+        );
+    }
+    Ok(pool)
+}
+
+/// The settings of the section that are not the network's (`dns`, `store`, `blocks`),
+/// parsed and checked by the allocator's own parser on a placeholder range.
+fn shared_settings(conf: &NetConf) -> Result<PoolConfig, IpamError> {
+    let mut copy = section(conf)?.clone();
+    copy.remove("network");
+    copy.insert("range".into(), Value::String(PLACEHOLDER_RANGE.into()));
+    let mut parsed = parse_pool_config(&conf.name, &Value::Object(copy), None)?;
+    parsed.range_sets.clear();
+    Ok(parsed)
+}
