@@ -1,0 +1,280 @@
+//! The plexus network configuration (the netconf of `"type": "plexus"`).
+//!
+//! ```json
+//! {"cniVersion": "1.1.0", "name": "plexus", "type": "plexus",
+//!  "store": {"type": "sqlite", "path": "/var/lib/plexus/plexus.db"},
+//!  "networksDir": "/etc/plexus/networks", "cniDir": "/etc/cni/net.d",
+//!  "stateDir": "/var/lib/plexus/endpoints", "namingScheme": "indexed",
+//!  "defaultNetwork": "default", "nodeName": "worker-1", "maxParallel": 4,
+//!  "timeouts": {"addMs": 30000, "delMs": 20000}, "logLevel": "info"}
+//! ```
+//! Every key is optional. `cniDir` defaults to `CNI_CONF_DIR`, else `/etc/cni/net.d`.
+//! Unknown plexus keys are refused naming the key; the CNI spec's own keys (`cniVersion`,
+//! `name`, `type`, `runtimeConfig`, `args`, `prevResult`, `capabilities`, `cni.dev/…`) and
+//! keys with a `.` or `/` (runtime extensions) pass.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use plexus_store::StoreConfig;
+use serde_json::{Map, Value};
+
+use crate::error::PlexusError;
+use crate::naming::NamingScheme;
+
+/// Where static delegate configurations are read when neither `cniDir` nor `CNI_CONF_DIR`
+/// says otherwise.
+pub const DEFAULT_CNI_DIR: &str = "/etc/cni/net.d";
+/// Where network definitions are read when `networksDir` is not set.
+pub const DEFAULT_NETWORKS_DIR: &str = "/etc/plexus/networks";
+/// Where endpoint records are kept when `stateDir` is not set.
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/plexus/endpoints";
+/// DANM's deadline for a whole ADD (it waited 30 s for its goroutines).
+pub const DEFAULT_ADD_TIMEOUT: Duration = Duration::from_secs(30);
+/// Deadline of a DEL (and of the rollback after a failed ADD).
+pub const DEFAULT_DEL_TIMEOUT: Duration = Duration::from_secs(20);
+/// How many attachments are set up at once by default.
+pub const DEFAULT_MAX_PARALLEL: usize = 4;
+/// Longest accepted timeout.
+const MAX_TIMEOUT_MS: u64 = 600_000;
+
+/// The parsed plexus configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlexusConf {
+    /// The allocation store.
+    pub store: StoreConfig,
+    /// Directory of static delegate configurations (`<NetworkID>.conf`/`.conflist`).
+    pub cni_dir: PathBuf,
+    /// Directory of network definitions (the file-backed network source).
+    pub networks_dir: PathBuf,
+    /// Directory of endpoint records (what DEL tears down).
+    pub state_dir: PathBuf,
+    /// Interface naming scheme.
+    pub naming: NamingScheme,
+    /// Name of the network a pod without a request gets (DANM: `default`).
+    pub default_network: String,
+    /// Node name recorded with claims and endpoints.
+    pub node_name: Option<String>,
+    /// How many attachments are set up concurrently.
+    pub max_parallel: usize,
+    /// Deadline of the whole ADD.
+    pub add_timeout: Duration,
+    /// Deadline of DEL and of an ADD's rollback.
+    pub del_timeout: Duration,
+    /// `tracing` filter (else `PLEXUS_LOG`, else `warn`).
+    pub log_level: Option<String>,
+}
+
+/// Keys of the CNI spec (and libcni) that may appear at the top level of any netconf.
+const SPEC_KEYS: &[&str] = &[
+    "cniVersion",
+    "cniVersions",
+    "name",
+    "type",
+    "runtimeConfig",
+    "args",
+    "prevResult",
+    "capabilities",
+    "ipam",
+    "dns",
+    "disableCheck",
+    "disableGC",
+];
+
+impl PlexusConf {
+    /// Parses the netconf object; `env` reads environment variables (`CNI_CONF_DIR`).
+    pub fn parse(raw: &Value, env: impl Fn(&str) -> Option<String>) -> Result<Self, PlexusError> {
+        let empty = Map::new();
+        let object = raw.as_object().unwrap_or(&empty);
+        let mut conf = PlexusConf {
+            store: StoreConfig::default(),
+            cni_dir: env("CNI_CONF_DIR")
+                .filter(|d| !d.is_empty())
+                .map_or_else(|| PathBuf::from(DEFAULT_CNI_DIR), PathBuf::from),
+            networks_dir: PathBuf::from(DEFAULT_NETWORKS_DIR),
+            state_dir: PathBuf::from(DEFAULT_STATE_DIR),
+            naming: NamingScheme::default(),
+            default_network: "default".to_owned(),
+            node_name: None,
+            max_parallel: DEFAULT_MAX_PARALLEL,
+            add_timeout: DEFAULT_ADD_TIMEOUT,
+            del_timeout: DEFAULT_DEL_TIMEOUT,
+            log_level: None,
+        };
+        for (key, value) in object {
+            match key.as_str() {
+                "store" => conf.store = StoreConfig::from_json(Some(value))?,
+                "cniDir" => conf.cni_dir = dir(key, value)?,
+                "networksDir" => conf.networks_dir = dir(key, value)?,
+                "stateDir" => conf.state_dir = dir(key, value)?,
+                "namingScheme" => {
+                    conf.naming = string(key, value)?
+                        .parse()
+                        .map_err(|e| PlexusError::config(key, e))?;
+                }
+                "defaultNetwork" => {
+                    let name = string(key, value)?;
+                    if name.is_empty() {
+                        return Err(PlexusError::config(key, "must not be empty"));
+                    }
+                    conf.default_network = name.to_owned();
+                }
+                "nodeName" => {
+                    conf.node_name =
+                        Some(string(key, value)?.trim().to_owned()).filter(|n| !n.is_empty());
+                }
+                "maxParallel" => match value.as_u64() {
+                    Some(n @ 1..=64) => conf.max_parallel = usize::try_from(n).unwrap_or(1),
+                    _ => {
+                        return Err(PlexusError::config(
+                            key,
+                            format!("must be an integer from 1 to 64, found {value}"),
+                        ));
+                    }
+                },
+                "timeouts" => parse_timeouts(&mut conf, value)?,
+                "logLevel" => conf.log_level = Some(string(key, value)?.to_owned()),
+                known if SPEC_KEYS.contains(&known) => {}
+                extension if extension.contains('.') || extension.contains('/') => {}
+                unknown => {
+                    return Err(PlexusError::config(
+                        unknown,
+                        "unknown key (known: store, cniDir, networksDir, stateDir, namingScheme, \
+                         defaultNetwork, nodeName, maxParallel, timeouts, logLevel)",
+                    ));
+                }
+            }
+        }
+        Ok(conf)
+    }
+
+    /// The node name: `nodeName`, else `NODE_NAME`, else the kernel host name.
+    pub fn node(&self) -> String {
+        self.node_name
+            .clone()
+            .or_else(|| {
+                std::env::var("NODE_NAME")
+                    .ok()
+                    .filter(|n| !n.trim().is_empty())
+            })
+            .or_else(|| {
+                std::fs::read_to_string("/proc/sys/kernel/hostname")
+                    .ok()
+                    .map(|n| n.trim().to_owned())
+                    .filter(|n| !n.is_empty())
+            })
+            .unwrap_or_else(|| "unknown".to_owned())
+    }
+}
+
+fn string<'a>(key: &str, value: &'a Value) -> Result<&'a str, PlexusError> {
+    value
+        .as_str()
+        .ok_or_else(|| PlexusError::config(key, format!("must be a string, found {value}")))
+}
+
+fn dir(key: &str, value: &Value) -> Result<PathBuf, PlexusError> {
+    let text = string(key, value)?;
+    let path = PathBuf::from(text);
+    if !path.is_absolute() {
+        return Err(PlexusError::config(
+            key,
+            format!("must be an absolute path, found {text:?}"),
+        ));
+    }
+    Ok(path)
+}
+
+fn parse_timeouts(conf: &mut PlexusConf, value: &Value) -> Result<(), PlexusError> {
+    let Some(object) = value.as_object() else {
+        return Err(PlexusError::config(
+            "timeouts",
+            format!("must be an object, found {value}"),
+        ));
+    };
+    for (key, value) in object {
+        let field = format!("timeouts.{key}");
+        let ms = match value.as_u64() {
+            Some(ms @ 1..=MAX_TIMEOUT_MS) => Duration::from_millis(ms),
+            _ => {
+                return Err(PlexusError::config(
+                    field,
+                    format!("must be an integer from 1 to {MAX_TIMEOUT_MS} (ms), found {value}"),
+                ));
+            }
+        };
+        match key.as_str() {
+            "addMs" => conf.add_timeout = ms,
+            "delMs" => conf.del_timeout = ms,
+            _ => {
+                return Err(PlexusError::config(
+                    field,
+                    "unknown key (known: addMs, delMs)",
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    #[test]
+    fn defaults_and_env() {
+        let raw = json!({"cniVersion": "1.1.0", "name": "p", "type": "plexus"});
+        let conf = PlexusConf::parse(&raw, no_env).unwrap();
+        assert_eq!(conf.cni_dir, PathBuf::from(DEFAULT_CNI_DIR));
+        assert_eq!(conf.default_network, "default");
+        assert_eq!(conf.add_timeout, DEFAULT_ADD_TIMEOUT);
+        let conf = PlexusConf::parse(&raw, |k| (k == "CNI_CONF_DIR").then(|| "/x".into())).unwrap();
+        assert_eq!(conf.cni_dir, PathBuf::from("/x"));
+    }
+
+    #[test]
+    fn every_key() {
+        let raw = json!({"cniVersion": "1.1.0", "name": "p", "type": "plexus",
+            "store": {"path": "/tmp/p.db"}, "cniDir": "/c", "networksDir": "/n",
+            "stateDir": "/s", "namingScheme": "legacy", "defaultNetwork": "main",
+            "nodeName": "w1", "maxParallel": 2, "timeouts": {"addMs": 500, "delMs": 700},
+            "logLevel": "debug", "cni.dev/valid-attachments": [], "runtimeConfig": {}});
+        let conf = PlexusConf::parse(&raw, |_| Some("/ignored".into())).unwrap();
+        assert_eq!(conf.cni_dir, PathBuf::from("/c"));
+        assert_eq!(conf.naming, NamingScheme::Legacy);
+        assert_eq!(conf.default_network, "main");
+        assert_eq!(conf.node(), "w1");
+        assert_eq!(conf.max_parallel, 2);
+        assert_eq!(conf.add_timeout, Duration::from_millis(500));
+        assert_eq!(conf.del_timeout, Duration::from_millis(700));
+    }
+
+    #[test]
+    fn bad_values_name_their_field() {
+        let cases = [
+            (json!({"cniDir": "rel"}), "cniDir"),
+            (json!({"namingScheme": "x"}), "namingScheme"),
+            (json!({"maxParallel": 0}), "maxParallel"),
+            (json!({"timeouts": {"addMs": 0}}), "timeouts.addMs"),
+            (json!({"timeouts": {"add": 5}}), "timeouts.add"),
+            (json!({"cnidir": "/x"}), "cnidir"),
+            (json!({"defaultNetwork": ""}), "defaultNetwork"),
+        ];
+        for (raw, field) in cases {
+            match PlexusConf::parse(&raw, no_env) {
+                Err(PlexusError::Config { field: f, .. }) => assert_eq!(f, field, "{raw}"),
+                other => panic!("{raw}: {other:?}"),
+            }
+        }
+        assert!(matches!(
+            PlexusConf::parse(&json!({"store": {"type": "redis"}}), no_env),
+            Err(PlexusError::Store(_))
+        ));
+    }
+}

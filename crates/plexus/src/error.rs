@@ -1,0 +1,242 @@
+//! The meta-plugin's errors and their CNI codes.
+//!
+//! Every failure is a [`PlexusError`]; the one `From` impl below maps it to a
+//! [`plexus_cni::Error`] (code, message, details), which `plexus_cni::render_error` turns
+//! into the JSON on stdout. Codes 100–105 are shared with `plexus-ipam` (store outcomes);
+//! 110 and up are the meta-plugin's own.
+
+use plexus_cni::{Error as CniError, codes};
+use plexus_model::AnnotationError;
+use plexus_store::StoreError;
+
+use crate::naming::NamingError;
+
+/// CNI error codes of the meta-plugin (100+ is plugin space).
+pub mod plugin_codes {
+    /// A network has no free address left (as `plexus-ipam`).
+    pub const POOL_EXHAUSTED: u32 = 100;
+    /// A static address is held by another attachment (as `plexus-ipam`).
+    pub const ADDRESS_TAKEN: u32 = 101;
+    /// CHECK found the attachment different from what ADD left.
+    pub const CHECK_FAILED: u32 = 103;
+    /// The attachment already holds another address (as `plexus-ipam`).
+    pub const ATTACHMENT_HOLDS_OTHER: u32 = 104;
+    /// The store's contents are not what plexus wrote (as `plexus-ipam`).
+    pub const STORE_CORRUPT: u32 = 105;
+    /// A kernel (netlink) operation on a pod interface failed.
+    pub const DATAPLANE: u32 = 110;
+    /// The host-side parent link of a network is missing on this node.
+    pub const MISSING_PARENT: u32 = 111;
+    /// A delegated CNI plugin failed (its own code and message are in the details).
+    pub const DELEGATE_FAILED: u32 = 112;
+    /// The kernel lacks the link type a network needs (e.g. no ipvlan module).
+    pub const UNSUPPORTED_LINK: u32 = 113;
+}
+
+/// Everything that can go wrong in the meta-plugin.
+#[derive(Debug, thiserror::Error)]
+pub enum PlexusError {
+    /// An error that already carries its CNI code (from the protocol layer or a delegate's
+    /// reply that is passed on as is).
+    #[error("{}", .0.msg)]
+    Cni(CniError),
+    /// A field of the plexus network configuration is invalid.
+    #[error("invalid plexus configuration: {field}: {reason}")]
+    Config {
+        /// The offending field, e.g. `timeouts.addMs`.
+        field: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The request (annotation or `plexus.networks`) was refused.
+    #[error("invalid network request: {0}")]
+    Request(String),
+    /// The pod annotation was refused.
+    #[error(transparent)]
+    Annotation(#[from] AnnotationError),
+    /// A requested network does not exist or is invalid.
+    #[error("network {reference}: {reason}")]
+    Network {
+        /// How the request named it (`clusterNetwork blue`, `network ns/red`).
+        reference: String,
+        /// Why it cannot be used.
+        reason: String,
+    },
+    /// Interface names derived for the pod are unusable.
+    #[error(transparent)]
+    Naming(#[from] NamingError),
+    /// The parent link of a built-in interface is missing on this node.
+    #[error(
+        "network {network}: parent link {parent:?} does not exist on this node (it is the \
+         network's host_device, <NetworkID>.<vlan> or vx_<NetworkID>)"
+    )]
+    MissingParent {
+        /// Network (qualified name).
+        network: String,
+        /// The parent name plexus looked for.
+        parent: String,
+    },
+    /// A kernel operation failed.
+    #[error("interface {ifname} of network {network}: {source}")]
+    Dataplane {
+        /// Network (qualified name).
+        network: String,
+        /// Pod interface name.
+        ifname: String,
+        /// What the kernel said.
+        source: Box<plexus_netlink::Error>,
+    },
+    /// A store operation failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A delegated plugin failed or could not be run.
+    #[error("network {network}: delegate {plugin} {verb} failed: {message}")]
+    Delegate {
+        /// Network (qualified name).
+        network: String,
+        /// The delegate binary.
+        plugin: String,
+        /// The CNI verb.
+        verb: String,
+        /// What went wrong (the delegate's `msg`, or why it could not run).
+        message: String,
+        /// The delegate's CNI code, when it answered with an error object.
+        code: Option<u32>,
+    },
+    /// The ADD (or DEL) did not finish within its deadline.
+    #[error("{verb} did not finish within {ms} ms")]
+    Deadline {
+        /// The verb.
+        verb: &'static str,
+        /// The deadline in milliseconds.
+        ms: u128,
+    },
+    /// DEL or GC could not release what the store holds for the pod.
+    #[error("could not release the addresses of {count} attachment(s) from the store")]
+    ReleaseFailed {
+        /// How many attachments kept their addresses.
+        count: usize,
+        /// One message per failure.
+        details: Vec<String>,
+    },
+    /// Reading or writing plexus' own files (endpoint records, network definitions).
+    #[error("{what} {path}: {source}")]
+    Io {
+        /// What plexus was doing.
+        what: &'static str,
+        /// The path.
+        path: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// CHECK found a difference.
+    #[error("CHECK: {0}")]
+    CheckFailed(String),
+    /// STATUS: plexus cannot service ADD.
+    #[error("{0}")]
+    NotAvailable(String),
+}
+
+impl From<CniError> for PlexusError {
+    fn from(err: CniError) -> Self {
+        PlexusError::Cni(err)
+    }
+}
+
+impl PlexusError {
+    /// Shorthand for a [`PlexusError::Config`].
+    pub fn config(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        PlexusError::Config {
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+
+    /// The CNI code this error is reported with.
+    pub fn code(&self) -> u32 {
+        use plugin_codes::*;
+        match self {
+            PlexusError::Cni(inner) => inner.code,
+            PlexusError::Config { .. }
+            | PlexusError::Request(_)
+            | PlexusError::Annotation(_)
+            | PlexusError::Network { .. }
+            | PlexusError::Naming(_) => codes::INVALID_CONFIG,
+            PlexusError::MissingParent { .. } => MISSING_PARENT,
+            PlexusError::Dataplane { source, .. } => match source.kind() {
+                plexus_netlink::ErrorKind::Unsupported => UNSUPPORTED_LINK,
+                _ => DATAPLANE,
+            },
+            PlexusError::Store(store) => match store {
+                StoreError::Exhausted { .. } => POOL_EXHAUSTED,
+                StoreError::AddressTaken { .. } => ADDRESS_TAKEN,
+                StoreError::AttachmentHoldsOther { .. } => ATTACHMENT_HOLDS_OTHER,
+                StoreError::Config { .. } | StoreError::Conflict { .. } => codes::INVALID_CONFIG,
+                StoreError::Corrupt { .. } => STORE_CORRUPT,
+                StoreError::Unavailable { .. } | StoreError::Busy { .. } => codes::TRY_AGAIN_LATER,
+                StoreError::Internal { .. } => codes::INTERNAL,
+            },
+            PlexusError::Delegate { .. } => DELEGATE_FAILED,
+            PlexusError::Deadline { .. } | PlexusError::ReleaseFailed { .. } => {
+                codes::TRY_AGAIN_LATER
+            }
+            PlexusError::Io { .. } => codes::IO_FAILURE,
+            PlexusError::CheckFailed(_) => CHECK_FAILED,
+            PlexusError::NotAvailable(_) => codes::NOT_AVAILABLE,
+        }
+    }
+}
+
+impl From<PlexusError> for CniError {
+    fn from(err: PlexusError) -> Self {
+        let code = err.code();
+        let details = match &err {
+            PlexusError::Cni(inner) => return inner.clone(),
+            PlexusError::Delegate { code: Some(c), .. } => {
+                format!("the delegate answered CNI code {c}")
+            }
+            PlexusError::ReleaseFailed { details, .. } => details.join("; "),
+            PlexusError::Deadline { .. } => {
+                "everything set up so far was undone; retry the operation".to_owned()
+            }
+            _ => String::new(),
+        };
+        CniError::new(code, err.to_string(), details)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_follow_the_table() {
+        let missing = PlexusError::MissingParent {
+            network: "blue".into(),
+            parent: "blue.700".into(),
+        };
+        let cni = CniError::from(missing);
+        assert_eq!(cni.code, plugin_codes::MISSING_PARENT);
+        assert!(cni.msg.contains("\"blue.700\""), "{}", cni.msg);
+
+        let exhausted = PlexusError::Store(StoreError::Exhausted {
+            network: "n".into(),
+            range_set: "r".into(),
+        });
+        assert_eq!(CniError::from(exhausted).code, plugin_codes::POOL_EXHAUSTED);
+
+        let release = PlexusError::ReleaseFailed {
+            count: 2,
+            details: vec!["a".into(), "b".into()],
+        };
+        let cni = CniError::from(release);
+        assert_eq!(cni.code, codes::TRY_AGAIN_LATER);
+        assert_eq!(cni.details, "a; b");
+
+        let passthrough = CniError::new(42, "x", "y");
+        assert_eq!(
+            CniError::from(PlexusError::Cni(passthrough.clone())),
+            passthrough
+        );
+    }
+}

@@ -1,0 +1,479 @@
+//! The real `plexus` binary as root in real network namespaces: eth0 from Debian's `bridge`
+//! (a static delegate using plexus' addresses through plexus-ipam's echo mode) plus two
+//! built-in macvlan networks on veth parents, dual stack with a policy route; traffic
+//! between two pods on every network; DEL and failed ADDs leave nothing behind.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use serde_json::{Value, json};
+use support::World;
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+fn privileged(what: &str) -> bool {
+    let reason = if !is_root() {
+        Some("not running as root")
+    } else if !Path::new("/usr/lib/cni/bridge").exists() {
+        Some("Debian's containernetworking-plugins are not installed (/usr/lib/cni)")
+    } else {
+        None
+    };
+    match reason {
+        None => true,
+        Some(reason) => {
+            assert!(
+                std::env::var("PLEXUS_REQUIRE_PRIVILEGED").as_deref() != Ok("1"),
+                "{what}: cannot run ({reason}) but PLEXUS_REQUIRE_PRIVILEGED=1"
+            );
+            eprintln!("SKIPPED {what}: {reason}");
+            false
+        }
+    }
+}
+
+static UNIQUE: AtomicUsize = AtomicUsize::new(0);
+
+fn unique(prefix: &str) -> String {
+    let n = UNIQUE.fetch_add(1, Ordering::Relaxed);
+    format!("{prefix}{:x}{n}", std::process::id() % 0xffff)
+}
+
+fn sh(args: &[&str]) -> String {
+    let out = Command::new(args[0]).args(&args[1..]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+struct Netns(String);
+
+impl Netns {
+    fn new() -> Netns {
+        let name = unique("plxp");
+        sh(&["ip", "netns", "add", &name]);
+        sh(&["ip", "-n", &name, "link", "set", "lo", "up"]);
+        Netns(name)
+    }
+    fn path(&self) -> String {
+        format!("/run/netns/{}", self.0)
+    }
+    fn run(&self, args: &[&str]) -> Output {
+        Command::new("ip")
+            .args(["netns", "exec", &self.0])
+            .args(args)
+            .output()
+            .unwrap()
+    }
+    fn text(&self, args: &[&str]) -> String {
+        String::from_utf8_lossy(&self.run(args).stdout).into_owned()
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).output();
+    }
+}
+
+struct HostLink(String);
+
+impl Drop for HostLink {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["link", "del", &self.0]).output();
+    }
+}
+
+/// A veth pair, both ends up, usable as a macvlan parent.
+fn veth() -> HostLink {
+    let name = unique("plxv");
+    let peer = format!("{name}p");
+    sh(&[
+        "ip", "link", "add", &name, "type", "veth", "peer", "name", &peer,
+    ]);
+    sh(&["ip", "link", "set", &name, "up"]);
+    sh(&["ip", "link", "set", &peer, "up"]);
+    HostLink(name)
+}
+
+fn binary() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_plexus"))
+}
+
+/// CNI_PATH: plexus-ipam (built next to plexus by the workspace) and Debian's plugins.
+fn cni_path(dir: &Path) -> String {
+    let ipam = binary().with_file_name("plexus-ipam");
+    assert!(
+        ipam.exists(),
+        "{} is missing: build it first (cargo build -p plexus-ipam)",
+        ipam.display()
+    );
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let _ = std::os::unix::fs::symlink(&ipam, bin.join("plexus-ipam"));
+    format!("{}:/usr/lib/cni", bin.display())
+}
+
+fn exec(world: &World, verb: &str, container: &str, netns: &Netns, conf: &Value) -> (i32, Value) {
+    let mut child = Command::new(binary())
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("CNI_COMMAND", verb)
+        .env("CNI_CONTAINERID", container)
+        .env("CNI_NETNS", netns.path())
+        .env("CNI_IFNAME", "eth0")
+        .env("CNI_PATH", &world.cni_path)
+        .env(
+            "CNI_ARGS",
+            "IgnoreUnknown=1;K8S_POD_NAMESPACE=ns;K8S_POD_NAME=p",
+        )
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(conf.to_string().as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let value = if text.trim().is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"))
+    };
+    if !out.status.success() {
+        eprintln!("{verb} stderr: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    (out.status.code().unwrap_or(-1), value)
+}
+
+fn ok(reply: (i32, Value)) -> Value {
+    assert_eq!(reply.0, 0, "expected success: {}", reply.1);
+    reply.1
+}
+
+fn address_of(result: &Value, iface: usize, v6: bool) -> String {
+    result["ips"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|ip| ip["interface"] == json!(iface))
+        .map(|ip| {
+            ip["address"]
+                .as_str()
+                .unwrap()
+                .split('/')
+                .next()
+                .unwrap()
+                .to_owned()
+        })
+        .find(|a| a.contains(':') == v6)
+        .unwrap_or_else(|| panic!("no address on interface {iface}: {result}"))
+}
+
+fn ping(from: &Netns, to: &str) {
+    let cmd = if to.contains(':') { "ping6" } else { "ping" };
+    let out = from.run(&[cmd, "-c", "1", "-W", "2", to]);
+    assert!(
+        out.status.success(),
+        "{cmd} {to} from {}: {}",
+        from.0,
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+/// The pod has only `lo`, no rule for table 100.
+fn assert_pod_empty(pod: &Netns) {
+    let links = pod.text(&["ip", "-o", "link"]);
+    assert_eq!(links.lines().count(), 1, "links left: {links}");
+    let rules = pod.text(&["ip", "rule"]) + &pod.text(&["ip", "-6", "rule"]);
+    assert!(!rules.contains("lookup 100"), "rules left: {rules}");
+}
+
+struct Setup {
+    world: World,
+    _links: Vec<HostLink>,
+}
+
+fn setup() -> Setup {
+    let mut world = World::new("");
+    world.cni_path = cni_path(world.dir.path());
+    let (a, b) = (veth(), veth());
+    let bridge = HostLink(unique("plxbr"));
+    world.cluster_network(
+        "pods",
+        "bridge",
+        json!({"cidr": "10.80.0.0/24", "routes": {"10.180.0.0/16": "10.80.0.1"}}),
+    );
+    std::fs::write(
+        world.cni_dir().join("pods.conf"),
+        // 1.1.0, which Debian's bridge does not speak: plexus downgrades it to 1.0.0.
+        json!({"cniVersion": "1.1.0", "name": "pods", "type": "bridge", "bridge": bridge.0,
+               "isGateway": true, "ipam": {"type": "host-local", "subnet": "10.80.0.0/24"}})
+        .to_string(),
+    )
+    .unwrap();
+    world.cluster_network(
+        "blue",
+        "macvlan",
+        json!({"host_device": a.0, "cidr": "10.81.0.0/24", "net6": "fd81::/64"}),
+    );
+    world.cluster_network(
+        "red",
+        "macvlan",
+        json!({"host_device": b.0, "cidr": "10.82.0.0/24", "net6": "fd82::/64",
+               "container_prefix": "red", "rt_tables": 100}),
+    );
+    Setup {
+        world,
+        _links: vec![a, b, bridge],
+    }
+}
+
+fn request() -> Value {
+    json!([{"clusterNetwork": "pods", "ip": "dynamic"},
+           {"clusterNetwork": "blue", "ip": "dynamic", "ip6": "dynamic"},
+           {"clusterNetwork": "red", "ip": "dynamic", "ip6": "dynamic",
+            "proutes": {"192.168.50.0/24": "10.82.0.254"},
+            "proutes6": {"fd99::/64": "fd82::fe"}}])
+}
+
+#[test]
+fn two_pods_on_three_networks_talk_and_del_leaves_nothing() {
+    if !privileged("two_pods_on_three_networks_talk_and_del_leaves_nothing") {
+        return;
+    }
+    let s = setup();
+    let world = &s.world;
+    let mut conf = world.conf(Some(request()));
+    conf["maxParallel"] = json!(4);
+    let (pa, pb) = (Netns::new(), Netns::new());
+    let ra = ok(exec(world, "ADD", "ctr-a", &pa, &conf));
+    let rb = ok(exec(world, "ADD", "ctr-b", &pb, &conf));
+
+    let names: Vec<&str> = ra["interfaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["sandbox"].is_string())
+        .map(|i| i["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["eth0", "eth1", "red2"], "{ra}");
+    assert!(
+        ra["ips"][0]["address"]
+            .as_str()
+            .unwrap()
+            .starts_with("10.80.0."),
+        "eth0 first: {ra}"
+    );
+    let links = pa.text(&["ip", "-o", "link"]);
+    for name in ["eth0", "eth1", "red2"] {
+        assert!(
+            links.contains(&format!(": {name}@")),
+            "{name} missing: {links}"
+        );
+    }
+    let rules = pa.text(&["ip", "rule"]);
+    assert!(rules.contains("lookup 100"), "{rules}");
+    assert!(pa.text(&["ip", "-6", "rule"]).contains("lookup 100"));
+    assert!(
+        pa.text(&["ip", "route", "show", "table", "100"])
+            .contains("192.168.50.0/24 via 10.82.0.254")
+    );
+
+    let eth0_b = rb["ips"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|ip| ip["address"].as_str().unwrap().starts_with("10.80."))
+        .map(|ip| {
+            ip["address"]
+                .as_str()
+                .unwrap()
+                .split('/')
+                .next()
+                .unwrap()
+                .to_owned()
+        })
+        .unwrap();
+    ping(&pa, &eth0_b);
+    let iface = |r: &Value, name: &str| {
+        r["interfaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .position(|i| i["name"] == json!(name) && i["sandbox"].is_string())
+            .unwrap()
+    };
+    for name in ["eth1", "red2"] {
+        for v6 in [false, true] {
+            ping(&pa, &address_of(&rb, iface(&rb, name), v6));
+            ping(&pb, &address_of(&ra, iface(&ra, name), v6));
+        }
+    }
+    for network in ["pods", "blue", "red"] {
+        assert_eq!(
+            world.held(network).len(),
+            if network == "pods" { 2 } else { 4 },
+            "{network}"
+        );
+    }
+    let mut check = conf.clone();
+    check["prevResult"] = ra.clone();
+    ok(exec(world, "CHECK", "ctr-a", &pa, &check));
+
+    ok(exec(world, "DEL", "ctr-a", &pa, &conf));
+    ok(exec(world, "DEL", "ctr-a", &pa, &conf));
+    ok(exec(world, "DEL", "ctr-b", &pb, &conf));
+    assert_pod_empty(&pa);
+    assert_pod_empty(&pb);
+    for network in ["pods", "blue", "red"] {
+        assert!(
+            world.held(network).is_empty(),
+            "{network}: {:?}",
+            world.held(network)
+        );
+    }
+    assert!(world.records().is_empty());
+}
+
+#[test]
+fn a_failing_third_attachment_leaves_nothing_behind() {
+    if !privileged("a_failing_third_attachment_leaves_nothing_behind") {
+        return;
+    }
+    let s = setup();
+    let world = &s.world;
+    world.cluster_network(
+        "ghost",
+        "macvlan",
+        json!({"host_device": "plxnosuchdev", "cidr": "10.83.0.0/24"}),
+    );
+    world.cluster_network(
+        "tiny",
+        "macvlan",
+        json!({"host_device": s._links[0].0, "cidr": "10.84.0.0/30"}),
+    );
+    world.cluster_network("broken", "bridge", json!({"cidr": "10.85.0.0/24"}));
+    std::fs::write(
+        world.cni_dir().join("broken.conf"),
+        json!({"cniVersion": "1.0.0", "name": "broken", "type": "bridge",
+               "bridge": "this-bridge-name-is-too-long"})
+        .to_string(),
+    )
+    .unwrap();
+    let blue = json!({"clusterNetwork": "blue", "ip": "dynamic", "ip6": "dynamic"});
+    let cases = [
+        (
+            "missing parent",
+            json!({"clusterNetwork": "ghost", "ip": "dynamic"}),
+            111,
+        ),
+        (
+            "failing delegate",
+            json!({"clusterNetwork": "broken", "ip": "dynamic"}),
+            112,
+        ),
+        (
+            "exhausted pool",
+            json!({"clusterNetwork": "tiny", "ip": "dynamic"}),
+            100,
+        ),
+    ];
+    for (what, third, code) in cases {
+        let pod = Netns::new();
+        let mut req = request();
+        req[2] = third.clone();
+        if what == "exhausted pool" {
+            // The /30 has two addresses: another pod holds one, this pod's first
+            // attachment the other, so its third finds none.
+            req = json!([third, blue, third]);
+            let fill = json!([third]);
+            let fill_pod = Netns::new();
+            ok(exec(
+                world,
+                "ADD",
+                "filler",
+                &fill_pod,
+                &world.conf(Some(fill.clone())),
+            ));
+            let (status, reply) = exec(world, "ADD", "ctr", &pod, &world.conf(Some(req)));
+            assert_ne!(status, 0, "{what}");
+            assert_eq!(reply["code"], json!(code), "{what}: {reply}");
+            ok(exec(
+                world,
+                "DEL",
+                "filler",
+                &fill_pod,
+                &world.conf(Some(fill)),
+            ));
+        } else {
+            let (status, reply) = exec(world, "ADD", "ctr", &pod, &world.conf(Some(req)));
+            assert_ne!(status, 0, "{what}");
+            assert_eq!(reply["code"], json!(code), "{what}: {reply}");
+        }
+        assert_pod_empty(&pod);
+        for network in ["pods", "blue", "red", "ghost", "tiny", "broken"] {
+            assert!(
+                world.held(network).is_empty(),
+                "{what}: {network} {:?}",
+                world.held(network)
+            );
+        }
+        assert!(world.records().is_empty(), "{what}");
+    }
+}
+
+#[test]
+fn ipvlan_works_or_skips_saying_why() {
+    if !privileged("ipvlan_works_or_skips_saying_why") {
+        return;
+    }
+    let probe = unique("plxiv");
+    let parent = veth();
+    let supported = Command::new("ip")
+        .args([
+            "link", "add", &probe, "link", &parent.0, "type", "ipvlan", "mode", "l2",
+        ])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !supported {
+        eprintln!("SKIPPED ipvlan_works_or_skips_saying_why: the kernel has no ipvlan support");
+        return;
+    }
+    let _probe = HostLink(probe);
+    let s = setup();
+    let world = &s.world;
+    world.cluster_network(
+        "iv",
+        "ipvlan",
+        json!({"host_device": parent.0, "cidr": "10.86.0.0/24"}),
+    );
+    let conf = world.conf(Some(json!([{"clusterNetwork": "iv", "ip": "dynamic"}])));
+    let pod = Netns::new();
+    let result = ok(exec(world, "ADD", "iv1", &pod, &conf));
+    assert!(
+        pod.text(&["ip", "-d", "link", "show", "eth0"])
+            .contains("ipvlan"),
+        "{result}"
+    );
+    ok(exec(world, "DEL", "iv1", &pod, &conf));
+    assert_pod_empty(&pod);
+    assert!(world.held("iv").is_empty());
+}
