@@ -2,6 +2,7 @@
 //!
 //! Everything here is arithmetic on address keys: a /8 or a /48 costs the same as a /30.
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use ipnet::IpNet;
@@ -311,6 +312,7 @@ impl RangeSet {
     /// (ranges may share a subnet, as host-local allows, if their start..end are disjoint).
     pub fn new(ranges: Vec<Range>) -> Result<RangeSet, RangeError> {
         let first = ranges.first().ok_or(RangeError::EmptySet)?.family();
+        let mut earlier = DisjointSpans::default();
         for (index, range) in ranges.iter().enumerate() {
             if range.family() != first {
                 return Err(RangeError::MixedFamilies {
@@ -320,7 +322,7 @@ impl RangeSet {
                     first,
                 });
             }
-            if let Some(earlier) = ranges[..index].iter().position(|r| r.overlaps(range)) {
+            if let Some(earlier) = earlier.first_overlap(range) {
                 return Err(RangeError::Overlap {
                     first: earlier,
                     first_id: ranges[earlier].id(),
@@ -328,6 +330,7 @@ impl RangeSet {
                     second_id: range.id(),
                 });
             }
+            earlier.insert(range, index);
         }
         Ok(RangeSet { ranges })
     }
@@ -375,5 +378,38 @@ impl RangeSet {
                 .position(|theirs| mine.overlaps(theirs))
                 .map(|j| (i, j))
         })
+    }
+}
+
+/// The `start..=end` spans of ranges checked so far, pairwise disjoint, each with the index
+/// of its owner (a range, or a range set): overlap checks in O(log n) per range instead of
+/// a scan of every earlier range, so a 1 MiB config of ~20,000 ranges is checked in
+/// milliseconds (the scan took seconds; found by fuzzing).
+#[derive(Debug, Default)]
+pub(crate) struct DisjointSpans {
+    /// (family, start key) → (end key, owner index).
+    spans: BTreeMap<(Family, u128), (u128, usize)>,
+}
+
+impl DisjointSpans {
+    /// The smallest owner index among the spans sharing an address with `range` (what
+    /// scanning the owners in order for [`Range::overlaps`] finds first).
+    pub(crate) fn first_overlap(&self, range: &Range) -> Option<usize> {
+        let family = range.family();
+        let (lo, hi) = (key(range.start), key(range.end));
+        // Spans are disjoint and sorted by start, hence also by end: walking back from the
+        // last span starting at or before `hi`, they overlap until one ends before `lo`.
+        self.spans
+            .range((family, 0)..=(family, hi))
+            .rev()
+            .take_while(|(_, (end, _))| *end >= lo)
+            .map(|(_, (_, owner))| *owner)
+            .min()
+    }
+
+    /// Records `range` for `owner`; the caller has checked it overlaps nothing recorded.
+    pub(crate) fn insert(&mut self, range: &Range, owner: usize) {
+        self.spans
+            .insert((range.family(), key(range.start)), (key(range.end), owner));
     }
 }

@@ -289,6 +289,46 @@ fn overlaps_within_and_between_sets_are_refused() {
     );
 }
 
+/// Regression (found by fuzzing): overlap checks used to compare every pair of ranges, so a
+/// 1 MiB config of ~20,000 range sets took seconds. They must stay fast, and still name the
+/// first overlap in input order.
+#[test]
+fn thousands_of_range_sets_are_checked_quickly_and_the_first_overlap_is_named() {
+    let subnet = |i: u32| format!("10.{}.{}.0/24", i >> 8, i & 255);
+    let sets: Vec<Value> = (0..20_000)
+        .map(|i| json!([{"subnet": subnet(i)}]))
+        .collect();
+    let ranges: Vec<Value> = (0..20_000).map(|i| json!({"subnet": subnet(i)})).collect();
+    let started = std::time::Instant::now();
+    let config = parse(json!({"ranges": sets})).expect("disjoint sets");
+    assert_eq!(config.range_sets.len(), 20_000);
+    let config = parse(json!({"ranges": [ranges]})).expect("disjoint ranges");
+    assert_eq!(config.range_sets[0].ranges.len(), 20_000);
+    // The pairwise scan took over 10 s here; the indexed check takes milliseconds.
+    assert!(
+        started.elapsed().as_secs() < 5,
+        "took {:?}",
+        started.elapsed()
+    );
+
+    // A late set overlapping several earlier ones names the earliest of them.
+    let mut sets: Vec<Value> = (0..100).map(|i| json!([{"subnet": subnet(i)}])).collect();
+    sets.push(json!([{"subnet": "10.0.0.0/16"}]));
+    let e = err(json!({"ranges": sets}));
+    assert_eq!(e.field, "ranges[100][0]");
+    assert!(e.reason.starts_with("overlaps ipam.ranges[0][0] "), "{e}");
+    // Within one set: the earliest range the new one overlaps.
+    let e = err(json!({"ranges": [[
+        {"subnet": "10.0.5.0/24"}, {"subnet": "10.0.1.0/24"}, {"subnet": "fd00::/64"}
+    ]]}));
+    assert_eq!(e.field, "ranges[0][2]");
+    let e = err(json!({"ranges": [[
+        {"subnet": "10.0.5.0/24"}, {"subnet": "10.0.1.0/24"}, {"subnet": "10.0.0.0/16"}
+    ]]}));
+    assert_eq!(e.field, "ranges[0][2]");
+    assert!(e.reason.contains("overlaps range 10.0.5.0/24["), "{e}");
+}
+
 #[test]
 fn mixed_families_in_one_set_are_refused() {
     let e = err(json!({"ranges": [[{"subnet": "10.0.0.0/24"}, {"subnet": "fd00::/64"}]]}));

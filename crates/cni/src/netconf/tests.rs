@@ -283,6 +283,29 @@ fn requested_ips_merge_runtime_config_and_args_without_duplicates() {
     );
 }
 
+/// Regression (found by fuzzing): de-duplication used to scan the list per address, so a
+/// 1 MiB config of ~50,000 addresses took seconds. It must stay linear.
+#[test]
+fn requested_ips_of_a_one_mib_config_are_deduplicated_in_linear_time() {
+    let addresses: Vec<String> = (0..50_000u32)
+        .map(|i| format!("10.{}.{}.{}/8", i >> 16, (i >> 8) & 255, i & 255))
+        .collect();
+    let mut conf = minimal();
+    conf["runtimeConfig"] = json!({"ips": addresses});
+    conf["args"] = json!({"cni": {"ips": ["10.0.0.0", "10.0.0.1", "11.0.0.1"]}});
+    let bytes = serde_json::to_vec(&conf).expect("serialise");
+    assert!(bytes.len() < MAX_CONFIG_BYTES, "{} bytes", bytes.len());
+    let parsed = NetConf::parse(&bytes).expect("valid");
+    let started = std::time::Instant::now();
+    let ips = parsed.requested_ips().expect("valid addresses");
+    let elapsed = started.elapsed();
+    assert_eq!(ips.len(), 50_001);
+    assert_eq!(ips[1], ip("10.0.0.1"));
+    assert_eq!(ips[50_000], ip("11.0.0.1"));
+    // Linear: a few milliseconds even unoptimised; the quadratic scan took over 10 s.
+    assert!(elapsed.as_secs() < 5, "took {elapsed:?}");
+}
+
 #[test]
 fn requested_ips_empty_when_absent() {
     assert_eq!(

@@ -20,7 +20,7 @@ use self::json::{
 use crate::addr::{Family, first_key, last_key};
 use crate::blocks::BlockPolicy;
 use crate::error::{ConfigError, qualified};
-use crate::range::RangeSet;
+use crate::range::{DisjointSpans, RangeSet};
 
 /// Keys plexus itself reads from `ipam` (or leaves to other crates).
 const PLEXUS_KEYS: &[&str] = &[
@@ -332,19 +332,27 @@ fn no_range_error(ipam: &Object) -> ConfigError {
 
 /// Range sets must not share candidate addresses.
 fn check_sets_disjoint(sets: &[ParsedSet]) -> Result<(), ConfigError> {
+    // The first earlier set sharing an address with each later set, found per range in
+    // O(log n), so thousands of sets do not cost a scan of every pair.
+    let mut spans = DisjointSpans::default();
     for (j, later) in sets.iter().enumerate() {
-        for earlier in &sets[..j] {
-            if let Some((a, b)) = earlier.set.overlap_with(&later.set) {
-                return Err(ConfigError::new(
-                    later.paths[b].object.clone(),
-                    later.set.ranges[b].id(),
-                    format!(
-                        "overlaps {} ({}); range sets must not share addresses",
-                        qualified(&earlier.paths[a].object),
-                        earlier.set.ranges[a].id()
-                    ),
-                ));
-            }
+        let first = later.set.ranges.iter();
+        let first = first.filter_map(|range| spans.first_overlap(range)).min();
+        if let Some(earlier) = first.map(|i| &sets[i])
+            && let Some((a, b)) = earlier.set.overlap_with(&later.set)
+        {
+            return Err(ConfigError::new(
+                later.paths[b].object.clone(),
+                later.set.ranges[b].id(),
+                format!(
+                    "overlaps {} ({}); range sets must not share addresses",
+                    qualified(&earlier.paths[a].object),
+                    earlier.set.ranges[a].id()
+                ),
+            ));
+        }
+        for range in &later.set.ranges {
+            spans.insert(range, j);
         }
     }
     Ok(())
