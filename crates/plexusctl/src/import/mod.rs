@@ -40,6 +40,10 @@ pub struct ImportRecord {
 pub struct ImportPlan {
     /// Network definitions to store (created or replaced), by qualified name.
     pub networks: Vec<(String, serde_json::Value)>,
+    /// Whether a network already in the store keeps its definition (the definitions were
+    /// derived, as from whereabouts pools) instead of being replaced (an export's or a DANM
+    /// object's own definition).
+    pub keep_stored_networks: bool,
     /// Addresses to record, in input order.
     pub records: Vec<ImportRecord>,
     /// History to restore (a plexus export's). When present, the records' claims append
@@ -67,11 +71,27 @@ pub struct ImportOutcome {
     pub notes: Vec<String>,
 }
 
+/// Records are built and written this many at a time by [`apply_streamed`], so an import's
+/// memory does not grow with its size.
+pub const BATCH_SIZE: usize = 10_000;
+
 /// Writes every record of `plan` with one static claim each (idempotent: importing the
-/// same file twice changes nothing). `progress` is called after each record.
+/// same file twice changes nothing). `progress` is called with the records done so far.
 pub async fn apply(
     store: &dyn Store,
     plan: &ImportPlan,
+    progress: impl FnMut(usize),
+) -> CtlResult<ImportOutcome> {
+    apply_streamed(store, plan, plan.records.iter().cloned(), progress).await
+}
+
+/// Like [`apply`], but the records come from `records` (a lazy source such as a DANM
+/// bitmap) instead of `plan.records`. They are taken [`BATCH_SIZE`] at a time, written and
+/// dropped before the next batch is built; `progress` is called after each batch.
+pub async fn apply_streamed(
+    store: &dyn Store,
+    plan: &ImportPlan,
+    mut records: impl Iterator<Item = ImportRecord>,
     mut progress: impl FnMut(usize),
 ) -> CtlResult<ImportOutcome> {
     let mut outcome = ImportOutcome {
@@ -79,11 +99,47 @@ pub async fn apply(
         ..ImportOutcome::default()
     };
     for (name, definition) in &plan.networks {
-        store.put_network(name, definition, PutMode::Upsert).await?;
-        outcome.networks += 1;
+        let mode = if plan.keep_stored_networks {
+            PutMode::Create
+        } else {
+            PutMode::Upsert
+        };
+        match store.put_network(name, definition, mode).await {
+            Ok(_) => outcome.networks += 1,
+            Err(StoreError::Conflict { .. }) if plan.keep_stored_networks => {
+                outcome.notes.push(format!(
+                    "network {name} is already in the store; its definition is kept"
+                ));
+            }
+            Err(e) => return Err(e.into()),
+        }
     }
     let restore_history = !plan.history.is_empty();
-    for (done, record) in plan.records.iter().enumerate() {
+    let mut batch = Vec::with_capacity(BATCH_SIZE);
+    let mut done = 0;
+    loop {
+        batch.clear();
+        batch.extend(records.by_ref().take(BATCH_SIZE));
+        if batch.is_empty() {
+            break;
+        }
+        write_batch(store, &batch, restore_history, &mut outcome).await?;
+        done += batch.len();
+        progress(done);
+    }
+    outcome.history = restore(store, &plan.history, &mut outcome.notes).await?;
+    Ok(outcome)
+}
+
+/// Claims every record of `batch`, one static claim each (the store has no multi-claim
+/// call); conflicts are collected in `outcome`, other errors end the import.
+async fn write_batch(
+    store: &dyn Store,
+    batch: &[ImportRecord],
+    restore_history: bool,
+    outcome: &mut ImportOutcome,
+) -> CtlResult<()> {
+    for record in batch {
         let claim = Claim::Static {
             set: &record.range_set,
             ip: record.ip,
@@ -114,10 +170,8 @@ pub async fn apply(
             }
             Err(e) => return Err(e.into()),
         }
-        progress(done + 1);
     }
-    outcome.history = restore(store, &plan.history, &mut outcome.notes).await?;
-    Ok(outcome)
+    Ok(())
 }
 
 /// Appends `history` network by network, skipping networks whose history is not empty
