@@ -183,7 +183,12 @@ impl AllocBitmap {
         // by the CIDR, not by the 2 MiB limit of any bitmap.
         let chars = text.bytes().filter(|b| !b.is_ascii_whitespace()).count();
         if chars > expected.div_ceil(3) * 4 {
-            let padding = text.trim_end().bytes().rev().take_while(|b| *b == b'=').count();
+            let padding = text
+                .trim_end()
+                .bytes()
+                .rev()
+                .take_while(|b| *b == b'=')
+                .count();
             return Err(BitmapError::WrongLength {
                 bytes: (chars / 4 * 3).saturating_sub(padding),
                 expected,

@@ -26,7 +26,12 @@ fn blue() -> Env {
 fn blue_everywhere(test: &str) -> Vec<Backend> {
     let all = backends(test);
     for b in &all {
-        let conflist = common::bridge_conflist("blue", "10.9.0.0/24", "10.9.0.1", &b.dir.path().join("unused.db"));
+        let conflist = common::bridge_conflist(
+            "blue",
+            "10.9.0.0/24",
+            "10.9.0.1",
+            &b.dir.path().join("unused.db"),
+        );
         std::fs::write(b.conf_dir().join("10-blue.conflist"), conflist).unwrap();
         let file = b.file("blue.json", &blue_doc());
         b.ctl(&["import", file.to_str().unwrap()]).ok();
@@ -289,13 +294,25 @@ spec: {podref: default/leaked}
             "{label}: {out:#?}"
         );
         // A second import changes nothing and keeps the stored definition.
-        let again = env.ctl(&["import", "--from", "whereabouts", "--conf", conf.to_str().unwrap(), pools.to_str().unwrap()]);
+        let again = env.ctl(&[
+            "import",
+            "--from",
+            "whereabouts",
+            "--conf",
+            conf.to_str().unwrap(),
+            pools.to_str().unwrap(),
+        ]);
         assert!(
-            again.ok().contains("network wbnet is already in the store; its definition is kept"),
+            again
+                .ok()
+                .contains("network wbnet is already in the store; its definition is kept"),
             "{label}: {again:#?}"
         );
         let check = env.ctl(&["check", "wbnet"]);
-        assert!(check.ok().starts_with("OK: 1 network(s), 2 allocation(s)"), "{label}: {check:#?}");
+        assert!(
+            check.ok().starts_with("OK: 1 network(s), 2 allocation(s)"),
+            "{label}: {check:#?}"
+        );
         let v = env.ctl(&["-o", "json", "export", "wbnet"]).json();
         let rows: Vec<(String, String, String)> = v["allocations"]
             .as_array()
@@ -328,7 +345,8 @@ spec: {podref: default/leaked}
         );
         let held = env.ctl(&["showalloc", "10.40.0.0-16"]);
         assert!(
-            held.ok().contains("10.40.1.10 : allocated (Pod: default/two)"),
+            held.ok()
+                .contains("10.40.1.10 : allocated (Pod: default/two)"),
             "{held:#?}"
         );
     }

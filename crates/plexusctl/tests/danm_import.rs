@@ -91,11 +91,18 @@ fn danm_full_slash_10_imports_with_bounded_memory() {
     let big = env.file("full-10.yaml", &full_network("full", "10.0.0.0/10", 22));
     let (run, peak) = run_measured(
         &env,
-        &["import", "--from", "danm", "--dry-run", big.to_str().unwrap()],
+        &[
+            "import",
+            "--from",
+            "danm",
+            "--dry-run",
+            big.to_str().unwrap(),
+        ],
     );
     // 2^22 bits minus the network and broadcast addresses DANM sets for itself.
     assert!(
-        run.ok().contains("would import 4194302 address(es), 1 network(s)"),
+        run.ok()
+            .contains("would import 4194302 address(es), 1 network(s)"),
         "{run:#?}"
     );
     eprintln!("full /10: peak RSS {} MiB", peak / 1024);
@@ -132,7 +139,10 @@ fn danm_full_slash_10_imports_with_bounded_memory() {
     assert!(network.to_string().contains("10.1.0.0/20"), "{network}");
     // A second import changes nothing.
     let again = env.ctl(&["import", "--from", "danm", file.to_str().unwrap()]);
-    assert!(again.ok().contains("imported 4094 address(es)"), "{again:#?}");
+    assert!(
+        again.ok().contains("imported 4094 address(es)"),
+        "{again:#?}"
+    );
     let count = env.ctl(&["-o", "json", "export", "mid"]).json()["allocations"]
         .as_array()
         .map(Vec::len);

@@ -250,8 +250,7 @@ fn export_import_round_trip_between_backends() {
         assert_eq!(exported["version"], 2);
         assert_eq!(exported["networks"].as_array().unwrap().len(), 2);
         assert_eq!(
-            exported["allocations"][0]["owner"]["details"]["mac"],
-            "02:42:0a:58:00:0a",
+            exported["allocations"][0]["owner"]["details"]["mac"], "02:42:0a:58:00:0a",
             "{from_label}"
         );
         assert_eq!(

@@ -280,16 +280,28 @@ spec:
         let label = env.label;
         let file = env.file("dual.yaml", &yaml);
         let out = env.ctl(&["import", "--from", "danm", file.to_str().unwrap()]);
-        assert!(out.ok().contains("imported 3 address(es)"), "{label}: {out:#?}");
+        assert!(
+            out.ok().contains("imported 3 address(es)"),
+            "{label}: {out:#?}"
+        );
         let v4 = env.ctl(&["showalloc", "prod/dual"]);
         let v4 = v4.ok();
-        assert!(v4.contains("10.100.101.7 : allocated (unknown Pod)"), "{label}: {v4}");
+        assert!(
+            v4.contains("10.100.101.7 : allocated (unknown Pod)"),
+            "{label}: {v4}"
+        );
         assert!(!v4.contains("fd00:100::"), "{label}: {v4}");
         let v6 = env.ctl(&["showalloc", "prod/dual", "-6"]);
         let v6 = v6.ok();
         assert!(v6.contains("IP version: IPv6"), "{label}: {v6}");
-        assert!(v6.contains("fd00:100::10 : allocated (unknown Pod)"), "{label}: {v6}");
-        assert!(v6.contains("fd00:100::11 : allocated (unknown Pod)"), "{label}: {v6}");
+        assert!(
+            v6.contains("fd00:100::10 : allocated (unknown Pod)"),
+            "{label}: {v6}"
+        );
+        assert!(
+            v6.contains("fd00:100::11 : allocated (unknown Pod)"),
+            "{label}: {v6}"
+        );
         assert!(!v6.contains("10.100.101.7"), "{label}: {v6}");
         let map = env.ctl(&["showalloc", "prod/dual", "-6", "--map"]);
         assert!(

@@ -300,7 +300,10 @@ mod tests {
         let ips: Vec<String> = records.iter().map(|r| r.ip.to_string()).collect();
         assert_eq!(ips, ["10.100.100.5", "10.100.100.6", "10.100.100.77"]);
         assert_eq!(import.held, 3);
-        assert!(import.plan.records.is_empty(), "records are streamed, not planned");
+        assert!(
+            import.plan.records.is_empty(),
+            "records are streamed, not planned"
+        );
         assert_eq!(import.plan.networks[0].0, "prod/internal");
         let first = &records[0];
         assert_eq!(first.key.network, "prod/internal");
@@ -357,10 +360,23 @@ mod tests {
         let import = plan("d.yaml", &docs).unwrap();
         assert_eq!(import.held, 253, "256 minus network, broadcast and gateway");
         assert_eq!(import.records().count(), 253);
-        let held_notes = import.plan.notes.iter().filter(|n| n.contains("imported anyway"));
-        assert_eq!(held_notes.count(), MAX_ADDRESS_NOTES + 1, "{:?}", import.plan.notes);
+        let held_notes = import
+            .plan
+            .notes
+            .iter()
+            .filter(|n| n.contains("imported anyway"));
+        assert_eq!(
+            held_notes.count(),
+            MAX_ADDRESS_NOTES + 1,
+            "{:?}",
+            import.plan.notes
+        );
         assert!(
-            import.plan.notes.iter().any(|n| n.contains("117 more held address(es)")),
+            import
+                .plan
+                .notes
+                .iter()
+                .any(|n| n.contains("117 more held address(es)")),
             "{:?}",
             import.plan.notes
         );

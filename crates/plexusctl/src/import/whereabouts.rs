@@ -53,7 +53,8 @@ pub fn plan(docs: &[Value], opts: &WhereaboutsOptions) -> CtlResult<ImportPlan> 
                     Some(network) => network.clone(),
                     None => object_name(doc),
                 };
-                let cidr = pool_records(doc, &what, &network, opts, &mut plan, &mut missing_ifname)?;
+                let cidr =
+                    pool_records(doc, &what, &network, opts, &mut plan, &mut missing_ifname)?;
                 pools.push(PoolRange {
                     what,
                     network,
@@ -149,8 +150,16 @@ fn network_definitions(
     networks.dedup();
     for network in networks {
         let mine: Vec<&PoolRange> = pools.iter().filter(|p| p.network == network).collect();
-        let v4: Vec<&PoolRange> = mine.iter().copied().filter(|p| p.cidr.addr().is_ipv4()).collect();
-        let v6: Vec<&PoolRange> = mine.iter().copied().filter(|p| p.cidr.addr().is_ipv6()).collect();
+        let v4: Vec<&PoolRange> = mine
+            .iter()
+            .copied()
+            .filter(|p| p.cidr.addr().is_ipv4())
+            .collect();
+        let v6: Vec<&PoolRange> = mine
+            .iter()
+            .copied()
+            .filter(|p| p.cidr.addr().is_ipv6())
+            .collect();
         if v4.len() > 1 || v6.len() > 1 {
             let ranges: Vec<String> = mine.iter().map(|p| p.cidr.to_string()).collect();
             plan.notes.push(format!(
@@ -202,7 +211,10 @@ fn network_document(
     if let Some(cidr) = v4 {
         options.insert("cidr".into(), Value::from(cidr.to_string()));
         if let Some((start, end)) = configured(cidr) {
-            options.insert("allocation_pool".into(), json!({"start": start, "end": end}));
+            options.insert(
+                "allocation_pool".into(),
+                json!({"start": start, "end": end}),
+            );
         }
     }
     if let Some(cidr) = v6 {
@@ -221,7 +233,12 @@ fn network_document(
             json!({"name": name, "namespace": namespace}),
             name,
         ),
-        None => ("plexus.io/v1", "ClusterNetwork", json!({"name": network}), network),
+        None => (
+            "plexus.io/v1",
+            "ClusterNetwork",
+            json!({"name": network}),
+            network,
+        ),
     };
     json!({
         "apiVersion": api_version,
@@ -408,7 +425,10 @@ spec: {podref: default/gone}
     fn pools_become_network_definitions() {
         let docs = documents("wb.yaml", POOL).unwrap();
         let single = plan(&docs, &opts()).unwrap();
-        assert!(single.keep_stored_networks, "derived definitions never replace stored ones");
+        assert!(
+            single.keep_stored_networks,
+            "derived definitions never replace stored ones"
+        );
         assert_eq!(single.networks.len(), 1);
         let (name, definition) = &single.networks[0];
         assert_eq!(name, "wb");
@@ -426,7 +446,11 @@ spec: {podref: default/gone}
             ..opts()
         };
         let plan_per_pool = plan(&docs, &per_pool).unwrap();
-        let names: Vec<&str> = plan_per_pool.networks.iter().map(|(n, _)| n.as_str()).collect();
+        let names: Vec<&str> = plan_per_pool
+            .networks
+            .iter()
+            .map(|(n, _)| n.as_str())
+            .collect();
         assert_eq!(names, ["p4", "p6"]);
         assert_eq!(plan_per_pool.records[0].key.network, "p4");
         assert_eq!(plan_per_pool.records[1].key.network, "p6");
@@ -435,7 +459,9 @@ spec: {podref: default/gone}
             "fd00:7::/120"
         );
         let configured = WhereaboutsOptions {
-            range_sets: vec![super::super::range_set_from_id("10.7.0.0/24[10.7.0.5-10.7.0.50]").unwrap()],
+            range_sets: vec![
+                super::super::range_set_from_id("10.7.0.0/24[10.7.0.5-10.7.0.50]").unwrap(),
+            ],
             ..opts()
         };
         let dual = plan(&docs, &configured).unwrap();
@@ -455,7 +481,9 @@ spec: {podref: default/gone}
         assert!(two.networks.is_empty());
         assert_eq!(two.records.len(), 2);
         assert!(
-            two.notes.iter().any(|n| n.contains("2 ranges (10.8.0.0/24, 10.9.0.0/24)")),
+            two.notes
+                .iter()
+                .any(|n| n.contains("2 ranges (10.8.0.0/24, 10.9.0.0/24)")),
             "{:?}",
             two.notes
         );

@@ -101,4 +101,3 @@ pub fn backends(test: &str) -> Vec<Backend> {
     }
     all
 }
-
