@@ -87,7 +87,7 @@ pub async fn apply(
 
 /// Like [`apply`], but the records come from `records` (a lazy source such as a DANM
 /// bitmap) instead of `plan.records`. They are taken [`BATCH_SIZE`] at a time, written and
-/// dropped before the next batch is built; `progress` is called after each batch.
+/// dropped before the next batch is built; `progress` is called after each record.
 pub async fn apply_streamed(
     store: &dyn Store,
     plan: &ImportPlan,
@@ -123,53 +123,51 @@ pub async fn apply_streamed(
         if batch.is_empty() {
             break;
         }
-        write_batch(store, &batch, restore_history, &mut outcome).await?;
-        done += batch.len();
-        progress(done);
+        for record in &batch {
+            write_record(store, record, restore_history, &mut outcome).await?;
+            done += 1;
+            progress(done);
+        }
     }
     outcome.history = restore(store, &plan.history, &mut outcome.notes).await?;
     Ok(outcome)
 }
 
-/// Claims every record of `batch`, one static claim each (the store has no multi-claim
-/// call); conflicts are collected in `outcome`, other errors end the import.
-async fn write_batch(
+/// Claims one record with a static claim (the store has no multi-attachment call); a
+/// conflict is collected in `outcome`, any other error ends the import.
+async fn write_record(
     store: &dyn Store,
-    batch: &[ImportRecord],
+    record: &ImportRecord,
     restore_history: bool,
     outcome: &mut ImportOutcome,
 ) -> CtlResult<()> {
-    for record in batch {
-        let claim = Claim::Static {
-            set: &record.range_set,
-            ip: record.ip,
-        };
-        // Static claims ignore blocks; the context only carries node and time.
-        let mut ctx = ClaimContext::new(
-            record.node.clone().unwrap_or_default(),
-            BlockPolicy::disabled(),
-        );
-        if let Some(at) = record.created_at {
-            ctx.now = at;
+    let claim = Claim::Static {
+        set: &record.range_set,
+        ip: record.ip,
+    };
+    // Static claims ignore blocks; the context only carries node and time.
+    let mut ctx = ClaimContext::new(
+        record.node.clone().unwrap_or_default(),
+        BlockPolicy::disabled(),
+    );
+    if let Some(at) = record.created_at {
+        ctx.now = at;
+    }
+    if restore_history {
+        ctx = ctx.without_history();
+    }
+    match store
+        .claim(&record.key, &record.owner, &[claim], &ctx)
+        .await
+    {
+        Ok(_) => outcome.imported += 1,
+        Err(e @ (StoreError::AddressTaken { .. } | StoreError::AttachmentHoldsOther { .. })) => {
+            outcome.conflicts.push(format!(
+                "{} for {}/{}: {e}",
+                record.ip, record.key.container_id, record.key.ifname
+            ));
         }
-        if restore_history {
-            ctx = ctx.without_history();
-        }
-        match store
-            .claim(&record.key, &record.owner, &[claim], &ctx)
-            .await
-        {
-            Ok(_) => outcome.imported += 1,
-            Err(
-                e @ (StoreError::AddressTaken { .. } | StoreError::AttachmentHoldsOther { .. }),
-            ) => {
-                outcome.conflicts.push(format!(
-                    "{} for {}/{}: {e}",
-                    record.ip, record.key.container_id, record.key.ifname
-                ));
-            }
-            Err(e) => return Err(e.into()),
-        }
+        Err(e) => return Err(e.into()),
     }
     Ok(())
 }
