@@ -81,10 +81,9 @@ put("network_yaml", "networks-6k.yaml", docs)
 full = base64.b64encode(b"\xff" * ((1 << 22) // 8)).decode()
 danm = ("apiVersion: danm.k8s.io/v1\nkind: ClusterNetwork\nmetadata: {name: full}\nspec:\n  NetworkID: full\n"
         "  Options:\n    host_device: eth0\n    cidr: 10.0.0.0/10\n    alloc: " + full + "\n")
-# Known finding (docs/reliability.md): the DANM importer materialises one record per held
-# address before writing, > 2 GiB for this file. scripts/fuzz reports `known-*` inputs
-# without failing; drop the prefix once the importer streams.
-put("import", "known-danm-full-10.yaml", danm)
+# Was known finding 3 (docs/reliability.md): the DANM importer materialised one record per
+# held address (> 2 GiB for this file); it now streams them from the bitmap.
+put("import", "danm-full-10.yaml", danm)
 put("network_yaml", "danm-full-10.yaml", danm)
 put("danm_bitmap", "full-10.txt", bytes([22]) + full.encode())
 # whereabouts: an IPPool with ~25k allocations, offsets far outside the range too.

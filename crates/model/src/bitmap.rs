@@ -179,6 +179,22 @@ impl AllocBitmap {
     /// Decode the bitmap of `cidr`, refusing one whose length does not match it.
     pub fn decode_for(text: &str, cidr: &IpNet) -> Result<AllocBitmap, BitmapError> {
         let expected = bitmap_bytes(cidr)?;
+        // Refuse a text too long for `cidr` before decoding it: the decoded size is capped
+        // by the CIDR, not by the 2 MiB limit of any bitmap.
+        let chars = text.bytes().filter(|b| !b.is_ascii_whitespace()).count();
+        if chars > expected.div_ceil(3) * 4 {
+            let padding = text
+                .trim_end()
+                .bytes()
+                .rev()
+                .take_while(|b| *b == b'=')
+                .count();
+            return Err(BitmapError::WrongLength {
+                bytes: (chars / 4 * 3).saturating_sub(padding),
+                expected,
+                cidr: cidr.trunc(),
+            });
+        }
         let bitmap = AllocBitmap::decode(text)?;
         if bitmap.bytes.len() != expected {
             return Err(BitmapError::WrongLength {
@@ -422,6 +438,36 @@ mod tests {
             msg.contains("10.0.0.0/23") && msg.contains("32 bytes"),
             "{msg}"
         );
+    }
+
+    #[test]
+    fn a_bitmap_longer_than_its_cidr_is_refused_before_decoding() {
+        // A /16's bitmap (8 KiB) given for a /24: refused by length, and the decoded size
+        // reported exactly; garbage of that length is refused the same way (not decoded).
+        let long = GO_STD.encode([0xffu8; 8192]);
+        let err = AllocBitmap::decode_for(&long, &net("10.0.0.0/24"));
+        assert!(
+            matches!(
+                err,
+                Err(BitmapError::WrongLength {
+                    bytes: 8192,
+                    expected: 32,
+                    ..
+                })
+            ),
+            "{err:?}"
+        );
+        let garbage = "*".repeat(long.len());
+        assert!(matches!(
+            AllocBitmap::decode_for(&garbage, &net("10.0.0.0/24")),
+            Err(BitmapError::WrongLength { .. })
+        ));
+        // One byte too many (33 = 44 characters with padding) is refused too.
+        let one_more = GO_STD.encode([0u8; 33]);
+        assert!(matches!(
+            AllocBitmap::decode_for(&one_more, &net("10.0.0.0/24")),
+            Err(BitmapError::WrongLength { bytes: 33, .. })
+        ));
     }
 
     #[test]

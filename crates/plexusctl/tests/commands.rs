@@ -1,8 +1,10 @@
-//! End-to-end tests of usage, gc, check, import/export, whereabouts import, completions and
-//! the man page, each against a temporary SQLite store.
+//! End-to-end tests of usage, gc (`--valid`, `--dry-run`, `--from-runtime`), check,
+//! import/export and whereabouts import, each against SQLite and, under
+//! `scripts/with-servers`, PostgreSQL and etcd; completions and the man page.
 
 mod common;
 
+use common::backends::{Backend, backends};
 use common::{Env, export_doc};
 
 const SET: &str = "10.9.0.0/24[10.9.0.1-10.9.0.254]";
@@ -15,7 +17,31 @@ fn blue() -> Env {
         common::bridge_conflist("blue", "10.9.0.0/24", "10.9.0.1", &env.db()),
     )
     .unwrap();
-    let doc = export_doc(
+    let file = env.file("blue.json", &blue_doc());
+    env.ctl(&["import", file.to_str().unwrap()]).ok();
+    env
+}
+
+/// [`blue`] on every backend: `test` names the databases.
+fn blue_everywhere(test: &str) -> Vec<Backend> {
+    let all = backends(test);
+    for b in &all {
+        let conflist = common::bridge_conflist(
+            "blue",
+            "10.9.0.0/24",
+            "10.9.0.1",
+            &b.dir.path().join("unused.db"),
+        );
+        std::fs::write(b.conf_dir().join("10-blue.conflist"), conflist).unwrap();
+        let file = b.file("blue.json", &blue_doc());
+        b.ctl(&["import", file.to_str().unwrap()]).ok();
+    }
+    all
+}
+
+/// The export of `blue`'s three allocations.
+fn blue_doc() -> String {
+    export_doc(
         "blue",
         SET,
         &[
@@ -23,138 +49,150 @@ fn blue() -> Env {
             ("c2", "10.9.0.70", None),
             ("c3", "10.9.0.71", Some("default/web-3")),
         ],
-    );
-    let file = env.file("blue.json", &doc);
-    env.ctl(&["import", file.to_str().unwrap()]).ok();
-    env
+    )
 }
 
 #[test]
 fn usage_counts_per_pool_and_block() {
-    let env = blue();
-    let v = env.ctl(&["-o", "json", "usage"]).json();
-    let pool = &v[0]["pools"][0];
-    assert_eq!(v[0]["network"], "blue");
-    assert_eq!(
-        (
-            pool["size"].as_u64(),
-            pool["allocated"].as_u64(),
-            pool["free"].as_u64()
-        ),
-        (Some(253), Some(3), Some(250))
-    );
-    let blocks = pool["blocks"].as_array().unwrap();
-    assert_eq!(blocks.len(), 4);
-    assert_eq!(blocks[1]["cidr"], "10.9.0.64/26");
-    assert_eq!(blocks[1]["allocated"], 2);
-    let table = env.ctl(&["usage", "blue"]);
-    let text = table.ok();
-    assert!(
-        text.lines()
-            .next()
-            .unwrap()
-            .starts_with("NETWORK  POOL/BLOCK"),
-        "{text}"
-    );
-    assert!(text.contains("[#"), "{text}");
-    assert_eq!(text.lines().count(), 6, "{text}");
-    let err = env.ctl(&["usage", "nope"]).fails(2).to_string();
-    assert!(err.contains("\"nope\" is not defined"), "{err}");
+    for env in blue_everywhere("usage") {
+        let label = env.label;
+        eprintln!("{label}");
+        let v = env.ctl(&["-o", "json", "usage"]).json();
+        let pool = &v[0]["pools"][0];
+        assert_eq!(v[0]["network"], "blue");
+        assert_eq!(
+            (
+                pool["size"].as_u64(),
+                pool["allocated"].as_u64(),
+                pool["free"].as_u64()
+            ),
+            (Some(253), Some(3), Some(250))
+        );
+        let blocks = pool["blocks"].as_array().unwrap();
+        assert_eq!(blocks.len(), 4);
+        assert_eq!(blocks[1]["cidr"], "10.9.0.64/26");
+        assert_eq!(blocks[1]["allocated"], 2);
+        let table = env.ctl(&["usage", "blue"]);
+        let text = table.ok();
+        assert!(
+            text.lines()
+                .next()
+                .unwrap()
+                .starts_with("NETWORK  POOL/BLOCK"),
+            "{text}"
+        );
+        assert!(text.contains("[#"), "{text}");
+        assert_eq!(text.lines().count(), 6, "{text}");
+        let err = env.ctl(&["usage", "nope"]).fails(2).to_string();
+        assert!(err.contains("\"nope\" is not defined"), "{err}");
+    }
 }
 
 #[test]
 fn gc_dry_run_then_release() {
-    let env = blue();
-    let valid = env.file("valid.json", r#"[{"containerID":"c1","ifname":"eth0"}]"#);
-    let valid = valid.to_str().unwrap();
-    let dry = env
-        .ctl(&["-o", "json", "gc", "blue", "--valid", valid, "--dry-run"])
-        .json();
-    let ips: Vec<&str> = dry["released"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a["ip"].as_str().unwrap())
-        .collect();
-    assert_eq!(ips, ["10.9.0.70", "10.9.0.71"]);
-    // Nothing was released by the dry run.
-    assert_eq!(
-        env.ctl(&["-o", "json", "export", "blue"]).json()["allocations"]
+    for env in blue_everywhere("gc_dry_run") {
+        let label = env.label;
+        eprintln!("{label}");
+        let valid = env.file("valid.json", r#"[{"containerID":"c1","ifname":"eth0"}]"#);
+        let valid = valid.to_str().unwrap();
+        let dry = env
+            .ctl(&["-o", "json", "gc", "blue", "--valid", valid, "--dry-run"])
+            .json();
+        let ips: Vec<&str> = dry["released"]
             .as_array()
             .unwrap()
-            .len(),
-        3
-    );
-    let real = env.ctl(&["gc", "blue", "--valid", valid]);
-    assert!(real.ok().contains("released 2 address(es)"), "{real:#?}");
-    let left = env.ctl(&["-o", "json", "export", "blue"]).json();
-    assert_eq!(left["allocations"][0]["container_id"], "c1");
-    assert_eq!(left["allocations"].as_array().unwrap().len(), 1);
+            .iter()
+            .map(|a| a["ip"].as_str().unwrap())
+            .collect();
+        assert_eq!(ips, ["10.9.0.70", "10.9.0.71"]);
+        // Nothing was released by the dry run.
+        assert_eq!(
+            env.ctl(&["-o", "json", "export", "blue"]).json()["allocations"]
+                .as_array()
+                .unwrap()
+                .len(),
+            3
+        );
+        let real = env.ctl(&["gc", "blue", "--valid", valid]);
+        assert!(real.ok().contains("released 2 address(es)"), "{real:#?}");
+        let left = env.ctl(&["-o", "json", "export", "blue"]).json();
+        assert_eq!(left["allocations"][0]["container_id"], "c1");
+        assert_eq!(left["allocations"].as_array().unwrap().len(), 1);
+    }
 }
 
 #[test]
 fn gc_refuses_an_empty_valid_set_unless_told() {
-    let env = blue();
-    let empty = env.file("empty.json", "[]");
-    let empty = empty.to_str().unwrap();
-    let err = env
-        .ctl(&["gc", "blue", "--valid", empty])
-        .fails(2)
-        .to_string();
-    assert!(err.contains("--allow-empty"), "{err}");
-    assert!(
-        env.ctl(&["gc", "blue"]).code != 0,
-        "a valid set source is required"
-    );
-    env.ctl(&["gc", "blue", "--valid", empty, "--allow-empty"])
-        .ok();
-    assert_eq!(
-        env.ctl(&["-o", "json", "export", "blue"]).json()["allocations"],
-        serde_json::json!([])
-    );
+    for env in blue_everywhere("gc_empty") {
+        let label = env.label;
+        eprintln!("{label}");
+        let empty = env.file("empty.json", "[]");
+        let empty = empty.to_str().unwrap();
+        let err = env
+            .ctl(&["gc", "blue", "--valid", empty])
+            .fails(2)
+            .to_string();
+        assert!(err.contains("--allow-empty"), "{err}");
+        assert!(
+            env.ctl(&["gc", "blue"]).code != 0,
+            "a valid set source is required"
+        );
+        env.ctl(&["gc", "blue", "--valid", empty, "--allow-empty"])
+            .ok();
+        assert_eq!(
+            env.ctl(&["-o", "json", "export", "blue"]).json()["allocations"],
+            serde_json::json!([])
+        );
+    }
 }
 
 #[test]
 fn gc_from_a_libcni_cache() {
-    let env = blue();
-    let results = env.dir.path().join("cni/results");
-    std::fs::create_dir_all(&results).unwrap();
-    std::fs::write(
-        results.join("blue-c3-eth0"),
-        r#"{"kind":"cniCacheV1","containerId":"c3","ifName":"eth0","networkName":"blue"}"#,
-    )
-    .unwrap();
-    let cache = env.dir.path().join("cni");
-    env.ctl(&["gc", "blue", "--from-runtime", cache.to_str().unwrap()])
-        .ok();
-    let left = env.ctl(&["-o", "json", "export", "blue"]).json();
-    assert_eq!(left["allocations"].as_array().unwrap().len(), 1);
-    assert_eq!(left["allocations"][0]["container_id"], "c3");
+    for env in blue_everywhere("gc_runtime") {
+        let label = env.label;
+        eprintln!("{label}");
+        let results = env.dir.path().join("cni/results");
+        std::fs::create_dir_all(&results).unwrap();
+        std::fs::write(
+            results.join("blue-c3-eth0"),
+            r#"{"kind":"cniCacheV1","containerId":"c3","ifName":"eth0","networkName":"blue"}"#,
+        )
+        .unwrap();
+        let cache = env.dir.path().join("cni");
+        env.ctl(&["gc", "blue", "--from-runtime", cache.to_str().unwrap()])
+            .ok();
+        let left = env.ctl(&["-o", "json", "export", "blue"]).json();
+        assert_eq!(left["allocations"].as_array().unwrap().len(), 1);
+        assert_eq!(left["allocations"][0]["container_id"], "c3");
+    }
 }
 
 #[test]
 fn check_passes_clean_stores_and_fails_misplaced_addresses() {
-    let env = blue();
-    let ok = env.ctl(&["check"]);
-    assert!(
-        ok.ok()
-            .starts_with("OK: 1 network(s), 3 allocation(s), 0 problem(s)"),
-        "{ok:#?}"
-    );
-    // An address on the gateway, recorded through an import of a foreign export.
-    let doc = export_doc("blue", SET, &[("c9", "10.9.0.1", None)]);
-    let file = env.file("bad.json", &doc);
-    env.ctl(&["import", file.to_str().unwrap()]).ok();
-    let bad = env.ctl(&["check"]);
-    assert_eq!(bad.code, 1, "{bad:#?}");
-    assert!(
-        bad.stdout.contains("the gateway of 10.9.0.0/24"),
-        "{bad:#?}"
-    );
-    assert!(bad.stdout.contains("FAILED"), "{bad:#?}");
-    let v: serde_json::Value =
-        serde_json::from_str(&env.ctl(&["-o", "json", "check"]).stdout).unwrap();
-    assert_eq!(v["problems"][0]["holder"], "c9/eth0");
+    for env in blue_everywhere("check") {
+        let label = env.label;
+        eprintln!("{label}");
+        let ok = env.ctl(&["check"]);
+        assert!(
+            ok.ok()
+                .starts_with("OK: 1 network(s), 3 allocation(s), 0 problem(s)"),
+            "{ok:#?}"
+        );
+        // An address on the gateway, recorded through an import of a foreign export.
+        let doc = export_doc("blue", SET, &[("c9", "10.9.0.1", None)]);
+        let file = env.file("bad.json", &doc);
+        env.ctl(&["import", file.to_str().unwrap()]).ok();
+        let bad = env.ctl(&["check"]);
+        assert_eq!(bad.code, 1, "{bad:#?}");
+        assert!(
+            bad.stdout.contains("the gateway of 10.9.0.0/24"),
+            "{bad:#?}"
+        );
+        assert!(bad.stdout.contains("FAILED"), "{bad:#?}");
+        let v: serde_json::Value =
+            serde_json::from_str(&env.ctl(&["-o", "json", "check"]).stdout).unwrap();
+        assert_eq!(v["problems"][0]["holder"], "c9/eth0");
+    }
 }
 
 #[test]
@@ -208,16 +246,17 @@ fn export_import_round_trip_between_stores() {
 
 #[test]
 fn whereabouts_ippool_import() {
-    let env = Env::new();
-    let conf = env.file(
-        "wb.conf",
-        r#"{"cniVersion":"0.4.0","name":"wbnet","type":"macvlan","master":"eth0",
-            "ipam":{"type":"whereabouts","range":"10.40.0.0/16","range_start":"10.40.0.10",
-                    "kubernetes":{"kubeconfig":"/x"}}}"#,
-    );
-    let pools = env.file(
-        "pools.yaml",
-        "apiVersion: whereabouts.cni.cncf.io/v1alpha1
+    for env in backends("whereabouts") {
+        let label = env.label;
+        let conf = env.file(
+            "wb.conf",
+            r#"{"cniVersion":"0.4.0","name":"wbnet","type":"macvlan","master":"eth0",
+                "ipam":{"type":"whereabouts","range":"10.40.0.0/16","range_start":"10.40.0.10",
+                        "kubernetes":{"kubeconfig":"/x"}}}"#,
+        );
+        let pools = env.file(
+            "pools.yaml",
+            "apiVersion: whereabouts.cni.cncf.io/v1alpha1
 kind: IPPool
 metadata: {name: 10.40.0.0-16, namespace: kube-system}
 spec:
@@ -225,44 +264,92 @@ spec:
   allocations:
     \"10\": {id: aaa, podref: default/one, ifname: net1}
     \"266\": {id: bbb, podref: default/two, ifname: net1}
+---
+apiVersion: whereabouts.cni.cncf.io/v1alpha1
+kind: OverlappingRangeIPReservation
+metadata: {name: 10.40.0.10, namespace: kube-system}
+spec: {podref: default/one, ifname: net1}
+---
+apiVersion: whereabouts.cni.cncf.io/v1alpha1
+kind: OverlappingRangeIPReservation
+metadata: {name: 10.40.9.9, namespace: kube-system}
+spec: {podref: default/leaked}
 ",
-    );
-    let out = env.ctl(&[
-        "import",
-        "--from",
-        "whereabouts",
-        "--conf",
-        conf.to_str().unwrap(),
-        pools.to_str().unwrap(),
-    ]);
-    assert!(out.ok().contains("imported 2 address(es)"), "{out:#?}");
-    let v = env.ctl(&["-o", "json", "export", "wbnet"]).json();
-    let rows: Vec<(String, String, String)> = v["allocations"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| {
-            (
-                a["ip"].as_str().unwrap().to_string(),
-                a["owner"]["pod_name"].as_str().unwrap().to_string(),
-                a["range_set"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect();
-    let set = "10.40.0.0/16[10.40.0.10-10.40.255.254]";
-    assert_eq!(
-        rows,
-        [
-            ("10.40.0.10".to_string(), "one".to_string(), set.to_string()),
-            ("10.40.1.10".to_string(), "two".to_string(), set.to_string())
-        ]
-    );
-    // Without a network name the import cannot know where the addresses belong.
-    let err = env
-        .ctl(&["import", "--from", "whereabouts", pools.to_str().unwrap()])
-        .fails(2)
-        .to_string();
-    assert!(err.contains("--network"), "{err}");
+        );
+        let out = env.ctl(&[
+            "import",
+            "--from",
+            "whereabouts",
+            "--conf",
+            conf.to_str().unwrap(),
+            pools.to_str().unwrap(),
+        ]);
+        let text = out.ok();
+        assert!(
+            text.contains("imported 2 address(es), 1 network(s)"),
+            "{label}: {out:#?}"
+        );
+        assert!(
+            text.contains("10.40.9.9 for pod \"default/leaked\" has no IPPool allocation"),
+            "{label}: {out:#?}"
+        );
+        // A second import changes nothing and keeps the stored definition.
+        let again = env.ctl(&[
+            "import",
+            "--from",
+            "whereabouts",
+            "--conf",
+            conf.to_str().unwrap(),
+            pools.to_str().unwrap(),
+        ]);
+        assert!(
+            again
+                .ok()
+                .contains("network wbnet is already in the store; its definition is kept"),
+            "{label}: {again:#?}"
+        );
+        let check = env.ctl(&["check", "wbnet"]);
+        assert!(
+            check.ok().starts_with("OK: 1 network(s), 2 allocation(s)"),
+            "{label}: {check:#?}"
+        );
+        let v = env.ctl(&["-o", "json", "export", "wbnet"]).json();
+        let rows: Vec<(String, String, String)> = v["allocations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| {
+                (
+                    a["ip"].as_str().unwrap().to_string(),
+                    a["owner"]["pod_name"].as_str().unwrap().to_string(),
+                    a["range_set"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        let set = "10.40.0.0/16[10.40.0.10-10.40.255.254]";
+        assert_eq!(
+            rows,
+            [
+                ("10.40.0.10".to_string(), "one".to_string(), set.to_string()),
+                ("10.40.1.10".to_string(), "two".to_string(), set.to_string())
+            ]
+        );
+        // The network was defined from the pool and the configured range.
+        let shown = env.ctl(&["-o", "json", "network", "show", "wbnet"]).json();
+        assert!(shown.to_string().contains("10.40.0.10"), "{shown}");
+        // Without a network name each pool becomes a network named after it.
+        let out = env.ctl(&["import", "--from", "whereabouts", pools.to_str().unwrap()]);
+        assert!(
+            out.ok().contains("imported 2 address(es), 1 network(s)"),
+            "{out:#?}"
+        );
+        let held = env.ctl(&["showalloc", "10.40.0.0-16"]);
+        assert!(
+            held.ok()
+                .contains("10.40.1.10 : allocated (Pod: default/two)"),
+            "{held:#?}"
+        );
+    }
 }
 
 #[test]

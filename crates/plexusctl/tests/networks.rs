@@ -5,88 +5,8 @@
 
 mod common;
 
-#[path = "../../store/tests/support/postgres.rs"]
-mod pg_support;
-
-use std::path::PathBuf;
-use std::process::Command;
-
-use common::{Run, binary, run};
+use common::backends::backends;
 use serde_json::{Value, json};
-
-/// One store to run plexusctl against.
-struct Backend {
-    label: &'static str,
-    store: String,
-    dir: tempfile::TempDir,
-}
-
-impl Backend {
-    fn ctl(&self, args: &[&str]) -> Run {
-        let conf_dir = self.dir.path().join("net.d");
-        std::fs::create_dir_all(&conf_dir).unwrap();
-        run(
-            Command::new(binary())
-                .arg("--store")
-                .arg(&self.store)
-                .arg("--cni-conf-dir")
-                .arg(conf_dir)
-                .args(args)
-                .env_remove("PLEXUS_STORE")
-                .env_remove("PLEXUSCTL_CONFIG")
-                .env_remove("PLEXUS_LOG"),
-            "",
-        )
-    }
-
-    fn file(&self, name: &str, text: &str) -> PathBuf {
-        let path = self.dir.path().join(name);
-        std::fs::write(&path, text).unwrap();
-        path
-    }
-}
-
-/// SQLite always; PostgreSQL and etcd when their servers are configured.
-fn backends(test: &str) -> Vec<Backend> {
-    let sqlite_dir = tempfile::tempdir().unwrap();
-    let db = sqlite_dir.path().join("plexus.db");
-    let mut all = vec![Backend {
-        label: "sqlite",
-        store: json!({"type": "sqlite", "path": db}).to_string(),
-        dir: sqlite_dir,
-    }];
-    if let Some(server) = pg_support::PgServer::shared(test) {
-        let cfg = server.fresh_database(test);
-        all.push(Backend {
-            label: "postgres",
-            store: json!({
-                "type": "postgres", "host": cfg.host, "port": cfg.port, "dbname": cfg.dbname,
-                "user": cfg.user, "password_file": server.password_file, "sslmode": "disable"
-            })
-            .to_string(),
-            dir: tempfile::tempdir().unwrap(),
-        });
-    }
-    match std::env::var("PLEXUS_TEST_ETCD_ENDPOINTS") {
-        Ok(endpoints) if !endpoints.trim().is_empty() => {
-            let endpoints: Vec<&str> = endpoints.split(',').map(str::trim).collect();
-            let prefix = format!("/plexusctl-test/{test}/{}", std::process::id());
-            all.push(Backend {
-                label: "etcd",
-                store: json!({"type": "etcd", "endpoints": endpoints, "prefix": prefix})
-                    .to_string(),
-                dir: tempfile::tempdir().unwrap(),
-            });
-        }
-        _ => {
-            let _: Option<()> = pg_support::skip(
-                test,
-                "etcd part: PLEXUS_TEST_ETCD_ENDPOINTS is not set (run under scripts/with-servers)",
-            );
-        }
-    }
-    all
-}
 
 const BLUE: &str = "\
 apiVersion: plexus.io/v1
@@ -297,35 +217,12 @@ fn why_tells_holders_history_and_pod_attachments() {
     }
 }
 
-/// Networks, allocations (with details) and history survive export from one backend and
-/// import into every backend, and a second import changes nothing.
+/// Networks, allocations (with details) and history survive export from every backend and
+/// import into every backend (each ordered pair, a store into a fresh one of its own kind
+/// too), and a second import changes nothing.
 #[test]
 fn export_import_round_trip_between_backends() {
-    let all = backends("round_trip");
-    let source = &all[0];
-    let nets = source.file("nets.yaml", BLUE);
-    source
-        .ctl(&["network", "create", "-f", nets.to_str().unwrap()])
-        .ok();
-    let doc = source.file("allocs.json", &allocations_doc());
-    source.ctl(&["import", doc.to_str().unwrap()]).ok();
-    let valid = source.file("valid.json", r#"[{"containerID":"c1","ifname":"net1"}]"#);
-    source
-        .ctl(&["gc", "blue", "--valid", valid.to_str().unwrap()])
-        .ok();
-    let exported = source.ctl(&["-o", "json", "export"]).json();
-    assert_eq!(exported["version"], 2);
-    assert_eq!(exported["networks"].as_array().unwrap().len(), 2);
-    assert_eq!(
-        exported["allocations"][0]["owner"]["details"]["mac"],
-        "02:42:0a:58:00:0a"
-    );
-    assert_eq!(
-        exported["history"].as_array().unwrap().len(),
-        3,
-        "{exported}"
-    );
-    let dump = source.file("dump.json", &exported.to_string());
+    let kinds = backends("round_trip_kinds").len();
     // seq is the store's position, assigned anew by every store.
     let comparable = |v: &Value| {
         let mut v = v.clone();
@@ -334,25 +231,55 @@ fn export_import_round_trip_between_backends() {
         }
         v
     };
-    let fresh_sqlite = backends("round_trip_back");
-    for target in all.iter().skip(1).chain(fresh_sqlite.iter().take(1)) {
-        let label = target.label;
-        let imported = target.ctl(&["import", dump.to_str().unwrap()]);
-        assert!(
-            imported
-                .ok()
-                .contains("1 address(es), 2 network(s) and 3 history event(s)"),
-            "{label}: {imported:?}"
-        );
-        let back = target.ctl(&["-o", "json", "export"]).json();
-        assert_eq!(comparable(&back), comparable(&exported), "{label}");
-        let again = target.ctl(&["import", dump.to_str().unwrap()]);
-        assert!(again.ok().contains("not restored"), "{label}: {again:?}");
-        let twice = target.ctl(&["-o", "json", "export"]).json();
+    let mut pairs = 0;
+    for from in 0..kinds {
+        let sources = backends(&format!("round_trip_from_{from}"));
+        let source = &sources[from];
+        let nets = source.file("nets.yaml", BLUE);
+        source
+            .ctl(&["network", "create", "-f", nets.to_str().unwrap()])
+            .ok();
+        let doc = source.file("allocs.json", &allocations_doc());
+        source.ctl(&["import", doc.to_str().unwrap()]).ok();
+        let valid = source.file("valid.json", r#"[{"containerID":"c1","ifname":"net1"}]"#);
+        source
+            .ctl(&["gc", "blue", "--valid", valid.to_str().unwrap()])
+            .ok();
+        let exported = source.ctl(&["-o", "json", "export"]).json();
+        let from_label = source.label;
+        assert_eq!(exported["version"], 2);
+        assert_eq!(exported["networks"].as_array().unwrap().len(), 2);
         assert_eq!(
-            twice["history"].as_array().unwrap().len(),
-            3,
-            "{label}: history not doubled"
+            exported["allocations"][0]["owner"]["details"]["mac"], "02:42:0a:58:00:0a",
+            "{from_label}"
         );
+        assert_eq!(
+            exported["history"].as_array().unwrap().len(),
+            3,
+            "{from_label}: {exported}"
+        );
+        let dump = source.file("dump.json", &exported.to_string());
+        for target in backends(&format!("round_trip_to_{from}")) {
+            let label = format!("{from_label} -> {}", target.label);
+            let imported = target.ctl(&["import", dump.to_str().unwrap()]);
+            assert!(
+                imported
+                    .ok()
+                    .contains("1 address(es), 2 network(s) and 3 history event(s)"),
+                "{label}: {imported:?}"
+            );
+            let back = target.ctl(&["-o", "json", "export"]).json();
+            assert_eq!(comparable(&back), comparable(&exported), "{label}");
+            let again = target.ctl(&["import", dump.to_str().unwrap()]);
+            assert!(again.ok().contains("not restored"), "{label}: {again:?}");
+            let twice = target.ctl(&["-o", "json", "export"]).json();
+            assert_eq!(
+                twice["history"].as_array().unwrap().len(),
+                3,
+                "{label}: history not doubled"
+            );
+            pairs += 1;
+        }
     }
+    assert_eq!(pairs, kinds * kinds);
 }

@@ -42,7 +42,8 @@ pub struct Import {
     /// The format (default: detected from the first document's `kind`).
     #[arg(long, value_enum)]
     pub from: Option<Source>,
-    /// whereabouts: the plexus network to import into (default: the network of --conf).
+    /// whereabouts: the plexus network to import into (default: the network of --conf,
+    /// else one network per IPPool, named after the pool).
     #[arg(long)]
     pub network: Option<String>,
     /// whereabouts: the CNI configuration (conflist, conf or NAD config JSON) of the
@@ -72,6 +73,7 @@ impl Import {
             .map(|f| f.display().to_string())
             .collect::<Vec<_>>()
             .join(", ");
+        let mut danm_import = None;
         let plan = match source {
             Source::Plexus => {
                 let mut plan = ImportPlan::default();
@@ -86,20 +88,16 @@ impl Import {
             }
             Source::Whereabouts => whereabouts::plan(&docs, &self.whereabouts_options()?)?,
             Source::Danm => {
-                let parsed = danm::plan(&what, &docs)?;
-                let mut plan = parsed.plan;
-                for (object, _) in parsed.networks {
-                    // The store's allocations are the truth from now on, not the bitmaps.
-                    let mut object = object;
-                    object.spec.options.alloc.clear();
-                    object.spec.options.alloc6.clear();
-                    let definition = serde_json::to_value(&object).map_err(|e| {
-                        CtlError::invalid(&what, format!("cannot encode a network: {e}"))
-                    })?;
-                    plan.networks.push((object.qualified_name(), definition));
-                }
+                let mut parsed = danm::plan(&what, &docs)?;
+                let plan = std::mem::take(&mut parsed.plan);
+                danm_import = Some(parsed);
                 plan
             }
+        };
+        // DANM bitmaps can hold millions of addresses: their records are streamed.
+        let record_count = match &danm_import {
+            Some(parsed) => usize::try_from(parsed.held).unwrap_or(usize::MAX),
+            None => plan.records.len(),
         };
         let outcome = if self.dry_run {
             ImportOutcome {
@@ -108,9 +106,15 @@ impl Import {
             }
         } else {
             let store = ctx.open_store().await?;
-            let bar = progress_bar(plan.records.len());
-            let outcome =
-                import::apply(store.as_ref(), &plan, |n| bar.set_position(n as u64)).await?;
+            let bar = progress_bar(record_count);
+            let progress = |n: usize| bar.set_position(n as u64);
+            let outcome = match &danm_import {
+                Some(parsed) => {
+                    import::apply_streamed(store.as_ref(), &plan, parsed.records(), progress)
+                        .await?
+                }
+                None => import::apply(store.as_ref(), &plan, progress).await?,
+            };
             bar.finish_and_clear();
             outcome
         };
@@ -129,7 +133,7 @@ impl Import {
                     "imported"
                 };
                 let count = if self.dry_run {
-                    plan.records.len()
+                    record_count
                 } else {
                     outcome.imported
                 };
@@ -198,12 +202,7 @@ impl Import {
             range_sets = def.range_sets;
             conf_network = Some(def.name);
         }
-        let network = self.network.clone().or(conf_network).ok_or_else(|| {
-            CtlError::invalid(
-                "import --from whereabouts",
-                "name the network with --network or --conf",
-            )
-        })?;
+        let network = self.network.clone().or(conf_network);
         Ok(WhereaboutsOptions {
             network,
             range_sets,

@@ -35,18 +35,39 @@ pub struct Endpoint {
     pub network_name: Option<String>,
 }
 
-/// The outcome of parsing a DANM file: the plan and the networks it defines.
+/// How many notes about reserved-but-held addresses are spelled out one by one; the rest
+/// are counted, so a hostile bitmap cannot grow the note list without bound.
+const MAX_ADDRESS_NOTES: usize = 10;
+
+/// One decoded `alloc` / `alloc6` bitmap and the network family it belongs to.
+#[derive(Debug)]
+struct HeldBitmap {
+    /// Qualified network name the addresses are recorded under.
+    network: String,
+    /// The family pool (allocation CIDR, reservations, range set).
+    family: FamilyPool,
+    /// The decoded bits (at most the size the CIDR implies, 2 MiB for a /8).
+    bitmap: AllocBitmap,
+}
+
+/// The outcome of parsing a DANM file: the networks and notes in `plan`, and the decoded
+/// bitmaps. Records are not built here: [`DanmImport::records`] yields them lazily, so
+/// memory stays bounded by the bitmaps (2 MiB each at most) however many bits are set.
 #[derive(Debug, Default)]
 pub struct DanmImport {
-    /// Addresses to record.
+    /// Network definitions to store and notes; `plan.records` stays empty.
     pub plan: ImportPlan,
-    /// The network objects, for the operator's network files (and, later, the store).
+    /// The network objects, for the operator's network files.
     pub networks: Vec<(NetworkObject, NetworkDef)>,
+    /// How many records [`DanmImport::records`] yields.
+    pub held: u64,
+    bitmaps: Vec<HeldBitmap>,
+    endpoints: HashMap<IpAddr, Endpoint>,
 }
 
 /// Parses DANM documents: network objects and, optionally, DanmEps naming the holders.
 pub fn plan(source: &str, docs: &[Value]) -> CtlResult<DanmImport> {
-    let mut endpoints: HashMap<IpAddr, Endpoint> = HashMap::new();
+    let mut out = DanmImport::default();
     let mut objects = Vec::new();
     for (index, doc) in docs.iter().enumerate() {
         let what = format!("{source}: document {}", index + 1);
@@ -54,7 +75,7 @@ pub fn plan(source: &str, docs: &[Value]) -> CtlResult<DanmImport> {
             objects.push((what, doc));
         } else if doc.get("kind").and_then(Value::as_str) == Some("DanmEp") {
             for (ip, ep) in endpoint(doc) {
-                endpoints.insert(ip, ep);
+                out.endpoints.insert(ip, ep);
             }
         } else {
             let kind = doc
@@ -67,101 +88,131 @@ pub fn plan(source: &str, docs: &[Value]) -> CtlResult<DanmImport> {
             ));
         }
     }
-    let mut out = DanmImport::default();
     for (what, doc) in objects {
         let (object, valid) = network_object(&what, doc)?;
         let def = network_def(source, &object, &valid)?;
         let pool = to_pool(&valid).map_err(|e| CtlError::invalid(&what, e.to_string()))?;
         let bitmaps = [
-            (
-                pool.v4.as_ref(),
-                object.spec.options.alloc.as_str(),
-                "alloc",
-            ),
-            (
-                pool.v6.as_ref(),
-                object.spec.options.alloc6.as_str(),
-                "alloc6",
-            ),
+            (pool.v4, object.spec.options.alloc.as_str(), "alloc"),
+            (pool.v6, object.spec.options.alloc6.as_str(), "alloc6"),
         ];
         for (family, text, field) in bitmaps {
             let (Some(family), false) = (family, text.is_empty()) else {
                 continue;
             };
-            family_records(
-                &what,
-                field,
-                &def.name,
+            let bitmap = AllocBitmap::decode_for(text, &family.allocation_cidr).map_err(|e| {
+                CtlError::invalid(format!("{what}: spec.Options.{field}"), e.to_string())
+            })?;
+            let held = HeldBitmap {
+                network: def.name.clone(),
                 family,
-                text,
-                &endpoints,
-                &mut out.plan,
-            )?;
+                bitmap,
+            };
+            out.held += out.survey(&what, field, &held);
+            out.bitmaps.push(held);
         }
+        // The store's allocations are the truth from now on, not the bitmaps.
+        let mut stored = object.clone();
+        stored.spec.options.alloc.clear();
+        stored.spec.options.alloc6.clear();
+        let definition = serde_json::to_value(&stored)
+            .map_err(|e| CtlError::invalid(&what, format!("cannot encode a network: {e}")))?;
+        out.plan
+            .networks
+            .push((stored.qualified_name(), definition));
         out.networks.push((object, def));
     }
     Ok(out)
 }
 
-/// The records of one family's bitmap.
-fn family_records(
-    what: &str,
-    field: &str,
-    network: &str,
-    family: &FamilyPool,
-    text: &str,
-    endpoints: &HashMap<IpAddr, Endpoint>,
-    plan: &mut ImportPlan,
-) -> CtlResult<()> {
-    let bitmap = AllocBitmap::decode_for(text, &family.allocation_cidr)
-        .map_err(|e| CtlError::invalid(format!("{what}: spec.Options.{field}"), e.to_string()))?;
-    let mut unknown = 0usize;
-    for ip in bitmap.addresses(&family.allocation_cidr) {
-        if matches!(
-            family.reservation(ip),
-            Some(Reservation::NetworkAddress | Reservation::Broadcast | Reservation::Gateway)
-        ) {
-            continue;
-        }
-        if let Some(reason) = family.reservation(ip) {
-            plan.notes.push(format!(
-                "{what}: {ip} is held but {reason}; imported anyway"
-            ));
-        }
-        let ep = endpoints.get(&ip).filter(|ep| {
-            ep.network_name
-                .as_deref()
-                .is_none_or(|n| network_matches(network, n))
-        });
-        let (key, owner) = match ep {
+impl DanmImport {
+    /// Every held address as a record, bitmap by bitmap in ascending address order,
+    /// built one at a time (nothing is collected).
+    pub fn records(&self) -> impl Iterator<Item = ImportRecord> + '_ {
+        self.bitmaps.iter().flat_map(move |held| {
+            held.bitmap
+                .addresses(&held.family.allocation_cidr)
+                .filter(|ip| !danm_reserved(&held.family, *ip))
+                .map(move |ip| self.record(held, ip))
+        })
+    }
+
+    /// The record of `ip`, held in `held`'s bitmap.
+    fn record(&self, held: &HeldBitmap, ip: IpAddr) -> ImportRecord {
+        let (key, owner) = match self.endpoint_of(&held.network, ip) {
             Some(ep) => (
-                AttachmentKey::new(network, &ep.container_id, &ep.ifname),
+                AttachmentKey::new(&held.network, &ep.container_id, &ep.ifname),
                 ep.owner.clone(),
             ),
-            None => {
-                unknown += 1;
-                (
-                    AttachmentKey::new(network, placeholder_container(ip), UNKNOWN_IFNAME),
-                    Owner::default(),
-                )
-            }
+            None => (
+                AttachmentKey::new(&held.network, placeholder_container(ip), UNKNOWN_IFNAME),
+                Owner::default(),
+            ),
         };
-        plan.records.push(ImportRecord {
+        ImportRecord {
             key,
             owner,
             ip,
-            range_set: family.range_set.clone(),
+            range_set: held.family.range_set.clone(),
             node: None,
             created_at: None,
-        });
+        }
     }
-    if unknown > 0 {
-        plan.notes.push(format!(
-            "{what}: {unknown} address(es) in {field} have no DanmEp; recorded with an unknown \
-             holder (pass the DanmEps in the same file to name them)"
-        ));
+
+    /// The DanmEp naming the holder of `ip` in `network`, if any.
+    fn endpoint_of(&self, network: &str, ip: IpAddr) -> Option<&Endpoint> {
+        self.endpoints.get(&ip).filter(|ep| {
+            ep.network_name
+                .as_deref()
+                .is_none_or(|n| network_matches(network, n))
+        })
     }
-    Ok(())
+
+    /// Counts the records of `held` without building them, and notes held addresses that
+    /// plexus reserves and addresses without a known holder. Returns the count.
+    fn survey(&mut self, what: &str, field: &str, held: &HeldBitmap) -> u64 {
+        let (mut count, mut unknown, mut reserved) = (0u64, 0u64, 0usize);
+        for ip in held.bitmap.addresses(&held.family.allocation_cidr) {
+            if danm_reserved(&held.family, ip) {
+                continue;
+            }
+            count += 1;
+            if let Some(reason) = held.family.reservation(ip) {
+                reserved += 1;
+                if reserved <= MAX_ADDRESS_NOTES {
+                    self.plan.notes.push(format!(
+                        "{what}: {ip} is held but {reason}; imported anyway"
+                    ));
+                }
+            }
+            if self.endpoint_of(&held.network, ip).is_none() {
+                unknown += 1;
+            }
+        }
+        if reserved > MAX_ADDRESS_NOTES {
+            self.plan.notes.push(format!(
+                "{what}: {} more held address(es) in {field} are reserved or excluded; \
+                 imported anyway",
+                reserved - MAX_ADDRESS_NOTES
+            ));
+        }
+        if unknown > 0 {
+            self.plan.notes.push(format!(
+                "{what}: {unknown} address(es) in {field} have no DanmEp; recorded with an \
+                 unknown holder (pass the DanmEps in the same file to name them)"
+            ));
+        }
+        count
+    }
+}
+
+/// Whether DANM set the bit of `ip` for itself (network address, last address, gateway):
+/// such bits are not holders.
+fn danm_reserved(family: &FamilyPool, ip: IpAddr) -> bool {
+    matches!(
+        family.reservation(ip),
+        Some(Reservation::NetworkAddress | Reservation::Broadcast | Reservation::Gateway)
+    )
 }
 
 /// Whether a DanmEp's `NetworkName` (a bare name) refers to `network` (`ns/name` or `name`).
@@ -245,14 +296,16 @@ mod tests {
     fn set_bits_become_allocations_except_danm_reservations() {
         let docs = documents("d.yaml", &danmnet(&bitmap_24())).unwrap();
         let import = plan("d.yaml", &docs).unwrap();
-        let ips: Vec<String> = import
-            .plan
-            .records
-            .iter()
-            .map(|r| r.ip.to_string())
-            .collect();
+        let records: Vec<ImportRecord> = import.records().collect();
+        let ips: Vec<String> = records.iter().map(|r| r.ip.to_string()).collect();
         assert_eq!(ips, ["10.100.100.5", "10.100.100.6", "10.100.100.77"]);
-        let first = &import.plan.records[0];
+        assert_eq!(import.held, 3);
+        assert!(
+            import.plan.records.is_empty(),
+            "records are streamed, not planned"
+        );
+        assert_eq!(import.plan.networks[0].0, "prod/internal");
+        let first = &records[0];
         assert_eq!(first.key.network, "prod/internal");
         assert_eq!(first.key.container_id, "danm-10.100.100.5");
         assert_eq!(first.key.ifname, UNKNOWN_IFNAME);
@@ -267,7 +320,8 @@ mod tests {
         let text = danmnet(&bitmap_24()) + ep;
         let docs = documents("d.yaml", &text).unwrap();
         let import = plan("d.yaml", &docs).unwrap();
-        let six = &import.plan.records[1];
+        let records: Vec<ImportRecord> = import.records().collect();
+        let six = &records[1];
         assert_eq!(six.key.container_id, "abc123");
         assert_eq!(six.key.ifname, "eth1");
         assert_eq!(six.owner.pod_namespace.as_deref(), Some("prod"));
@@ -281,5 +335,50 @@ mod tests {
         assert!(err.contains("alloc"), "{err}");
         let docs = documents("d.yaml", &danmnet("gAAA")).unwrap();
         assert!(plan("d.yaml", &docs).is_err());
+    }
+
+    #[test]
+    fn bitmaps_longer_than_the_cidr_are_refused() {
+        use base64::Engine;
+        // A /24 takes 32 bytes; 33 (or a /16's worth) is an error, not a bigger network.
+        for len in [33usize, 8192] {
+            let text = base64::engine::general_purpose::STANDARD.encode(vec![0xffu8; len]);
+            let docs = documents("d.yaml", &danmnet(&text)).unwrap();
+            let err = plan("d.yaml", &docs).unwrap_err().to_string();
+            assert!(err.contains("spec.Options.alloc"), "{err}");
+        }
+    }
+
+    #[test]
+    fn reserved_notes_are_bounded() {
+        use base64::Engine;
+        // Every bit set, and half the /24 excluded: 127 held-but-excluded addresses give
+        // MAX_ADDRESS_NOTES notes and one summary, not 127 lines.
+        let text = base64::engine::general_purpose::STANDARD.encode([0xffu8; 32]);
+        let yaml = danmnet(&text) + "  plexus: {exclude: [10.100.100.128/25]}\n";
+        let docs = documents("d.yaml", &yaml).unwrap();
+        let import = plan("d.yaml", &docs).unwrap();
+        assert_eq!(import.held, 253, "256 minus network, broadcast and gateway");
+        assert_eq!(import.records().count(), 253);
+        let held_notes = import
+            .plan
+            .notes
+            .iter()
+            .filter(|n| n.contains("imported anyway"));
+        assert_eq!(
+            held_notes.count(),
+            MAX_ADDRESS_NOTES + 1,
+            "{:?}",
+            import.plan.notes
+        );
+        assert!(
+            import
+                .plan
+                .notes
+                .iter()
+                .any(|n| n.contains("117 more held address(es)")),
+            "{:?}",
+            import.plan.notes
+        );
     }
 }

@@ -40,6 +40,10 @@ pub struct ImportRecord {
 pub struct ImportPlan {
     /// Network definitions to store (created or replaced), by qualified name.
     pub networks: Vec<(String, serde_json::Value)>,
+    /// Whether a network already in the store keeps its definition (the definitions were
+    /// derived, as from whereabouts pools) instead of being replaced (an export's or a DANM
+    /// object's own definition).
+    pub keep_stored_networks: bool,
     /// Addresses to record, in input order.
     pub records: Vec<ImportRecord>,
     /// History to restore (a plexus export's). When present, the records' claims append
@@ -67,11 +71,27 @@ pub struct ImportOutcome {
     pub notes: Vec<String>,
 }
 
+/// Records are built and written this many at a time by [`apply_streamed`], so an import's
+/// memory does not grow with its size.
+pub const BATCH_SIZE: usize = 10_000;
+
 /// Writes every record of `plan` with one static claim each (idempotent: importing the
-/// same file twice changes nothing). `progress` is called after each record.
+/// same file twice changes nothing). `progress` is called with the records done so far.
 pub async fn apply(
     store: &dyn Store,
     plan: &ImportPlan,
+    progress: impl FnMut(usize),
+) -> CtlResult<ImportOutcome> {
+    apply_streamed(store, plan, plan.records.iter().cloned(), progress).await
+}
+
+/// Like [`apply`], but the records come from `records` (a lazy source such as a DANM
+/// bitmap) instead of `plan.records`. They are taken [`BATCH_SIZE`] at a time, written and
+/// dropped before the next batch is built; `progress` is called after each record.
+pub async fn apply_streamed(
+    store: &dyn Store,
+    plan: &ImportPlan,
+    mut records: impl Iterator<Item = ImportRecord>,
     mut progress: impl FnMut(usize),
 ) -> CtlResult<ImportOutcome> {
     let mut outcome = ImportOutcome {
@@ -79,45 +99,77 @@ pub async fn apply(
         ..ImportOutcome::default()
     };
     for (name, definition) in &plan.networks {
-        store.put_network(name, definition, PutMode::Upsert).await?;
-        outcome.networks += 1;
-    }
-    let restore_history = !plan.history.is_empty();
-    for (done, record) in plan.records.iter().enumerate() {
-        let claim = Claim::Static {
-            set: &record.range_set,
-            ip: record.ip,
+        let mode = if plan.keep_stored_networks {
+            PutMode::Create
+        } else {
+            PutMode::Upsert
         };
-        // Static claims ignore blocks; the context only carries node and time.
-        let mut ctx = ClaimContext::new(
-            record.node.clone().unwrap_or_default(),
-            BlockPolicy::disabled(),
-        );
-        if let Some(at) = record.created_at {
-            ctx.now = at;
-        }
-        if restore_history {
-            ctx = ctx.without_history();
-        }
-        match store
-            .claim(&record.key, &record.owner, &[claim], &ctx)
-            .await
-        {
-            Ok(_) => outcome.imported += 1,
-            Err(
-                e @ (StoreError::AddressTaken { .. } | StoreError::AttachmentHoldsOther { .. }),
-            ) => {
-                outcome.conflicts.push(format!(
-                    "{} for {}/{}: {e}",
-                    record.ip, record.key.container_id, record.key.ifname
+        match store.put_network(name, definition, mode).await {
+            Ok(_) => outcome.networks += 1,
+            Err(StoreError::Conflict { .. }) if plan.keep_stored_networks => {
+                outcome.notes.push(format!(
+                    "network {name} is already in the store; its definition is kept"
                 ));
             }
             Err(e) => return Err(e.into()),
         }
-        progress(done + 1);
+    }
+    let restore_history = !plan.history.is_empty();
+    let mut batch = Vec::with_capacity(BATCH_SIZE);
+    let mut done = 0;
+    loop {
+        batch.clear();
+        batch.extend(records.by_ref().take(BATCH_SIZE));
+        if batch.is_empty() {
+            break;
+        }
+        for record in &batch {
+            write_record(store, record, restore_history, &mut outcome).await?;
+            done += 1;
+            progress(done);
+        }
     }
     outcome.history = restore(store, &plan.history, &mut outcome.notes).await?;
     Ok(outcome)
+}
+
+/// Claims one record with a static claim (the store has no multi-attachment call); a
+/// conflict is collected in `outcome`, any other error ends the import.
+async fn write_record(
+    store: &dyn Store,
+    record: &ImportRecord,
+    restore_history: bool,
+    outcome: &mut ImportOutcome,
+) -> CtlResult<()> {
+    let claim = Claim::Static {
+        set: &record.range_set,
+        ip: record.ip,
+    };
+    // Static claims ignore blocks; the context only carries node and time.
+    let mut ctx = ClaimContext::new(
+        record.node.clone().unwrap_or_default(),
+        BlockPolicy::disabled(),
+    );
+    if let Some(at) = record.created_at {
+        ctx.now = at;
+    }
+    if restore_history {
+        ctx = ctx.without_history();
+    }
+    match store
+        .claim(&record.key, &record.owner, &[claim], &ctx)
+        .await
+    {
+        Ok(_) => outcome.imported += 1,
+        Err(e @ (StoreError::AddressTaken { .. } | StoreError::AttachmentHoldsOther { .. })) => {
+            outcome.conflicts.push(format!(
+                "{} for {}/{}: {e}",
+                record.ip, record.key.container_id, record.key.ifname
+            ));
+        }
+        Err(e) => return Err(e.into()),
+    }
+    Ok(())
 }
 
 /// Appends `history` network by network, skipping networks whose history is not empty

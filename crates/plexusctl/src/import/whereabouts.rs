@@ -4,6 +4,12 @@
 //! IPPools carry the allocations. ORIPs only lock an address across overlapping ranges, so
 //! they are cross-checked against the pools: an ORIP whose address no pool holds is a
 //! whereabouts leak and is reported, not imported.
+//!
+//! Each network's pools also become a stored network definition (a `ClusterNetwork`, or a
+//! `DanmNet` for a `namespace/name`): `cidr` / `net6` from the pool's range, the allocation
+//! pool from the CNI configuration's range when one is given, so `network show`,
+//! `showalloc` and `usage` work after the import. A network already in the store keeps
+//! its definition.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -12,16 +18,18 @@ use ipnet::IpNet;
 use plexus_ipam_core::RangeSet;
 use plexus_ipam_core::addr::{checked_add, net_contains};
 use plexus_store::AttachmentKey;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use super::{ImportPlan, ImportRecord, owner_from_podref, range_set_for};
 use crate::error::{CtlError, CtlResult};
+use crate::netfile::network_object;
 
 /// How whereabouts objects are mapped onto plexus.
 #[derive(Debug, Clone)]
 pub struct WhereaboutsOptions {
-    /// The plexus network the allocations belong to.
-    pub network: String,
+    /// The plexus network the allocations belong to; `None`: each IPPool is its own
+    /// network, named after the pool (`metadata.name`).
+    pub network: Option<String>,
     /// The range sets the plugin uses for this network (from its CNI config), if known.
     pub range_sets: Vec<RangeSet>,
     /// Interface name for allocations that recorded none (whereabouts before 0.6).
@@ -30,14 +38,28 @@ pub struct WhereaboutsOptions {
 
 /// Builds the import plan from whereabouts documents (already split, as JSON values).
 pub fn plan(docs: &[Value], opts: &WhereaboutsOptions) -> CtlResult<ImportPlan> {
-    let mut plan = ImportPlan::default();
+    let mut plan = ImportPlan {
+        keep_stored_networks: true,
+        ..ImportPlan::default()
+    };
     let mut missing_ifname = 0usize;
     let mut orips = Vec::new();
+    let mut pools = Vec::new();
     for (index, doc) in docs.iter().enumerate() {
         let what = format!("document {} ({})", index + 1, object_name(doc));
         match doc.get("kind").and_then(Value::as_str) {
             Some("IPPool") => {
-                pool_records(doc, &what, opts, &mut plan, &mut missing_ifname)?;
+                let network = match &opts.network {
+                    Some(network) => network.clone(),
+                    None => object_name(doc),
+                };
+                let cidr =
+                    pool_records(doc, &what, &network, opts, &mut plan, &mut missing_ifname)?;
+                pools.push(PoolRange {
+                    what,
+                    network,
+                    cidr,
+                });
             }
             Some("OverlappingRangeIPReservation") => orips.push((what, doc)),
             Some("NodeSlicePool") => plan.notes.push(format!(
@@ -60,11 +82,12 @@ pub fn plan(docs: &[Value], opts: &WhereaboutsOptions) -> CtlResult<ImportPlan> 
             opts.default_ifname
         ));
     }
+    network_definitions(&pools, opts, &mut plan)?;
     let held: HashMap<IpAddr, &ImportRecord> = plan.records.iter().map(|r| (r.ip, r)).collect();
     let mut notes = Vec::new();
     for (what, doc) in orips {
-        let ip =
-            orip_address(doc, &opts.network).map_err(|reason| CtlError::invalid(&what, reason))?;
+        let network = opts.network.as_deref().unwrap_or_default();
+        let ip = orip_address(doc, network).map_err(|reason| CtlError::invalid(&what, reason))?;
         let podref = doc
             .pointer("/spec/podref")
             .and_then(Value::as_str)
@@ -104,14 +127,136 @@ fn object_name(doc: &Value) -> String {
         .to_string()
 }
 
-/// The records of one IPPool.
+/// One IPPool's range and the network it is imported into.
+struct PoolRange {
+    /// The document, for messages.
+    what: String,
+    /// The plexus network.
+    network: String,
+    /// `spec.range`.
+    cidr: IpNet,
+}
+
+/// The network definition of each network the pools fill: at most one IPv4 and one IPv6
+/// range each (a DANM object has one of each); a network with more gets no definition and
+/// a note saying so, its allocations are imported all the same.
+fn network_definitions(
+    pools: &[PoolRange],
+    opts: &WhereaboutsOptions,
+    plan: &mut ImportPlan,
+) -> CtlResult<()> {
+    let mut networks: Vec<&str> = pools.iter().map(|p| p.network.as_str()).collect();
+    networks.sort_unstable();
+    networks.dedup();
+    for network in networks {
+        let mine: Vec<&PoolRange> = pools.iter().filter(|p| p.network == network).collect();
+        let v4: Vec<&PoolRange> = mine
+            .iter()
+            .copied()
+            .filter(|p| p.cidr.addr().is_ipv4())
+            .collect();
+        let v6: Vec<&PoolRange> = mine
+            .iter()
+            .copied()
+            .filter(|p| p.cidr.addr().is_ipv6())
+            .collect();
+        if v4.len() > 1 || v6.len() > 1 {
+            let ranges: Vec<String> = mine.iter().map(|p| p.cidr.to_string()).collect();
+            plan.notes.push(format!(
+                "network {network}: {} ranges ({}) do not fit one network definition (one \
+                 IPv4 and one IPv6 range); define it with `plexusctl network create`",
+                ranges.len(),
+                ranges.join(", ")
+            ));
+            continue;
+        }
+        let doc = network_document(
+            network,
+            v4.first().map(|p| p.cidr),
+            v6.first().map(|p| p.cidr),
+            &opts.range_sets,
+        );
+        let what = mine.first().map_or(network, |p| p.what.as_str());
+        match network_object(what, &doc) {
+            Ok((object, _)) => {
+                let definition = serde_json::to_value(&object).map_err(|e| {
+                    CtlError::invalid(what, format!("cannot encode a network: {e}"))
+                })?;
+                plan.networks.push((object.qualified_name(), definition));
+            }
+            Err(e) => plan.notes.push(format!(
+                "network {network} not defined in the store ({e}); allocations imported"
+            )),
+        }
+    }
+    Ok(())
+}
+
+/// A network object over `v4` / `v6` whose allocation pools are the configured ranges
+/// on those subnets (if any), else DANM's defaults (the whole subnet).
+fn network_document(
+    network: &str,
+    v4: Option<IpNet>,
+    v6: Option<IpNet>,
+    range_sets: &[RangeSet],
+) -> Value {
+    let configured = |cidr: IpNet| {
+        range_sets
+            .iter()
+            .flat_map(|set| set.ranges.iter())
+            .find(|r| r.subnet.trunc() == cidr)
+            .map(|r| (r.start.to_string(), r.end.to_string()))
+    };
+    let mut options = serde_json::Map::new();
+    if let Some(cidr) = v4 {
+        options.insert("cidr".into(), Value::from(cidr.to_string()));
+        if let Some((start, end)) = configured(cidr) {
+            options.insert(
+                "allocation_pool".into(),
+                json!({"start": start, "end": end}),
+            );
+        }
+    }
+    if let Some(cidr) = v6 {
+        options.insert("net6".into(), Value::from(cidr.to_string()));
+        let mut pool = json!({"cidr": cidr.to_string()});
+        if let Some((start, end)) = configured(cidr) {
+            pool["start"] = Value::from(start);
+            pool["end"] = Value::from(end);
+        }
+        options.insert("allocation_pool_v6".into(), pool);
+    }
+    let (api_version, kind, metadata, id) = match network.split_once('/') {
+        Some((namespace, name)) => (
+            "danm.k8s.io/v1",
+            "DanmNet",
+            json!({"name": name, "namespace": namespace}),
+            name,
+        ),
+        None => (
+            "plexus.io/v1",
+            "ClusterNetwork",
+            json!({"name": network}),
+            network,
+        ),
+    };
+    json!({
+        "apiVersion": api_version,
+        "kind": kind,
+        "metadata": metadata,
+        "spec": {"NetworkID": id, "Options": options},
+    })
+}
+
+/// The records of one IPPool, recorded under `network`; returns the pool's range.
 fn pool_records(
     doc: &Value,
     what: &str,
+    network: &str,
     opts: &WhereaboutsOptions,
     plan: &mut ImportPlan,
     missing_ifname: &mut usize,
-) -> CtlResult<()> {
+) -> CtlResult<IpNet> {
     let range = doc
         .pointer("/spec/range")
         .and_then(Value::as_str)
@@ -119,7 +264,7 @@ fn pool_records(
     let cidr = parse_pool_range(range)
         .ok_or_else(|| CtlError::invalid(what, format!("spec.range {range:?} is not a CIDR")))?;
     let Some(allocations) = doc.pointer("/spec/allocations") else {
-        return Ok(());
+        return Ok(cidr);
     };
     let allocations = allocations
         .as_object()
@@ -154,7 +299,7 @@ fn pool_records(
             name => name.to_string(),
         };
         plan.records.push(ImportRecord {
-            key: AttachmentKey::new(&opts.network, container_id, ifname),
+            key: AttachmentKey::new(network, container_id, ifname),
             owner: owner_from_podref(field("podref")),
             ip,
             range_set: range_set_for(&opts.range_sets, ip, &cidr)?,
@@ -162,7 +307,7 @@ fn pool_records(
             created_at: None,
         });
     }
-    Ok(())
+    Ok(cidr)
 }
 
 /// `10.0.0.0/24`, or whereabouts' `10.0.0.5-10.0.0.50/24` form (the CIDR of the end).
@@ -205,7 +350,7 @@ mod tests {
 
     fn opts() -> WhereaboutsOptions {
         WhereaboutsOptions {
-            network: "wb".into(),
+            network: Some("wb".into()),
             range_sets: Vec::new(),
             default_ifname: "eth0".into(),
         }
@@ -274,6 +419,74 @@ spec: {podref: default/gone}
             "{notes}"
         );
         assert!(!notes.contains("10.10.0.5 for pod"), "{notes}");
+    }
+
+    #[test]
+    fn pools_become_network_definitions() {
+        let docs = documents("wb.yaml", POOL).unwrap();
+        let single = plan(&docs, &opts()).unwrap();
+        assert!(
+            single.keep_stored_networks,
+            "derived definitions never replace stored ones"
+        );
+        assert_eq!(single.networks.len(), 1);
+        let (name, definition) = &single.networks[0];
+        assert_eq!(name, "wb");
+        assert_eq!(definition["kind"], "ClusterNetwork");
+        assert_eq!(definition["spec"]["NetworkID"], "wb");
+        assert_eq!(definition["spec"]["Options"]["cidr"], "10.10.0.0/16");
+
+        // Without a network name each pool is its own network; a dual-stack pair named
+        // alike is one network; the configured range becomes the allocation pool.
+        let text = "kind: IPPool\nmetadata: {name: p4}\nspec: {range: 10.7.0.0/24, allocations: {'5': {id: a, podref: n/a}}}\n\
+                    ---\nkind: IPPool\nmetadata: {name: p6}\nspec: {range: 'fd00:7::/120', allocations: {'5': {id: b, podref: n/b}}}\n";
+        let docs = documents("x", text).unwrap();
+        let per_pool = WhereaboutsOptions {
+            network: None,
+            ..opts()
+        };
+        let plan_per_pool = plan(&docs, &per_pool).unwrap();
+        let names: Vec<&str> = plan_per_pool
+            .networks
+            .iter()
+            .map(|(n, _)| n.as_str())
+            .collect();
+        assert_eq!(names, ["p4", "p6"]);
+        assert_eq!(plan_per_pool.records[0].key.network, "p4");
+        assert_eq!(plan_per_pool.records[1].key.network, "p6");
+        assert_eq!(
+            plan_per_pool.networks[1].1["spec"]["Options"]["allocation_pool_v6"]["cidr"],
+            "fd00:7::/120"
+        );
+        let configured = WhereaboutsOptions {
+            range_sets: vec![
+                super::super::range_set_from_id("10.7.0.0/24[10.7.0.5-10.7.0.50]").unwrap(),
+            ],
+            ..opts()
+        };
+        let dual = plan(&docs, &configured).unwrap();
+        assert_eq!(dual.networks.len(), 1);
+        let options = &dual.networks[0].1["spec"]["Options"];
+        assert_eq!(options["net6"], "fd00:7::/120");
+        assert_eq!(options["allocation_pool"]["start"], "10.7.0.5");
+        assert_eq!(options["allocation_pool"]["end"], "10.7.0.50");
+    }
+
+    #[test]
+    fn two_pools_of_one_family_get_no_definition_but_keep_their_allocations() {
+        let text = "kind: IPPool\nmetadata: {name: a}\nspec: {range: 10.8.0.0/24, allocations: {'5': {id: a, podref: n/a}}}\n\
+                    ---\nkind: IPPool\nmetadata: {name: b}\nspec: {range: 10.9.0.0/24, allocations: {'5': {id: b, podref: n/b}}}\n";
+        let docs = documents("x", text).unwrap();
+        let two = plan(&docs, &opts()).unwrap();
+        assert!(two.networks.is_empty());
+        assert_eq!(two.records.len(), 2);
+        assert!(
+            two.notes
+                .iter()
+                .any(|n| n.contains("2 ranges (10.8.0.0/24, 10.9.0.0/24)")),
+            "{:?}",
+            two.notes
+        );
     }
 
     #[test]

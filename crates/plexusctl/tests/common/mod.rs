@@ -3,6 +3,10 @@
 
 #![allow(dead_code)]
 
+pub mod backends;
+#[path = "../../../store/tests/support/postgres.rs"]
+pub mod pg_support;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -116,6 +120,22 @@ pub fn run(cmd: &mut Command, stdin: &str) -> Run {
 
 /// A conflist of one bridge plugin with plexus-ipam on `range`, storing in `db`.
 pub fn bridge_conflist(name: &str, range: &str, gateway: &str, db: &Path) -> String {
+    bridge_conflist_in(
+        name,
+        range,
+        gateway,
+        serde_json::json!({"type": "sqlite", "path": db}),
+    )
+}
+
+/// A conflist of one bridge plugin with plexus-ipam on `range`, storing in `store` (an
+/// `ipam.store` value).
+pub fn bridge_conflist_in(
+    name: &str,
+    range: &str,
+    gateway: &str,
+    store: serde_json::Value,
+) -> String {
     serde_json::json!({
         "cniVersion": "1.1.0",
         "name": name,
@@ -124,7 +144,7 @@ pub fn bridge_conflist(name: &str, range: &str, gateway: &str, db: &Path) -> Str
             "bridge": format!("plx{}", &name[..name.len().min(8)]),
             "isGateway": true,
             "ipam": {"type": "plexus-ipam", "range": range, "gateway": gateway,
-                     "store": {"type": "sqlite", "path": db}}
+                     "store": store}
         }]
     })
     .to_string()
