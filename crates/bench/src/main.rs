@@ -10,6 +10,8 @@
 mod ipam;
 mod measure;
 mod multinode;
+mod soak;
+mod soak_procs;
 
 use clap::{Parser, Subcommand};
 
@@ -27,11 +29,15 @@ enum Command {
     Ipam(ipam::IpamArgs),
     /// 8 nodes × 4 processes: floor, host-local and plexus on each backend, one run.
     Multinode(multinode::MultinodeArgs),
+    /// Churn ADD/DEL on one backend for a while; sample memory, descriptors, file sizes;
+    /// verify the store against the live set and judge against stated bounds.
+    Soak(soak::SoakArgs),
 }
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Ipam(args) => ipam::run(&args),
         Command::Multinode(args) => multinode::run(&args),
+        Command::Soak(args) => soak::run(&args),
     }
 }

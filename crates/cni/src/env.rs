@@ -158,7 +158,8 @@ fn validate_container_id(id: &str) -> Result<(), Error> {
     }
 }
 
-/// Checks the rules the Linux kernel (and libcni's `ValidateInterfaceName`) apply.
+/// Checks the rules the Linux kernel (and libcni's `ValidateInterfaceName`) apply, and
+/// refuses non-ASCII names (lookalikes), which libcni accepts.
 fn validate_ifname(ifname: &str) -> Result<(), Error> {
     let problem = if ifname.len() > MAX_IFNAME_BYTES {
         Some("it is longer than 15 bytes")
@@ -172,6 +173,10 @@ fn validate_ifname(ifname: &str) -> Result<(), Error> {
         Some("it must not contain whitespace")
     } else if ifname.chars().any(char::is_control) {
         Some("it must not contain control characters")
+    } else if !ifname.is_ascii() {
+        // The kernel takes any byte, but `еth0` (Cyrillic е) beside `eth0` is a trap for
+        // every operator and policy that matches interface names.
+        Some("it must contain only ASCII characters")
     } else {
         None
     };

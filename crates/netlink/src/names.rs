@@ -20,9 +20,10 @@ pub enum NameError {
     /// Longer than [`MAX_LINK_NAME_LEN`] bytes.
     #[error("interface name {0:?} is longer than 15 bytes")]
     TooLong(String),
-    /// `.`/`..`, or contains `/`, `:`, whitespace or a control character.
+    /// `.`/`..`, or contains `/`, `:`, whitespace, a control character or a non-ASCII
+    /// character (the kernel takes those, but they make lookalikes of other names).
     #[error(
-        "interface name {0:?} contains a character the kernel rejects ('/', ':', whitespace) or is '.'/'..'"
+        "interface name {0:?} contains a character plexus refuses ('/', ':', whitespace, control, non-ASCII) or is '.'/'..'"
     )]
     BadCharacter(String),
 }
@@ -35,7 +36,8 @@ pub fn validate_link_name(name: &str) -> Result<(), NameError> {
     if name.len() > MAX_LINK_NAME_LEN {
         return Err(NameError::TooLong(name.to_owned()));
     }
-    let bad_char = |c: char| c == '/' || c == ':' || c.is_whitespace() || c.is_control();
+    let bad_char =
+        |c: char| c == '/' || c == ':' || c.is_whitespace() || c.is_control() || !c.is_ascii();
     if name == "." || name == ".." || name.chars().any(bad_char) {
         return Err(NameError::BadCharacter(name.to_owned()));
     }
@@ -103,6 +105,16 @@ mod tests {
             validate_link_name("ééééééééé"),
             Err(NameError::TooLong(_))
         ));
+        // Unicode lookalikes (Cyrillic е, zero-width space) are refused.
+        for lookalike in ["\u{0435}th0", "eth\u{200b}0", "é"] {
+            assert!(
+                matches!(
+                    validate_link_name(lookalike),
+                    Err(NameError::BadCharacter(_))
+                ),
+                "{lookalike:?}"
+            );
+        }
     }
 
     #[test]
@@ -137,6 +149,7 @@ mod tests {
             let expected = !name.is_empty()
                 && name.len() <= MAX_LINK_NAME_LEN
                 && name != "." && name != ".."
+                && name.is_ascii()
                 && !name.chars().any(|c| c == '/' || c == ':' || c.is_whitespace() || c.is_control());
             prop_assert_eq!(ok, expected);
         }

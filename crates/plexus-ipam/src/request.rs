@@ -54,8 +54,48 @@ pub fn network_and_store_lenient(conf: &NetConf) -> Result<(String, StoreConfig)
     Ok((network, StoreConfig::from_json(section.get("store"))?))
 }
 
+/// Longest accepted network name in bytes (a Kubernetes object name is at most 253).
+pub const MAX_NETWORK_NAME_BYTES: usize = 253;
+
+/// Checks a network name taken from the config (`name`, `ipam.network`,
+/// `ipam.network_name`): the CNI spec grammar (an ASCII letter or digit, then letters,
+/// digits, `_`, `.`, `-`), no `..`, at most [`MAX_NETWORK_NAME_BYTES`]. The name keys every
+/// row and etcd key of the network and appears in log lines and file names, so traversal,
+/// control characters and Unicode lookalikes are refused with code 7.
+pub fn check_network_name(field: &str, name: &str) -> Result<(), IpamError> {
+    let mut bytes = name.bytes();
+    let grammar = bytes.next().is_some_and(|b| b.is_ascii_alphanumeric())
+        && bytes.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+    let problem = if name.len() > MAX_NETWORK_NAME_BYTES {
+        Some(format!("it is longer than {MAX_NETWORK_NAME_BYTES} bytes"))
+    } else if !grammar {
+        Some(
+            "it must start with an ASCII letter or digit and contain only ASCII letters, \
+             digits, '_', '.' and '-'"
+                .to_string(),
+        )
+    } else if name.contains("..") {
+        Some("it must not contain \"..\"".to_string())
+    } else {
+        None
+    };
+    match problem {
+        None => Ok(()),
+        Some(problem) => {
+            // An overlong name is cut so that the error stays readable.
+            let shown: String = name.chars().take(64).collect();
+            Err(IpamError::Cni(CniError::new(
+                codes::INVALID_CONFIG,
+                format!("invalid {field} {shown:?}: {problem}"),
+                String::new(),
+            )))
+        }
+    }
+}
+
 /// The attachment identity (network, CNI_CONTAINERID, CNI_IFNAME).
 pub fn attachment_key(network: &str, env: &Environment) -> Result<AttachmentKey, IpamError> {
+    check_network_name("network name", network)?;
     let missing = |var: &str| {
         IpamError::Cni(CniError::new(
             codes::INVALID_ENV,

@@ -67,7 +67,10 @@ fn section(conf: &NetConf) -> Result<&Map<String, Value>, IpamError> {
 pub fn network_ref(conf: &NetConf) -> Result<Option<String>, IpamError> {
     match section(conf)?.get("network") {
         None | Some(Value::Null) => Ok(None),
-        Some(Value::String(name)) if !name.trim().is_empty() => Ok(Some(name.trim().to_string())),
+        Some(Value::String(name)) if !name.trim().is_empty() => {
+            crate::request::check_network_name("ipam.network", name.trim())?;
+            Ok(Some(name.trim().to_string()))
+        }
         Some(other) => Err(invalid(
             "invalid ipam.network: must be the non-empty name of a stored network",
             format!("found {other}"),

@@ -30,7 +30,7 @@ pub enum DelegateError {
     /// The NetworkID cannot name a file inside `cniDir`.
     #[error("NetworkID {id:?} cannot name a configuration file: {reason}")]
     UnsafeId {
-        /// The NetworkID.
+        /// The NetworkID (cut to 64 characters: it may be overlong).
         id: String,
         /// Why.
         reason: String,
@@ -79,16 +79,28 @@ pub enum DelegateError {
     },
 }
 
-/// Checks that `id` can name a file in `cniDir`: no `/`, no `..`, no NUL, not empty.
+/// Longest accepted NetworkID in bytes: `<id>.conflist` must fit NAME_MAX (255).
+pub const MAX_NETWORK_ID_BYTES: usize = 200;
+
+/// Checks that `id` can name a file in `cniDir`: not empty, at most
+/// [`MAX_NETWORK_ID_BYTES`], no `/`, no `..`, no NUL or other control character, not
+/// starting with `.`, and ASCII only (a Cyrillic `е` would make `еth-net` a lookalike of
+/// `eth-net` in every log line and file listing).
 pub fn check_id(id: &str) -> Result<(), DelegateError> {
     let reason = if id.is_empty() {
         Some("it is empty")
+    } else if id.len() > MAX_NETWORK_ID_BYTES {
+        Some("it is longer than 200 bytes")
     } else if id.contains('/') {
         Some("it contains '/'")
     } else if id.contains("..") {
         Some("it contains '..'")
     } else if id.contains('\0') {
         Some("it contains NUL")
+    } else if id.chars().any(char::is_control) {
+        Some("it contains a control character")
+    } else if !id.is_ascii() {
+        Some("it contains non-ASCII characters (lookalikes of ASCII names are refused)")
     } else if id.starts_with('.') {
         Some("it starts with '.'")
     } else {
@@ -96,7 +108,7 @@ pub fn check_id(id: &str) -> Result<(), DelegateError> {
     };
     match reason {
         Some(reason) => Err(DelegateError::UnsafeId {
-            id: id.to_owned(),
+            id: id.chars().take(64).collect(),
             reason: reason.to_owned(),
         }),
         None => Ok(()),
@@ -439,6 +451,11 @@ mod tests {
             "x\0y",
             ".hidden",
             "/abs",
+            "net\n1",
+            "net\u{1b}[31m",
+            "\u{0435}th-net",
+            "net\u{2024}conf",
+            &"n".repeat(201),
         ] {
             let err = static_config(dir.path(), id, "1.1.0").unwrap_err();
             assert!(

@@ -27,7 +27,13 @@ impl Context {
 
     /// Opens the configured store.
     pub async fn open_store(&self) -> CtlResult<Box<dyn Store>> {
-        tracing::debug!(store = ?self.settings.store, "opening store");
+        // Where, never the whole config object (it may hold an inline password).
+        let location = match &self.settings.store {
+            plexus_store::StoreConfig::Sqlite(sqlite) => sqlite.path.display().to_string(),
+            plexus_store::StoreConfig::Postgres(pg) => pg.endpoint(),
+            plexus_store::StoreConfig::Etcd(etcd) => etcd.endpoints.join(","),
+        };
+        tracing::debug!(store = %location, "opening store");
         Ok(plexus_store::open(&self.settings.store).await?)
     }
 

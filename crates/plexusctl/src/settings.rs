@@ -94,6 +94,7 @@ pub fn parse_store_flag(flag: &str) -> CtlResult<StoreConfig> {
     if trimmed.starts_with('{') {
         let value: Value = serde_json::from_str(trimmed)
             .map_err(|e| CtlError::invalid("--store", format!("invalid JSON: {e}")))?;
+        refuse_inline_password(&value)?;
         return store_from_value("--store", &value);
     }
     let path = absolute(Path::new(flag))?;
@@ -110,6 +111,24 @@ pub fn parse_store_flag(flag: &str) -> CtlResult<StoreConfig> {
         return store_from_value(&path.display().to_string(), &value);
     }
     Ok(StoreConfig::Sqlite(SqliteConfig::new(path)))
+}
+
+/// Refuses a `password` in inline `--store` JSON: the command line is readable by every
+/// user through `ps` and `/proc/PID/cmdline`. A config file (mode 0600) may keep one.
+fn refuse_inline_password(value: &Value) -> CtlResult<()> {
+    let store = value
+        .get("store")
+        .or_else(|| value.get("ipam").and_then(|ipam| ipam.get("store")))
+        .unwrap_or(value);
+    if store.get("password").is_some() {
+        return Err(CtlError::invalid(
+            "--store",
+            "an inline \"password\" is refused because the command line is visible to every \
+             user (ps, /proc/PID/cmdline); put the password in a file and name it with \
+             \"password_file\", or pass --store a config file (JSON or YAML) instead",
+        ));
+    }
+    Ok(())
 }
 
 /// A store given as a settings value: a bare string is a SQLite path, an object is parsed
@@ -194,6 +213,38 @@ mod tests {
         );
         let err = parse_store_flag(r#"{"type":"redis"}"#).unwrap_err();
         assert!(err.to_string().contains("redis"), "{err}");
+    }
+
+    #[test]
+    fn inline_json_with_a_password_is_refused_without_echoing_it() {
+        for flag in [
+            r#"{"type":"postgres","host":"db","password":"hunter2-argv"}"#,
+            r#"{"type":"etcd","endpoints":["http://e:2379"],"username":"u","password":"hunter2-argv"}"#,
+            r#"{"ipam":{"store":{"type":"postgres","host":"db","password":"hunter2-argv"}}}"#,
+        ] {
+            let err = parse_store_flag(flag).unwrap_err();
+            let text = err.to_string();
+            assert!(text.contains("password_file"), "{text}");
+            assert!(text.contains("config file"), "{text}");
+            assert!(!format!("{text} {err:?}").contains("hunter2"), "{text}");
+        }
+        // password_file inline is fine: the path is no secret.
+        let ok = parse_store_flag(r#"{"type":"postgres","host":"db","password_file":"/etc/pw"}"#);
+        assert!(ok.is_ok(), "{ok:?}");
+    }
+
+    #[test]
+    fn a_store_config_file_may_keep_an_inline_password() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("store.json");
+        std::fs::write(
+            &file,
+            r#"{"type":"postgres","host":"db","password":"hunter2-file","sslmode":"disable"}"#,
+        )
+        .unwrap();
+        let cfg = parse_store_flag(file.to_str().unwrap()).unwrap();
+        assert!(matches!(cfg, StoreConfig::Postgres(_)), "{cfg:?}");
+        assert!(!format!("{cfg:?}").contains("hunter2"));
     }
 
     #[test]

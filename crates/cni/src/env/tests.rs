@@ -199,7 +199,14 @@ fn invalid_container_ids_are_code_4_naming_var_and_value() {
 
 #[test]
 fn valid_ifnames_are_accepted() {
-    for ifname in ["eth0", "net1", "a", "123456789012345", "vlan.100", "é"] {
+    for ifname in [
+        "eth0",
+        "net1",
+        "a",
+        "123456789012345",
+        "vlan.100",
+        "eth-0_a",
+    ] {
         let mut vars = add_vars();
         vars.insert(VAR_IFNAME, ifname.to_owned());
         assert_eq!(read(&vars).expect(ifname).ifname.as_deref(), Some(ifname));
@@ -220,6 +227,10 @@ fn invalid_ifnames_are_code_4_naming_var_and_value() {
         "eth\t0",
         "eth\u{a0}0",
         "eth\u{1}",
+        "é",
+        "\u{0435}th0",  // Cyrillic е: a lookalike of eth0
+        "eth\u{200b}0", // zero-width space
+        "eth\u{0}0",
     ] {
         let mut vars = add_vars();
         vars.insert(VAR_IFNAME, ifname.to_owned());

@@ -23,6 +23,14 @@ use crate::error::{ConfigError, qualified};
 use crate::range::{DisjointSpans, RangeSet};
 
 /// Keys plexus itself reads from `ipam` (or leaves to other crates).
+/// Most range sets one pool may have (host-local's `ranges`, whereabouts' `ipRanges`, plus
+/// `runtimeConfig.ipRanges`). The canonical text of a range set is stored with every
+/// allocation and in etcd keys, so an unbounded set would bloat every row.
+pub const MAX_RANGE_SETS: usize = 16;
+
+/// Most ranges one range set may have (see [`MAX_RANGE_SETS`]).
+pub const MAX_RANGES_PER_SET: usize = 64;
+
 const PLEXUS_KEYS: &[&str] = &[
     "type",
     "store",
@@ -213,6 +221,7 @@ pub fn parse_pool_config(
     if sets.is_empty() {
         return Err(no_range_error(ipam));
     }
+    check_size_limits(&sets, syntax)?;
     check_sets_disjoint(&sets)?;
     let range_sets: Vec<RangeSet> = sets.into_iter().map(|p| p.set).collect();
 
@@ -331,6 +340,33 @@ fn no_range_error(ipam: &Object) -> ConfigError {
 }
 
 /// Range sets must not share candidate addresses.
+/// Refuses pools beyond [`MAX_RANGE_SETS`] sets or [`MAX_RANGES_PER_SET`] ranges per set.
+fn check_size_limits(sets: &[ParsedSet], syntax: Syntax) -> Result<(), ConfigError> {
+    let key = match syntax {
+        Syntax::HostLocal => "ranges",
+        Syntax::Whereabouts => "ipRanges",
+    };
+    if sets.len() > MAX_RANGE_SETS {
+        return Err(ConfigError::new(
+            key,
+            format!("{} range sets", sets.len()),
+            format!("a pool may have at most {MAX_RANGE_SETS} range sets"),
+        ));
+    }
+    if let Some((index, set)) = sets
+        .iter()
+        .enumerate()
+        .find(|(_, parsed)| parsed.set.ranges.len() > MAX_RANGES_PER_SET)
+    {
+        return Err(ConfigError::new(
+            format!("{key}[{index}]"),
+            format!("{} ranges", set.set.ranges.len()),
+            format!("a range set may have at most {MAX_RANGES_PER_SET} ranges"),
+        ));
+    }
+    Ok(())
+}
+
 fn check_sets_disjoint(sets: &[ParsedSet]) -> Result<(), ConfigError> {
     // The first earlier set sharing an address with each later set, found per range in
     // O(log n), so thousands of sets do not cost a scan of every pair.

@@ -31,10 +31,50 @@ pub struct CacheEntry {
 }
 
 /// The cache file of one attachment.
-pub fn entry_path(cache_dir: &Path, network: &str, container_id: &str, ifname: &str) -> PathBuf {
-    cache_dir
+pub fn entry_path(
+    cache_dir: &Path,
+    network: &str,
+    container_id: &str,
+    ifname: &str,
+) -> CtlResult<PathBuf> {
+    for (what, part) in [
+        ("network name", network),
+        ("container id", container_id),
+        ("interface name", ifname),
+    ] {
+        check_file_component(what, part)?;
+    }
+    Ok(cache_dir
         .join("results")
-        .join(format!("{network}-{container_id}-{ifname}"))
+        .join(format!("{network}-{container_id}-{ifname}")))
+}
+
+/// Refuses a name that would leave the cache directory or hide in it: empty, `/`, `..`,
+/// NUL or another control character, a leading `.`, or longer than 200 bytes.
+fn check_file_component(what: &str, part: &str) -> CtlResult<()> {
+    let problem = if part.is_empty() {
+        Some("it is empty")
+    } else if part.len() > 200 {
+        Some("it is longer than 200 bytes")
+    } else if part.contains('/') || part.contains("..") {
+        Some("it contains '/' or '..'")
+    } else if part.chars().any(char::is_control) {
+        Some("it contains a control character")
+    } else if part.starts_with('.') {
+        Some("it starts with '.'")
+    } else {
+        None
+    };
+    match problem {
+        None => Ok(()),
+        Some(problem) => Err(CtlError::invalid(
+            what,
+            format!(
+                "{:?} cannot name a cache entry: {problem}",
+                part.chars().take(64).collect::<String>()
+            ),
+        )),
+    }
 }
 
 /// Writes the entry for a successful ADD (0600, directory created 0700).
@@ -44,9 +84,9 @@ pub fn write(cache_dir: &Path, entry: &CacheEntry, config: &[u8], cni_args: &str
         &entry.network,
         &entry.container_id,
         &entry.ifname,
-    );
+    )?;
     let dir = cache_dir.join("results");
-    std::fs::create_dir_all(&dir).map_err(|e| CtlError::io(&dir, e))?;
+    create_private_dir(&dir)?;
     let args: Vec<Value> = cni_args
         .split(';')
         .filter_map(|kv| kv.split_once('='))
@@ -67,15 +107,33 @@ pub fn write(cache_dir: &Path, entry: &CacheEntry, config: &[u8], cni_args: &str
     std::fs::rename(&tmp, &path).map_err(|e| CtlError::io(&path, e))
 }
 
+/// Creates `dir` (and missing ancestors) 0700 like libcni, and tightens an existing one:
+/// entries hold netns paths, pod identities and whole network configurations.
+fn create_private_dir(dir: &Path) -> CtlResult<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| CtlError::io(dir, e))?;
+    // `mode` is filtered by the umask and ignored for an existing directory.
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+        .map_err(|e| CtlError::io(dir, e))
+}
+
+/// Writes `bytes` to a file that is 0600 whatever the umask and whatever a stale file of
+/// the same name had.
 fn write_private(path: &Path, bytes: &[u8]) -> CtlResult<()> {
     use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(true)
         .mode(0o600)
         .open(path)
+        .map_err(|e| CtlError::io(path, e))?;
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))
         .map_err(|e| CtlError::io(path, e))?;
     file.write_all(bytes).map_err(|e| CtlError::io(path, e))
 }
@@ -87,7 +145,7 @@ pub fn read(
     container_id: &str,
     ifname: &str,
 ) -> CtlResult<Option<CacheEntry>> {
-    let path = entry_path(cache_dir, network, container_id, ifname);
+    let path = entry_path(cache_dir, network, container_id, ifname)?;
     match std::fs::read_to_string(&path) {
         Ok(text) => parse(&path, &text).map(Some),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
@@ -121,7 +179,7 @@ pub fn list(cache_dir: &Path, network: &str) -> CtlResult<Vec<CacheEntry>> {
 
 /// Removes the entry of one attachment (absent is fine).
 pub fn remove(cache_dir: &Path, network: &str, container_id: &str, ifname: &str) -> CtlResult<()> {
-    let path = entry_path(cache_dir, network, container_id, ifname);
+    let path = entry_path(cache_dir, network, container_id, ifname)?;
     match std::fs::remove_file(&path) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -176,7 +234,7 @@ mod tests {
             "K8S_POD_NAME=p;IgnoreUnknown=1",
         )
         .unwrap();
-        let path = entry_path(dir.path(), "blue", "c1", "eth0");
+        let path = entry_path(dir.path(), "blue", "c1", "eth0").unwrap();
         assert!(path.ends_with("results/blue-c1-eth0"));
         let raw: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
         assert_eq!(raw["kind"], CACHE_KIND);
@@ -196,5 +254,55 @@ mod tests {
         remove(dir.path(), "blue", "c1", "eth0").unwrap();
         remove(dir.path(), "blue", "c1", "eth0").unwrap();
         assert_eq!(read(dir.path(), "blue", "c1", "eth0").unwrap(), None);
+    }
+
+    #[test]
+    fn cache_files_are_private_even_over_loose_leftovers() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let results = dir.path().join("results");
+        // A results directory and a stale temporary file left world-readable (umask 000).
+        std::fs::create_dir(&results).unwrap();
+        std::fs::set_permissions(&results, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let stale = results.join("blue-c1-eth0.tmp");
+        std::fs::write(&stale, "old").unwrap();
+        std::fs::set_permissions(&stale, std::fs::Permissions::from_mode(0o666)).unwrap();
+        let entry = CacheEntry {
+            container_id: "c1".into(),
+            ifname: "eth0".into(),
+            network: "blue".into(),
+            netns: "/run/netns/x".into(),
+            result: json!({"cniVersion": "1.0.0", "ips": []}),
+        };
+        write(dir.path(), &entry, b"{}", "").unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&results), 0o700);
+        assert_eq!(mode(&results.join("blue-c1-eth0")), 0o600);
+        // A fresh cache directory tree is 0700 too.
+        let fresh = dir.path().join("a/b");
+        write(&fresh, &entry, b"{}", "").unwrap();
+        assert_eq!(mode(&fresh.join("results")), 0o700);
+    }
+
+    #[test]
+    fn hostile_names_cannot_leave_the_cache_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        for (network, container, ifname) in [
+            ("../../etc", "c1", "eth0"),
+            ("blue", "../c1", "eth0"),
+            ("blue", "c1", "eth/0"),
+            ("blue", "c\u{0}1", "eth0"),
+            ("blue", "c1\n", "eth0"),
+            ("", "c1", "eth0"),
+            (".hidden", "c1", "eth0"),
+        ] {
+            let err = entry_path(dir.path(), network, container, ifname).unwrap_err();
+            assert!(
+                err.to_string().contains("cannot name a cache entry"),
+                "{err}"
+            );
+            assert!(read(dir.path(), network, container, ifname).is_err());
+            assert!(remove(dir.path(), network, container, ifname).is_err());
+        }
     }
 }

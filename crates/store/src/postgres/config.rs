@@ -64,7 +64,8 @@ pub struct PostgresConfig {
 }
 
 impl PostgresConfig {
-    /// Defaults (port 5432, database and user `plexus`, `sslmode` prefer, 10 s) for `host`.
+    /// Defaults (port 5432, database and user `plexus`, `sslmode` verify-full, 10 s) for
+    /// `host`.
     pub fn new(host: impl Into<String>) -> Self {
         PostgresConfig {
             host: host.into(),
@@ -141,13 +142,14 @@ pub enum SslMode {
     /// Plain TCP.
     Disable,
     /// TLS when the server offers it (verified like `verify-full`), plain TCP otherwise.
-    #[default]
     Prefer,
     /// TLS or fail; the certificate is verified like `verify-full`.
     Require,
     /// TLS; the certificate chain is verified against the CA, the host name is not.
     VerifyCa,
-    /// TLS; chain and host name (or IP address) are verified.
+    /// TLS; chain and host name (or IP address) are verified. The default: a store that
+    /// hands out addresses must not be reachable through a man in the middle.
+    #[default]
     VerifyFull,
 }
 
@@ -401,7 +403,8 @@ mod tests {
         let cfg = parse_value(json!({"type": "postgres", "host": "10.1.2.3"})).unwrap();
         assert_eq!(cfg, PostgresConfig::new("10.1.2.3"));
         assert_eq!(cfg.port, 5432);
-        assert_eq!(cfg.sslmode, SslMode::Prefer);
+        // TLS with chain and host-name verification unless the config says otherwise.
+        assert_eq!(cfg.sslmode, SslMode::VerifyFull);
         assert_eq!(cfg.timeout, DEFAULT_PG_TIMEOUT);
         assert_eq!(cfg.layout, Layout::Native);
         assert_eq!(cfg.password, None);

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use tokio_postgres::error::SqlState;
 
+use super::config::SslMode;
 use crate::error::StoreError;
 
 /// What an error message needs: where the server is, the deadline, and the secret that must
@@ -19,6 +20,8 @@ pub(crate) struct ErrCtx {
     pub timeout: Duration,
     /// Text to scrub from every message (the password), if any.
     pub secret: Option<String>,
+    /// The configured `sslmode`, named when a TLS handshake fails.
+    pub sslmode: SslMode,
 }
 
 impl ErrCtx {
@@ -42,7 +45,16 @@ impl ErrCtx {
         let place = self.place();
         let Some(db) = err.as_db_error() else {
             // No server answer: I/O, TLS, a closed connection, a timeout while connecting.
-            let detail = self.scrub(error_chain(err));
+            let mut detail = self.scrub(error_chain(err));
+            if self.sslmode != SslMode::Disable && mentions_tls(&detail) {
+                // TLS is on by default (verify-full): a plain test server lands here.
+                detail.push_str(&format!(
+                    " [ipam.store.sslmode is \"{}\": the server must offer TLS with a \
+                     certificate the ca_file (or system roots) verifies; set \"sslmode\": \
+                     \"disable\" only for a server reached over a trusted link]",
+                    self.sslmode.as_str()
+                ));
+            }
             return if err.is_closed() {
                 StoreError::Unavailable {
                     reason: format!("connection to {place} was closed ({detail})"),
@@ -129,6 +141,14 @@ impl ErrCtx {
 
 /// `err` and its sources, joined: tokio-postgres puts the useful part (e.g. "Connection
 /// refused") in the source.
+/// Whether an error text is about the TLS handshake or certificate.
+fn mentions_tls(detail: &str) -> bool {
+    let lower = detail.to_ascii_lowercase();
+    ["tls", "ssl", "certificate"]
+        .iter()
+        .any(|word| lower.contains(word))
+}
+
 fn error_chain(err: &tokio_postgres::Error) -> String {
     let mut message = err.to_string();
     let mut source = std::error::Error::source(err);
@@ -153,6 +173,7 @@ mod tests {
             dbname: "plexus".into(),
             timeout: Duration::from_millis(1500),
             secret: Some("s3cr3t-pw".into()),
+            sslmode: SslMode::VerifyFull,
         }
     }
 

@@ -131,6 +131,7 @@ impl PostgresStore {
             // Known now only when readable now; messages are scrubbed of it regardless of
             // where they come from.
             secret: connect::read_password(cfg).ok().flatten(),
+            sslmode: cfg.sslmode,
         };
         Ok(PostgresStore {
             shared: Arc::new(Shared {

@@ -596,6 +596,7 @@ mod tests {
             dbname: "plexus".into(),
             timeout: Duration::from_secs(1),
             secret: None,
+            sslmode: super::super::config::SslMode::Disable,
         }
     }
 

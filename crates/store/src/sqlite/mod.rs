@@ -223,6 +223,7 @@ fn create_private_file(path: &Path, ctx: &ErrCtx<'_>) -> Result<(), StoreError> 
             .mode(0o700)
             .create(parent)
             .map_err(|e| ctx.io("create directory", parent, &e))?;
+        refuse_world_writable(parent, ctx)?;
     }
     match OpenOptions::new()
         .write(true)
@@ -234,6 +235,28 @@ fn create_private_file(path: &Path, ctx: &ErrCtx<'_>) -> Result<(), StoreError> 
         Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(()),
         Err(e) => Err(ctx.io("create database file", path, &e)),
     }
+}
+
+/// Refuses a database directory every user may write to (`/tmp`, a 0777 mount): anyone could
+/// pre-create the database (or its `-wal`) and then read or forge every allocation, or swap
+/// the file between two calls. The sticky bit does not help against pre-creation.
+fn refuse_world_writable(dir: &Path, ctx: &ErrCtx<'_>) -> Result<(), StoreError> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = std::fs::metadata(dir).map_err(|e| ctx.io("inspect directory", dir, &e))?;
+    let mode = meta.permissions().mode();
+    if mode & 0o002 != 0 {
+        return Err(StoreError::config(
+            "ipam.store.path",
+            format!(
+                "the database directory {} is world-writable (mode {:o}): any user could \
+                 replace or pre-create the database; use a root-owned directory such as \
+                 /var/lib/plexus (created 0700 when missing)",
+                dir.display(),
+                mode & 0o7777
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Switches to WAL (a no-op when the file already is). A database that cannot switch (e.g.
