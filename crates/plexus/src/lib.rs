@@ -21,6 +21,7 @@
 pub mod add;
 pub mod config;
 pub mod delegate;
+pub mod duplicate;
 pub mod engine;
 pub mod error;
 pub mod forward;
