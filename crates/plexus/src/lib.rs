@@ -19,6 +19,7 @@
 //! DEL, CHECK and GC work from the endpoint records; STATUS probes the store.
 
 pub mod add;
+pub mod check;
 pub mod config;
 pub mod delegate;
 pub mod duplicate;

@@ -22,7 +22,7 @@ use crate::error::PlexusError;
 use crate::networks::{Chain, FileNetworkSource, NetworkSource, StoreNetworkSource};
 use crate::records::{EndpointRecord, Records};
 use crate::request::{PodIdentity, RequestSource, pod_request};
-use crate::{add, forward, logging};
+use crate::{add, check, forward, logging};
 
 /// How long STATUS may take (runtimes poll it).
 pub const STATUS_DEADLINE: Duration = Duration::from_millis(1500);
@@ -279,7 +279,7 @@ impl PlexusPlugin {
                 )));
             }
         }
-        Ok(())
+        check::routes_and_rules(dp.as_ref(), &pod, &record.attachments, &prev).await
     }
 
     async fn status_async(&self, call: &Call) -> Result<(), PlexusError> {

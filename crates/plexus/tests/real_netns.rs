@@ -337,6 +337,26 @@ fn two_pods_on_three_networks_talk_and_del_leaves_nothing() {
     let mut check = conf.clone();
     check["prevResult"] = ra.clone();
     ok(exec(world, "CHECK", "ctr-a", &pa, &check));
+    // A policy route deleted behind plexus' back: CHECK names it (code 103).
+    sh(&[
+        "ip",
+        "-n",
+        &pa.0,
+        "route",
+        "del",
+        "192.168.50.0/24",
+        "table",
+        "100",
+    ]);
+    let (code, err) = exec(world, "CHECK", "ctr-a", &pa, &check);
+    assert_eq!((code, err["code"].clone()), (1, json!(103)), "{err}");
+    assert!(
+        err["msg"]
+            .as_str()
+            .unwrap_or("")
+            .contains("192.168.50.0/24"),
+        "{err}"
+    );
 
     ok(exec(world, "DEL", "ctr-a", &pa, &conf));
     ok(exec(world, "DEL", "ctr-a", &pa, &conf));
