@@ -213,6 +213,11 @@ mod tests {
                 mac: None,
                 rt_table: Some(100),
                 result: None,
+                routes: vec![RecordedRoute {
+                    dst: "192.168.0.0/16".parse().unwrap(),
+                    gw: "10.0.0.1".parse().unwrap(),
+                    table: 100,
+                }],
             }],
         };
         assert_eq!(records.load("c1", "eth0").unwrap(), None);
