@@ -289,6 +289,16 @@ pub struct PlexusOptions {
     /// than the IPv6 allocation CIDR. Unset: the allocator's default (122).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub block_size6: Option<i64>,
+    /// `duplicateAddressCheck` (also spelled `duplicate_address_check`): before an ADD
+    /// succeeds, probe each new address on the segment (IPv4 ARP probe, IPv6 DAD); an
+    /// address another host already uses is quarantined and another one is taken.
+    #[serde(
+        rename = "duplicateAddressCheck",
+        alias = "duplicate_address_check",
+        default,
+        skip_serializing_if = "std::ops::Not::not"
+    )]
+    pub duplicate_address_check: bool,
 }
 
 impl PlexusOptions {
@@ -298,6 +308,7 @@ impl PlexusOptions {
             && self.reserved.is_empty()
             && self.block_size.is_none()
             && self.block_size6.is_none()
+            && !self.duplicate_address_check
     }
 }
 

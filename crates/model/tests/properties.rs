@@ -119,13 +119,15 @@ fn plexus() -> impl Strategy<Value = PlexusOptions> {
         vec(addr_text(), 0..3),
         number(),
         number(),
+        any::<bool>(),
     )
         .prop_map(
-            |(exclude, reserved, block_size, block_size6)| PlexusOptions {
+            |(exclude, reserved, block_size, block_size6, duplicate_address_check)| PlexusOptions {
                 exclude,
                 reserved,
                 block_size,
                 block_size6,
+                duplicate_address_check,
             },
         )
 }

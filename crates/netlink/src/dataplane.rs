@@ -1,12 +1,14 @@
 //! The [`Dataplane`] trait: every kernel operation the meta-plugin (and the netwatcher)
 //! needs, and nothing else.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use ipnet::IpNet;
 
 use crate::error::Result;
+use crate::probe::{ArpProbe, DAD_POLL, DadOutcome};
 use crate::routing::{AddressEntry, Dad, Route, Rule};
 use crate::sysctl::Sysctl;
 use crate::types::{Link, LinkSpec, MacAddr, Netns};
@@ -96,4 +98,39 @@ pub trait Dataplane: Send + Sync {
     /// gratuitous ARP per IPv4 address, an unsolicited neighbour advertisement per IPv6 one.
     /// Best effort by nature: callers log a failure and carry on.
     async fn announce(&self, netns: &Netns, link: &str, addresses: &[IpAddr]) -> Result<()>;
+
+    /// RFC 5227 ARP probe for `ip` out of `link` (which must be up; `ip` should not be on it
+    /// yet): sends `probe.probes` probes and listens until `probe.wait` after the last.
+    /// Returns the MAC address of a host that claims `ip`, or `None` when nobody did.
+    async fn arp_probe(
+        &self,
+        netns: &Netns,
+        link: &str,
+        ip: Ipv4Addr,
+        probe: ArpProbe,
+    ) -> Result<Option<MacAddr>>;
+
+    /// Waits until the kernel's IPv6 duplicate address detection of `address` on `link`
+    /// ends (the address was added with [`Dad::Run`] and the link is up), at most `timeout`.
+    async fn wait_dad(
+        &self,
+        netns: &Netns,
+        link: &str,
+        address: IpNet,
+        timeout: Duration,
+    ) -> Result<DadOutcome> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let entries = self.list_addresses(netns, link).await?;
+            match entries.iter().find(|e| e.address == address) {
+                None => return Ok(DadOutcome::Missing),
+                Some(e) if e.dad_failed => return Ok(DadOutcome::Duplicate),
+                Some(e) if !e.tentative => return Ok(DadOutcome::Unique),
+                Some(_) if tokio::time::Instant::now() >= deadline => {
+                    return Ok(DadOutcome::TimedOut);
+                }
+                Some(_) => tokio::time::sleep(DAD_POLL).await,
+            }
+        }
+    }
 }

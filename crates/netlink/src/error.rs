@@ -56,11 +56,13 @@ pub enum Op {
     SetSysctls,
     /// [`crate::Dataplane::announce`].
     Announce,
+    /// [`crate::Dataplane::arp_probe`].
+    ArpProbe,
 }
 
 impl Op {
     /// Every operation, in declaration order.
-    pub const ALL: [Op; 21] = [
+    pub const ALL: [Op; 22] = [
         Op::CreateLink,
         Op::MoveLink,
         Op::RenameLink,
@@ -82,6 +84,7 @@ impl Op {
         Op::ListRules,
         Op::SetSysctls,
         Op::Announce,
+        Op::ArpProbe,
     ];
 
     /// Human wording of the operation, used in error messages.
@@ -108,6 +111,7 @@ impl Op {
             Op::ListRules => "list policy rules",
             Op::SetSysctls => "set sysctls of link",
             Op::Announce => "announce addresses of link",
+            Op::ArpProbe => "probe for a duplicate IPv4 address on link",
         }
     }
 }

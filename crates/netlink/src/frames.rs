@@ -1,6 +1,7 @@
 //! Ethernet frames that announce a new address to the segment: a gratuitous ARP
 //! (RFC 5227 announcement) for IPv4 and an unsolicited neighbour advertisement (RFC 4861
-//! §7.2.6) for IPv6. Pure byte building, so every field is unit-tested without a kernel.
+//! §7.2.6) for IPv6; and the RFC 5227 ARP probe with the parser that recognises a
+//! conflicting answer. Pure byte work, so every field is unit-tested without a kernel.
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
@@ -47,6 +48,37 @@ pub fn gratuitous_arp(mac: MacAddr, ip: Ipv4Addr) -> Vec<u8> {
     frame.extend_from_slice(&[0; 6]);
     frame.extend_from_slice(&ip.octets());
     pad(frame)
+}
+
+/// An RFC 5227 ARP probe for `ip`: a broadcast request with sender IP 0.0.0.0 (so no peer
+/// updates its cache from it) and target IP `ip`. A host holding `ip` answers it.
+pub fn arp_probe(mac: MacAddr, ip: Ipv4Addr) -> Vec<u8> {
+    let mut frame = gratuitous_arp(mac, ip);
+    frame[28..32].copy_from_slice(&[0; 4]);
+    frame
+}
+
+/// The MAC address of another host claiming `ip` in `frame`, an Ethernet frame received
+/// while probing: an ARP packet (request or reply) whose sender IP is `ip`, or another
+/// prober's probe for `ip` (sender 0.0.0.0, target `ip`), sent by a MAC other than `own`.
+pub fn arp_conflict(frame: &[u8], ip: Ipv4Addr, own: MacAddr) -> Option<MacAddr> {
+    if frame.len() < 42 || frame[12..14] != ETHERTYPE_ARP.to_be_bytes() {
+        return None;
+    }
+    // Ethernet / IPv4 ARP only: htype 1, ptype 0x0800, hlen 6, plen 4.
+    if frame[14..20] != [0, 1, 0x08, 0x00, 6, 4] {
+        return None;
+    }
+    let mut sender = [0u8; 6];
+    sender.copy_from_slice(&frame[22..28]);
+    if sender == own.0 {
+        return None;
+    }
+    let sender_ip = &frame[28..32];
+    let target_ip = &frame[38..42];
+    let holds = sender_ip == ip.octets();
+    let probes_too = sender_ip == [0; 4] && target_ip == ip.octets() && frame[20..22] == [0, 1];
+    (holds || probes_too).then_some(MacAddr(sender))
 }
 
 /// An unsolicited neighbour advertisement for `ip` to all nodes, with the Override flag and
@@ -131,6 +163,50 @@ mod tests {
     }
 
     #[test]
+    fn arp_probe_has_a_zero_sender_address() {
+        let ip = Ipv4Addr::new(10, 0, 0, 5);
+        let f = arp_probe(MAC, ip);
+        assert_eq!(f.len(), 60);
+        assert_eq!(&f[0..6], &[0xff; 6]);
+        assert_eq!(&f[20..22], &[0, 1], "a request");
+        assert_eq!(&f[22..28], &MAC.0);
+        assert_eq!(&f[28..32], &[0; 4]);
+        assert_eq!(&f[32..38], &[0; 6]);
+        assert_eq!(&f[38..42], &[10, 0, 0, 5]);
+    }
+
+    /// An ARP reply from `sender` saying it holds `sender_ip`, to `target_ip`.
+    fn reply(sender: MacAddr, sender_ip: Ipv4Addr, target_ip: Ipv4Addr) -> Vec<u8> {
+        let mut f = gratuitous_arp(sender, sender_ip);
+        f[20..22].copy_from_slice(&[0, 2]);
+        f[38..42].copy_from_slice(&target_ip.octets());
+        f
+    }
+
+    #[test]
+    fn conflicts_are_answers_or_probes_from_other_hosts() {
+        let ip = Ipv4Addr::new(10, 0, 0, 5);
+        let other = MacAddr([0x02, 0, 0, 0, 0, 9]);
+        let zero = Ipv4Addr::UNSPECIFIED;
+        // Linux answers a probe with a reply from the address, to 0.0.0.0.
+        assert_eq!(arp_conflict(&reply(other, ip, zero), ip, MAC), Some(other));
+        assert_eq!(
+            arp_conflict(&gratuitous_arp(other, ip), ip, MAC),
+            Some(other)
+        );
+        assert_eq!(arp_conflict(&arp_probe(other, ip), ip, MAC), Some(other));
+        // Not conflicts: our own frames, other addresses, other protocols, runts.
+        assert_eq!(arp_conflict(&arp_probe(MAC, ip), ip, MAC), None);
+        assert_eq!(arp_conflict(&reply(MAC, ip, zero), ip, MAC), None);
+        let elsewhere = Ipv4Addr::new(10, 0, 0, 6);
+        assert_eq!(arp_conflict(&reply(other, elsewhere, ip), ip, MAC), None);
+        assert_eq!(arp_conflict(&arp_probe(other, elsewhere), ip, MAC), None);
+        let na = unsolicited_na(other, "fd00::5".parse().expect("ip"));
+        assert_eq!(arp_conflict(&na, ip, MAC), None);
+        assert_eq!(arp_conflict(&reply(other, ip, zero)[..41], ip, MAC), None);
+    }
+
+    #[test]
     fn neighbour_advertisement_layout() {
         let ip: Ipv6Addr = "fd00::5".parse().expect("ip");
         let f = unsolicited_na(MAC, ip);
@@ -174,6 +250,11 @@ mod tests {
             pseudo.extend_from_slice(&[0, 0, 0, 58]);
             // A correct checksum makes the whole sum 0xffff.
             prop_assert_eq!(ones_complement_sum(&[&pseudo, icmp]), 0xffff);
+        }
+
+        #[test]
+        fn arbitrary_frames_never_panic_the_parser(frame in proptest::collection::vec(any::<u8>(), 0..80)) {
+            let _ = arp_conflict(&frame, Ipv4Addr::new(10, 0, 0, 5), MAC);
         }
 
         #[test]

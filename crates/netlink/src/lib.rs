@@ -54,6 +54,7 @@ mod error;
 mod fake;
 mod frames;
 mod names;
+mod probe;
 mod real;
 mod routing;
 mod sysctl;
@@ -61,12 +62,15 @@ mod types;
 
 pub use crate::dataplane::Dataplane;
 pub use crate::error::{Error, ErrorContext, ErrorKind, Op, Result, errno_detail};
-pub use crate::fake::{Call, Failure, FakeDataplane, FakeKernel, FakeLink, FakeNetns, Trigger};
-pub use crate::frames::{gratuitous_arp, unsolicited_na};
+pub use crate::fake::{
+    Call, DUPLICATE_HOLDER, Failure, FakeDataplane, FakeKernel, FakeLink, FakeNetns, Trigger,
+};
+pub use crate::frames::{arp_conflict, arp_probe, gratuitous_arp, unsolicited_na};
 pub use crate::names::{
     MAX_LINK_NAME_LEN, NameError, TEMPORARY_PREFIX, temporary_link_name, validate_link_name,
     vlan_link_name, vxlan_link_name,
 };
+pub use crate::probe::{ArpProbe, DAD_POLL, DEFAULT_DAD_TIMEOUT, DadOutcome};
 pub use crate::real::RealDataplane;
 pub use crate::routing::{
     AddressEntry, Dad, IpFamily, LOCAL_TABLE, MAIN_TABLE, Route, RouteScope, Rule,

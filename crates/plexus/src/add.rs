@@ -12,7 +12,7 @@ use crate::error::PlexusError;
 use crate::naming::{NameInput, interface_names};
 use crate::networks::{NetworkSource, resolve, resolve_default};
 use crate::plan::{Driver, Planned, driver_of, plexus_allocates, pool_of};
-use crate::records::{AttachmentRecord, EndpointRecord, Records};
+use crate::records::{AttachmentRecord, EndpointRecord, RecordedRoute, Records};
 
 /// Turns the requests (or the default network) into planned attachments, names checked.
 pub async fn plan(
@@ -110,6 +110,7 @@ pub fn intent_record(
             mac: None,
             rt_table: p.network.valid.rt_table,
             result: None,
+            routes: Vec::new(),
         })
         .collect();
     record
@@ -154,6 +155,13 @@ pub async fn run(
                 slot.addresses = a.addresses.iter().map(|(n, _)| *n).collect();
                 slot.mac = a.mac.clone();
                 slot.result = a.delegate.as_ref().map(|(_, raw)| raw.clone());
+                slot.routes = a
+                    .routes
+                    .iter()
+                    .map(|(dst, gw)| (*dst, *gw, plexus_netlink::MAIN_TABLE))
+                    .chain(a.policy_routes.iter().copied())
+                    .map(|(dst, gw, table)| RecordedRoute { dst, gw, table })
+                    .collect();
                 if !a.plugins.is_empty() {
                     slot.delegate = a.plugins.clone();
                 }

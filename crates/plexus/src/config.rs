@@ -6,7 +6,8 @@
 //!  "networksDir": "/etc/plexus/networks", "cniDir": "/etc/cni/net.d",
 //!  "stateDir": "/var/lib/plexus/endpoints", "namingScheme": "indexed",
 //!  "defaultNetwork": "default", "nodeName": "worker-1", "maxParallel": 4,
-//!  "timeouts": {"addMs": 30000, "delMs": 20000}, "logLevel": "info"}
+//!  "timeouts": {"addMs": 30000, "delMs": 20000}, "logLevel": "info",
+//!  "duplicateAddress": {"attempts": 3, "cooldownSeconds": 600}}
 //! ```
 //! Every key is optional. `cniDir` defaults to `CNI_CONF_DIR`, else `/etc/cni/net.d`.
 //! Unknown plexus keys are refused naming the key; the CNI spec's own keys (`cniVersion`,
@@ -35,6 +36,12 @@ pub const DEFAULT_ADD_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_DEL_TIMEOUT: Duration = Duration::from_secs(20);
 /// How many attachments are set up at once by default.
 pub const DEFAULT_MAX_PARALLEL: usize = 4;
+/// How many addresses an attachment of a `duplicateAddressCheck` network tries by default.
+pub const DEFAULT_DUPLICATE_ATTEMPTS: u32 = 3;
+/// How long a conflicting address stays quarantined by default.
+pub const DEFAULT_QUARANTINE: Duration = Duration::from_secs(600);
+/// Longest accepted quarantine (a day).
+const MAX_QUARANTINE_SECS: u64 = 86_400;
 /// Longest accepted timeout.
 const MAX_TIMEOUT_MS: u64 = 600_000;
 
@@ -63,6 +70,12 @@ pub struct PlexusConf {
     pub del_timeout: Duration,
     /// `tracing` filter (else `PLEXUS_LOG`, else `warn`).
     pub log_level: Option<String>,
+    /// `duplicateAddress.attempts`: addresses tried per attachment and family when the
+    /// network has `duplicateAddressCheck`.
+    pub duplicate_attempts: u32,
+    /// `duplicateAddress.cooldownSeconds`: how long an address found in use elsewhere is
+    /// kept out of allocation.
+    pub quarantine: Duration,
 }
 
 /// Keys of the CNI spec (and libcni) that may appear at the top level of any netconf.
@@ -100,6 +113,8 @@ impl PlexusConf {
             add_timeout: DEFAULT_ADD_TIMEOUT,
             del_timeout: DEFAULT_DEL_TIMEOUT,
             log_level: None,
+            duplicate_attempts: DEFAULT_DUPLICATE_ATTEMPTS,
+            quarantine: DEFAULT_QUARANTINE,
         };
         for (key, value) in object {
             match key.as_str() {
@@ -133,6 +148,7 @@ impl PlexusConf {
                     }
                 },
                 "timeouts" => parse_timeouts(&mut conf, value)?,
+                "duplicateAddress" => parse_duplicate_address(&mut conf, value)?,
                 "logLevel" => conf.log_level = Some(string(key, value)?.to_owned()),
                 known if SPEC_KEYS.contains(&known) => {}
                 extension if extension.contains('.') || extension.contains('/') => {}
@@ -140,7 +156,7 @@ impl PlexusConf {
                     return Err(PlexusError::config(
                         unknown,
                         "unknown key (known: store, cniDir, networksDir, stateDir, namingScheme, \
-                         defaultNetwork, nodeName, maxParallel, timeouts, logLevel)",
+                         defaultNetwork, nodeName, maxParallel, timeouts, logLevel, duplicateAddress)",
                     ));
                 }
             }
@@ -217,6 +233,45 @@ fn parse_timeouts(conf: &mut PlexusConf, value: &Value) -> Result<(), PlexusErro
     Ok(())
 }
 
+fn parse_duplicate_address(conf: &mut PlexusConf, value: &Value) -> Result<(), PlexusError> {
+    let Some(object) = value.as_object() else {
+        return Err(PlexusError::config(
+            "duplicateAddress",
+            format!("must be an object, found {value}"),
+        ));
+    };
+    for (key, value) in object {
+        let field = format!("duplicateAddress.{key}");
+        match (key.as_str(), value.as_u64()) {
+            ("attempts", Some(n @ 1..=16)) => {
+                conf.duplicate_attempts = u32::try_from(n).unwrap_or(1);
+            }
+            ("attempts", _) => {
+                return Err(PlexusError::config(
+                    field,
+                    format!("must be an integer from 1 to 16, found {value}"),
+                ));
+            }
+            ("cooldownSeconds", Some(secs @ 0..=MAX_QUARANTINE_SECS)) => {
+                conf.quarantine = Duration::from_secs(secs);
+            }
+            ("cooldownSeconds", _) => {
+                return Err(PlexusError::config(
+                    field,
+                    format!("must be an integer from 0 to {MAX_QUARANTINE_SECS}, found {value}"),
+                ));
+            }
+            _ => {
+                return Err(PlexusError::config(
+                    field,
+                    "unknown key (known: attempts, cooldownSeconds)",
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -244,7 +299,8 @@ mod tests {
             "store": {"path": "/tmp/p.db"}, "cniDir": "/c", "networksDir": "/n",
             "stateDir": "/s", "namingScheme": "legacy", "defaultNetwork": "main",
             "nodeName": "w1", "maxParallel": 2, "timeouts": {"addMs": 500, "delMs": 700},
-            "logLevel": "debug", "cni.dev/valid-attachments": [], "runtimeConfig": {}});
+            "logLevel": "debug", "cni.dev/valid-attachments": [], "runtimeConfig": {},
+            "duplicateAddress": {"attempts": 5, "cooldownSeconds": 30}});
         let conf = PlexusConf::parse(&raw, |_| Some("/ignored".into())).unwrap();
         assert_eq!(conf.cni_dir, PathBuf::from("/c"));
         assert_eq!(conf.naming, NamingScheme::Legacy);
@@ -253,6 +309,8 @@ mod tests {
         assert_eq!(conf.max_parallel, 2);
         assert_eq!(conf.add_timeout, Duration::from_millis(500));
         assert_eq!(conf.del_timeout, Duration::from_millis(700));
+        assert_eq!(conf.duplicate_attempts, 5);
+        assert_eq!(conf.quarantine, Duration::from_secs(30));
     }
 
     #[test]
@@ -265,6 +323,19 @@ mod tests {
             (json!({"timeouts": {"add": 5}}), "timeouts.add"),
             (json!({"cnidir": "/x"}), "cnidir"),
             (json!({"defaultNetwork": ""}), "defaultNetwork"),
+            (json!({"duplicateAddress": 3}), "duplicateAddress"),
+            (
+                json!({"duplicateAddress": {"attempts": 0}}),
+                "duplicateAddress.attempts",
+            ),
+            (
+                json!({"duplicateAddress": {"cooldownSeconds": -1}}),
+                "duplicateAddress.cooldownSeconds",
+            ),
+            (
+                json!({"duplicateAddress": {"tries": 2}}),
+                "duplicateAddress.tries",
+            ),
         ];
         for (raw, field) in cases {
             match PlexusConf::parse(&raw, no_env) {

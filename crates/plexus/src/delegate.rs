@@ -385,10 +385,12 @@ async fn run(
     }
     let mut child = cmd.spawn().map_err(|e| exec_err(e.to_string()))?;
     if let Some(mut stdin) = child.stdin.take() {
-        stdin
-            .write_all(conf.to_string().as_bytes())
-            .await
-            .map_err(|e| exec_err(format!("writing stdin: {e}")))?;
+        match stdin.write_all(conf.to_string().as_bytes()).await {
+            // A plugin may answer without reading stdin (VERSION) and exit first: its
+            // reply still counts.
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+            other => other.map_err(|e| exec_err(format!("writing stdin: {e}")))?,
+        }
     }
     let output = child
         .wait_with_output()

@@ -14,10 +14,11 @@ use std::time::Duration;
 use ipnet::IpNet;
 use plexus_cni::SuccessResult;
 use plexus_netlink::{Dad, Dataplane, LinkSpec, Netns, Route, Rule, Sysctl};
-use plexus_store::{AttachmentKey, ClaimContext, Owner, Store, StoreError};
+use plexus_store::{AttachmentKey, Claim, ClaimContext, Owner, Store, StoreError};
 use serde_json::Value;
 
 use crate::delegate::{self, DelegateEnv, Runner};
+use crate::duplicate::DuplicateCheck;
 use crate::error::PlexusError;
 use crate::plan::{Driver, Planned};
 
@@ -37,6 +38,8 @@ pub struct Engine<'a> {
     pub owner: Owner,
     /// Node, block policy and clock of claims.
     pub claim_ctx: ClaimContext,
+    /// Settings of `duplicateAddressCheck` networks.
+    pub duplicate: DuplicateCheck,
 }
 
 /// One thing to undo.
@@ -111,7 +114,7 @@ pub struct Attached {
 const STORE_RETRY: Duration = Duration::from_secs(10);
 
 /// Runs a store operation, retrying transient errors with backoff.
-async fn with_retry<T, F, Fut>(mut op: F) -> Result<T, StoreError>
+pub(crate) async fn with_retry<T, F, Fut>(mut op: F) -> Result<T, StoreError>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, StoreError>>,
@@ -130,7 +133,7 @@ where
 }
 
 impl Engine<'_> {
-    fn key(&self, planned: &Planned) -> AttachmentKey {
+    pub(crate) fn key(&self, planned: &Planned) -> AttachmentKey {
         AttachmentKey::new(
             planned.network_name(),
             &self.env.container_id,
@@ -138,7 +141,9 @@ impl Engine<'_> {
         )
     }
 
-    fn dataplane_error(planned: &Planned) -> impl Fn(plexus_netlink::Error) -> PlexusError + '_ {
+    pub(crate) fn dataplane_error(
+        planned: &Planned,
+    ) -> impl Fn(plexus_netlink::Error) -> PlexusError + '_ {
         move |source| PlexusError::Dataplane {
             network: planned.network_name(),
             ifname: planned.ifname.clone(),
@@ -153,6 +158,16 @@ impl Engine<'_> {
         journal: &Journal,
     ) -> Result<Vec<(IpNet, Option<IpAddr>)>, PlexusError> {
         let claims = planned.claims()?;
+        self.claim_these(planned, &claims, journal).await
+    }
+
+    /// Claims `claims` for the attachment (journalled), with the endpoint details.
+    pub(crate) async fn claim_these(
+        &self,
+        planned: &Planned,
+        claims: &[Claim<'_>],
+        journal: &Journal,
+    ) -> Result<Vec<(IpNet, Option<IpAddr>)>, PlexusError> {
         if claims.is_empty() {
             return Ok(Vec::new());
         }
@@ -170,7 +185,7 @@ impl Engine<'_> {
             "node": self.claim_ctx.node,
         }));
         let allocations =
-            with_retry(|| self.store.claim(&key, &owner, &claims, &self.claim_ctx)).await?;
+            with_retry(|| self.store.claim(&key, &owner, claims, &self.claim_ctx)).await?;
         Ok(allocations
             .iter()
             .filter_map(|a| planned.address_of(a.ip))
@@ -225,6 +240,10 @@ impl Engine<'_> {
                 parent: parent.clone(),
             });
         }
+        let check = planned.network.valid.duplicate_address_check;
+        if check {
+            self.free_expired_quarantines(planned).await?;
+        }
         let addresses = self.claim(planned, journal).await?;
         let spec = spec.in_netns(self.pod.clone());
         journal.push(Undo::Link(temporary.to_owned()));
@@ -249,8 +268,14 @@ impl Engine<'_> {
             .await
             .map_err(&dp_err)?;
         for (address, _) in &addresses {
+            // With the check, IPv6 runs the kernel's DAD and IPv4 waits for its probe.
+            let dad = match (check, address.addr().is_ipv4()) {
+                (false, _) => Dad::Skip,
+                (true, false) => Dad::Run,
+                (true, true) => continue,
+            };
             self.dp
-                .add_address(&self.pod, temporary, *address, Dad::Skip)
+                .add_address(&self.pod, temporary, *address, dad)
                 .await
                 .map_err(&dp_err)?;
         }
@@ -263,6 +288,11 @@ impl Engine<'_> {
             .set_up(&self.pod, &planned.ifname)
             .await
             .map_err(&dp_err)?;
+        let addresses = if check {
+            self.settle_addresses(planned, addresses, journal).await?
+        } else {
+            addresses
+        };
         let ips: Vec<IpAddr> = addresses.iter().map(|(a, _)| a.addr()).collect();
         if !ips.is_empty()
             && let Err(e) = self.dp.announce(&self.pod, &planned.ifname, &ips).await

@@ -31,6 +31,9 @@ pub mod plugin_codes {
     pub const DELEGATE_FAILED: u32 = 112;
     /// The kernel lacks the link type a network needs (e.g. no ipvlan module).
     pub const UNSUPPORTED_LINK: u32 = 113;
+    /// A new address is already used by another host on the segment (ARP probe / DAD),
+    /// and no other address could be taken (static request, attempts used up).
+    pub const DUPLICATE_ADDRESS: u32 = 114;
 }
 
 /// Everything that can go wrong in the meta-plugin.
@@ -129,6 +132,17 @@ pub enum PlexusError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// `duplicateAddressCheck` found every address it tried in use on the segment, or a
+    /// static one, or could not finish the check.
+    #[error("interface {ifname} of network {network}: {message}")]
+    DuplicateAddress {
+        /// Network.
+        network: String,
+        /// Interface.
+        ifname: String,
+        /// What was found (addresses and the MACs that hold them).
+        message: String,
+    },
     /// CHECK found a difference.
     #[error("CHECK: {0}")]
     CheckFailed(String),
@@ -177,6 +191,7 @@ impl PlexusError {
                 StoreError::Internal { .. } => codes::INTERNAL,
             },
             PlexusError::Delegate { .. } => DELEGATE_FAILED,
+            PlexusError::DuplicateAddress { .. } => DUPLICATE_ADDRESS,
             PlexusError::Deadline { .. } | PlexusError::ReleaseFailed { .. } => {
                 codes::TRY_AGAIN_LATER
             }
@@ -198,6 +213,11 @@ impl From<PlexusError> for CniError {
             PlexusError::ReleaseFailed { details, .. } => details.join("; "),
             PlexusError::Deadline { .. } => {
                 "everything set up so far was undone; retry the operation".to_owned()
+            }
+            PlexusError::DuplicateAddress { .. } => {
+                "the conflicting addresses are quarantined in the store for the cool-down; \
+                 everything set up was undone"
+                    .to_owned()
             }
             _ => String::new(),
         };

@@ -19,8 +19,10 @@
 //! DEL, CHECK and GC work from the endpoint records; STATUS probes the store.
 
 pub mod add;
+pub mod check;
 pub mod config;
 pub mod delegate;
+pub mod duplicate;
 pub mod engine;
 pub mod error;
 pub mod forward;

@@ -98,6 +98,12 @@ impl Planned {
         Ok(claims)
     }
 
+    /// Whether `ip`'s family was requested as a static address.
+    pub fn is_static(&self, ip: IpAddr) -> bool {
+        let request = if ip.is_ipv4() { self.ipv4 } else { self.ipv6 };
+        matches!(request, AddressRequest::Static { .. })
+    }
+
     /// The address (with the network's prefix) and gateway of an allocated `ip`.
     pub fn address_of(&self, ip: IpAddr) -> Option<(IpNet, Option<IpAddr>)> {
         let pool = self.pool.as_ref()?;

@@ -16,12 +16,13 @@ use plexus_store::{AttachmentKey, ClaimContext, Owner, Store};
 
 use crate::config::PlexusConf;
 use crate::delegate::{DelegateEnv, Runner};
+use crate::duplicate::DuplicateCheck;
 use crate::engine::{Engine, Undo, release_all, undo_one};
 use crate::error::PlexusError;
 use crate::networks::{Chain, FileNetworkSource, NetworkSource, StoreNetworkSource};
 use crate::records::{EndpointRecord, Records};
 use crate::request::{PodIdentity, RequestSource, pod_request};
-use crate::{add, forward, logging};
+use crate::{add, check, forward, logging};
 
 /// How long STATUS may take (runtimes poll it).
 pub const STATUS_DEADLINE: Duration = Duration::from_millis(1500);
@@ -159,6 +160,11 @@ impl PlexusPlugin {
             pod: pod_netns(&call.env),
             owner: call.owner.clone(),
             claim_ctx: ClaimContext::new(call.conf.node(), plexus_store::BlockPolicy::default()),
+            duplicate: DuplicateCheck {
+                attempts: call.conf.duplicate_attempts,
+                quarantine: call.conf.quarantine,
+                ..DuplicateCheck::default()
+            },
         };
         let base = call.base_record(req);
         add::run(&engine, &call.conf, &call.records, &base, &planned).await
@@ -273,7 +279,7 @@ impl PlexusPlugin {
                 )));
             }
         }
-        Ok(())
+        check::routes_and_rules(dp.as_ref(), &pod, &record.attachments, &prev).await
     }
 
     async fn status_async(&self, call: &Call) -> Result<(), PlexusError> {
@@ -364,6 +370,7 @@ async fn teardown(
         pod: netns_path.map_or(Netns::Host, Netns::Path),
         owner: call.owner.clone(),
         claim_ctx: ClaimContext::new(record.node.clone(), plexus_store::BlockPolicy::default()),
+        duplicate: DuplicateCheck::default(),
     };
     let mut keys = Vec::new();
     for a in record.attachments.iter().rev() {

@@ -50,6 +50,20 @@ pub struct AttachmentRecord {
     /// The delegate's ADD result (CHECK sends it back as `prevResult`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub result: Option<Value>,
+    /// Routes plexus added for this interface (main table and policy table).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub routes: Vec<RecordedRoute>,
+}
+
+/// A route plexus added in the pod, out of the attachment's interface.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordedRoute {
+    /// Destination.
+    pub dst: IpNet,
+    /// Gateway.
+    pub gw: std::net::IpAddr,
+    /// Routing table (254 = main); a policy table also has a `from <address>` rule.
+    pub table: u32,
 }
 
 /// Everything set up for one CNI attachment of the meta-plugin.
@@ -199,6 +213,11 @@ mod tests {
                 mac: None,
                 rt_table: Some(100),
                 result: None,
+                routes: vec![RecordedRoute {
+                    dst: "192.168.0.0/16".parse().unwrap(),
+                    gw: "10.0.0.1".parse().unwrap(),
+                    table: 100,
+                }],
             }],
         };
         assert_eq!(records.load("c1", "eth0").unwrap(), None);

@@ -337,6 +337,26 @@ fn two_pods_on_three_networks_talk_and_del_leaves_nothing() {
     let mut check = conf.clone();
     check["prevResult"] = ra.clone();
     ok(exec(world, "CHECK", "ctr-a", &pa, &check));
+    // A policy route deleted behind plexus' back: CHECK names it (code 103).
+    sh(&[
+        "ip",
+        "-n",
+        &pa.0,
+        "route",
+        "del",
+        "192.168.50.0/24",
+        "table",
+        "100",
+    ]);
+    let (code, err) = exec(world, "CHECK", "ctr-a", &pa, &check);
+    assert_eq!((code, err["code"].clone()), (1, json!(103)), "{err}");
+    assert!(
+        err["msg"]
+            .as_str()
+            .unwrap_or("")
+            .contains("192.168.50.0/24"),
+        "{err}"
+    );
 
     ok(exec(world, "DEL", "ctr-a", &pa, &conf));
     ok(exec(world, "DEL", "ctr-a", &pa, &conf));
@@ -476,4 +496,90 @@ fn ipvlan_works_or_skips_saying_why() {
     ok(exec(world, "DEL", "iv1", &pod, &conf));
     assert_pod_empty(&pod);
     assert!(world.held("iv").is_empty());
+}
+
+#[test]
+fn duplicate_address_check_skips_an_address_another_netns_holds() {
+    if !privileged("duplicate_address_check_skips_an_address_another_netns_holds") {
+        return;
+    }
+    let s = setup();
+    let world = &s.world;
+    let parent = veth();
+    let object = json!({"apiVersion": "plexus.io/v1", "kind": "ClusterNetwork",
+        "metadata": {"name": "dupchk"},
+        "spec": {"NetworkID": "dupchk", "NetworkType": "macvlan",
+                 "Options": {"host_device": parent.0, "cidr": "10.87.0.0/24",
+                             "net6": "fd87::/64", "allocation_pool_v6": {"cidr": "fd87::/120"}},
+                 "plexus": {"duplicateAddressCheck": true}}});
+    std::fs::write(
+        world.dir.path().join("networks").join("dupchk.json"),
+        object.to_string(),
+    )
+    .unwrap();
+    // Another host on the same segment already uses the first address of each pool.
+    let intruder = Netns::new();
+    let link = unique("plxin");
+    sh(&[
+        "ip", "link", "add", &link, "link", &parent.0, "type", "macvlan", "mode", "bridge",
+    ]);
+    sh(&["ip", "link", "set", &link, "netns", &intruder.0]);
+    sh(&[
+        "ip",
+        "-n",
+        &intruder.0,
+        "addr",
+        "add",
+        "10.87.0.1/24",
+        "dev",
+        &link,
+    ]);
+    sh(&[
+        "ip",
+        "-n",
+        &intruder.0,
+        "addr",
+        "add",
+        "fd87::1/64",
+        "dev",
+        &link,
+        "nodad",
+    ]);
+    sh(&["ip", "-n", &intruder.0, "link", "set", &link, "up"]);
+
+    let conf = world.conf(Some(
+        json!([{"clusterNetwork": "dupchk", "ip": "dynamic", "ip6": "dynamic"}]),
+    ));
+    let pod = Netns::new();
+    let result = ok(exec(world, "ADD", "dup1", &pod, &conf));
+    assert_eq!(address_of(&result, 0, false), "10.87.0.2", "{result}");
+    assert_eq!(address_of(&result, 0, true), "fd87::2", "{result}");
+    let held: Vec<(String, String)> = world
+        .held("dupchk")
+        .iter()
+        .map(|a| (a.container_id.clone(), a.ip.to_string()))
+        .collect();
+    for quarantined in ["10.87.0.1", "fd87::1"] {
+        assert!(
+            held.contains(&("plexus-quarantine".to_owned(), quarantined.to_owned())),
+            "{held:?}"
+        );
+    }
+    let addresses = pod.text(&["ip", "-o", "addr", "show", "dev", "eth0"]);
+    assert!(!addresses.contains("10.87.0.1/") && !addresses.contains("fd87::1/"));
+    let global = addresses.lines().filter(|l| l.contains("fd87::"));
+    assert!(
+        global.clone().all(|l| !l.contains("tentative")),
+        "DAD finished before success: {addresses}"
+    );
+    ping(&pod, "10.87.0.1");
+    ping(&pod, "fd87::1");
+    ok(exec(world, "DEL", "dup1", &pod, &conf));
+    assert_pod_empty(&pod);
+    let left: Vec<String> = world
+        .held("dupchk")
+        .iter()
+        .map(|a| a.container_id.clone())
+        .collect();
+    assert_eq!(left, ["plexus-quarantine", "plexus-quarantine"]);
 }

@@ -213,6 +213,8 @@ pub struct ValidNetwork {
     pub v4: Option<ValidFamily>,
     /// The IPv6 side, if `net6` is set.
     pub v6: Option<ValidFamily>,
+    /// `spec.plexus.duplicateAddressCheck`: probe new addresses before using them.
+    pub duplicate_address_check: bool,
 }
 
 impl ValidNetwork {
@@ -337,6 +339,7 @@ pub fn validate(object: &NetworkObject, op: Operation) -> Result<ValidNetwork, V
         vxlan: identity.vxlan,
         v4: families.v4,
         v6: families.v6,
+        duplicate_address_check: object.spec.plexus.duplicate_address_check,
     })
 }
 

@@ -1,7 +1,7 @@
 //! The record of one call made to the fake, with every argument, so tests can assert the
 //! exact order of dataplane operations (e.g. rollback undoing in reverse).
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 
 use ipnet::IpNet;
 
@@ -104,6 +104,11 @@ pub enum Call {
         link: String,
         addresses: Vec<IpAddr>,
     },
+    ArpProbe {
+        netns: Netns,
+        link: String,
+        ip: Ipv4Addr,
+    },
 }
 
 impl Call {
@@ -131,6 +136,7 @@ impl Call {
             Call::ListRules { .. } => Op::ListRules,
             Call::SetSysctls { .. } => Op::SetSysctls,
             Call::Announce { .. } => Op::Announce,
+            Call::ArpProbe { .. } => Op::ArpProbe,
         }
     }
 
@@ -157,7 +163,8 @@ impl Call {
             | Call::DelRule { netns, .. }
             | Call::ListRules { netns }
             | Call::SetSysctls { netns, .. }
-            | Call::Announce { netns, .. } => netns,
+            | Call::Announce { netns, .. }
+            | Call::ArpProbe { netns, .. } => netns,
         }
     }
 
@@ -177,7 +184,8 @@ impl Call {
             | Call::DelAddress { link, .. }
             | Call::ListAddresses { link, .. }
             | Call::SetSysctls { link, .. }
-            | Call::Announce { link, .. } => Some(link),
+            | Call::Announce { link, .. }
+            | Call::ArpProbe { link, .. } => Some(link),
             Call::AddRoute { route, .. } | Call::DelRoute { route, .. } => route.link.as_deref(),
             Call::ListLinks { .. }
             | Call::ListRoutes { .. }

@@ -2,7 +2,7 @@
 //! and a reachable gateway), policy rules (with the kernel's priority choice), sysctls and
 //! announcements.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 
 use ipnet::IpNet;
 
@@ -10,6 +10,10 @@ use super::state::{FakeKernel, invalid_name, missing_link};
 use crate::error::{ErrorContext, ErrorKind, Result};
 use crate::routing::{AddressEntry, Dad, IpFamily, Route, RouteScope, Rule};
 use crate::sysctl::Sysctl;
+use crate::types::MacAddr;
+
+/// The MAC address of the fake host that holds every duplicate address.
+pub const DUPLICATE_HOLDER: MacAddr = MacAddr([0x02, 0xd0, 0x0b, 0x1e, 0x00, 0x01]);
 
 impl FakeKernel {
     /// Adds an address (duplicate = Exists).
@@ -217,5 +221,22 @@ impl FakeKernel {
             ns.announcements.push((name.to_owned(), *ip));
         }
         Ok(())
+    }
+
+    /// An ARP probe: the link must be up and must not hold `ip` yet; a "host" answers when
+    /// `ip` is one of the [`FakeKernel::duplicates`].
+    pub fn arp_probe(
+        &mut self,
+        ctx: &ErrorContext,
+        name: &str,
+        ip: Ipv4Addr,
+    ) -> Result<Option<MacAddr>> {
+        let answers = self.duplicates.contains(&IpAddr::V4(ip));
+        let ns = self.ns_mut(ctx)?;
+        let link = ns.link(name).ok_or_else(|| missing_link(ctx, name))?;
+        if !link.link.up {
+            return Err(ctx.error(ErrorKind::Other, "link is down: Network is down (ENETDOWN)"));
+        }
+        Ok(answers.then_some(DUPLICATE_HOLDER))
     }
 }

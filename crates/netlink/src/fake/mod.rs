@@ -8,16 +8,18 @@ mod calls;
 mod layer3;
 mod state;
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::{Mutex, MutexGuard};
 
 use async_trait::async_trait;
 use ipnet::IpNet;
 
 pub use self::calls::{Call, Failure, Trigger};
+pub use self::layer3::DUPLICATE_HOLDER;
 pub use self::state::{FakeKernel, FakeLink, FakeNetns};
 use crate::dataplane::Dataplane;
 use crate::error::{ErrorContext, ErrorKind, Op, Result};
+use crate::probe::ArpProbe;
 use crate::routing::{AddressEntry, Dad, Route, Rule};
 use crate::sysctl::Sysctl;
 use crate::types::{Link, LinkKind, LinkSpec, MacAddr, Netns};
@@ -74,7 +76,8 @@ impl FakeDataplane {
             .insert(kind.as_str().to_owned());
     }
 
-    /// Makes IPv6 DAD ([`Dad::Run`]) report `ip` as a duplicate.
+    /// Makes `ip` held by another host: IPv6 DAD ([`Dad::Run`]) flags it `dad_failed`, an
+    /// IPv4 ARP probe is answered by [`DUPLICATE_HOLDER`].
     pub fn set_duplicate(&self, ip: IpAddr) {
         self.lock().kernel.duplicates.insert(ip);
     }
@@ -426,5 +429,21 @@ impl Dataplane for FakeDataplane {
             addresses: addresses.to_vec(),
         };
         self.run(call, |k, ctx| k.announce(ctx, &link, addresses))
+    }
+
+    async fn arp_probe(
+        &self,
+        netns: &Netns,
+        link: &str,
+        ip: Ipv4Addr,
+        _probe: ArpProbe,
+    ) -> Result<Option<MacAddr>> {
+        let (netns, link) = owned(netns, link);
+        let call = Call::ArpProbe {
+            netns,
+            link: link.clone(),
+            ip,
+        };
+        self.run(call, |k, ctx| k.arp_probe(ctx, &link, ip))
     }
 }

@@ -10,7 +10,7 @@ mod netns;
 mod request;
 
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::AsRawFd;
 
 use async_trait::async_trait;
@@ -29,6 +29,7 @@ use self::request::{ack, dump, get_one};
 use crate::dataplane::Dataplane;
 use crate::error::{ErrorContext, ErrorKind, Op, Result, errno_detail};
 use crate::names::validate_link_name;
+use crate::probe::ArpProbe;
 use crate::routing::{AddressEntry, Dad, IpFamily, Route, Rule};
 use crate::sysctl::Sysctl;
 use crate::types::{Link, LinkSpec, LinkSpecKind, MacAddr, Netns};
@@ -443,6 +444,22 @@ impl Dataplane for RealDataplane {
             .run(&ctx, netns, move || inside::announce(&name, &addresses))
             .await?
             .map(|_sent| ())
+            .map_err(|e| inside_error(&ctx, e))
+    }
+
+    async fn arp_probe(
+        &self,
+        netns: &Netns,
+        link: &str,
+        ip: Ipv4Addr,
+        probe: ArpProbe,
+    ) -> Result<Option<MacAddr>> {
+        let ctx = ErrorContext::new(Op::ArpProbe, Some(link), netns);
+        validate_link_name(link).map_err(|e| ctx.error(ErrorKind::Invalid, e.to_string()))?;
+        let name = link.to_owned();
+        self.namespaces
+            .run(&ctx, netns, move || inside::arp_probe(&name, ip, probe))
+            .await?
             .map_err(|e| inside_error(&ctx, e))
     }
 }
