@@ -26,6 +26,7 @@ use crate::range::{DisjointSpans, RangeSet};
 const PLEXUS_KEYS: &[&str] = &[
     "type",
     "store",
+    "agent",
     "network",
     "node_name",
     "blocks",
