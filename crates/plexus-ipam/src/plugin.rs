@@ -159,7 +159,9 @@ impl IpamPlugin {
         let agent = request::agent(&req.conf)?;
         let unavailable = |e: IpamError| IpamError::NotAvailable(format!("store not usable: {e}"));
         block_on(async {
-            let store = open_store(&store_config, &agent).await.map_err(unavailable)?;
+            let store = open_store(&store_config, &agent)
+                .await
+                .map_err(unavailable)?;
             store.probe().await.map_err(|e| unavailable(e.into()))?;
             let pool = match stored::resolve(&req.conf, source, &*store).await {
                 // A network missing from the store is a configuration error, not an outage.

@@ -52,7 +52,10 @@ impl AgentProcess {
             .expect("spawn plexusd");
         let started = Instant::now();
         while std::os::unix::net::UnixStream::connect(socket).is_err() {
-            assert!(started.elapsed() < Duration::from_secs(10), "agent never listened");
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "agent never listened"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
         AgentProcess {
@@ -117,7 +120,11 @@ fn verbs_through_agent_then_fallback(store: Value, network: &str) {
     assert_ne!(first, second);
     let mut checked = conf.clone();
     checked["prevResult"] = call("ADD", "agent-c1", &conf).ok();
-    assert_eq!(call("ADD", "agent-c1", &conf).ips(), first, "ADD is idempotent");
+    assert_eq!(
+        call("ADD", "agent-c1", &conf).ips(),
+        first,
+        "ADD is idempotent"
+    );
     call("CHECK", "agent-c1", &checked).ok();
     call("STATUS", "", &conf).ok();
     call("DEL", "agent-c2", &conf).ok();
@@ -132,7 +139,10 @@ fn verbs_through_agent_then_fallback(store: Value, network: &str) {
     assert!(count(&stats, "count_between") >= 1, "{stats:?}");
     assert_eq!(count(&stats, "release"), 1, "{stats:?}");
     assert_eq!(count(&stats, "gc"), 1, "{stats:?}");
-    assert_eq!(stats.stores_open, 2, "one warm store for calls, one capped for STATUS");
+    assert_eq!(
+        stats.stores_open, 2,
+        "one warm store for calls, one capped for STATUS"
+    );
 
     // The agent dies: the same config keeps working directly, with the same allocations.
     agent.kill();
@@ -160,10 +170,12 @@ fn server_store(backend: &str) -> Option<Value> {
     let env = |k: &str| std::env::var(k).ok();
     let store = match backend {
         "postgres" => (|| {
-            Some(json!({"type": "postgres", "host": env("PLEXUS_TEST_PG_HOST")?,
+            Some(
+                json!({"type": "postgres", "host": env("PLEXUS_TEST_PG_HOST")?,
                 "port": env("PLEXUS_TEST_PG_PORT")?.parse::<u16>().ok()?,
                 "dbname": env("PLEXUS_TEST_PG_DB")?, "user": env("PLEXUS_TEST_PG_USER")?,
-                "password_file": env("PLEXUS_TEST_PG_PASSWORD_FILE")?, "sslmode": "disable"}))
+                "password_file": env("PLEXUS_TEST_PG_PASSWORD_FILE")?, "sslmode": "disable"}),
+            )
         })(),
         _ => env("PLEXUS_TEST_ETCD_ENDPOINTS").map(|e| {
             json!({"type": "etcd", "endpoints": [e],
@@ -223,10 +235,16 @@ fn store_down_behind_the_agent_answers_like_direct_access() {
                 "{command} took {:?}",
                 started.elapsed()
             );
-            assert!(!reply.stderr.contains("not-logged"), "password logged: {reply:?}");
+            assert!(
+                !reply.stderr.contains("not-logged"),
+                "password logged: {reply:?}"
+            );
         }
         let stats = agent.stats(&store);
-        assert!(stats.errors >= 3, "the agent answered the failures: {stats:?}");
+        assert!(
+            stats.errors >= 3,
+            "the agent answered the failures: {stats:?}"
+        );
     }
 }
 

@@ -11,9 +11,7 @@ use std::net::IpAddr;
 ///
 /// Serializes (tagged by `kind`) so the node agent can hand the store's error back to the
 /// plugin variant for variant.
-#[derive(
-    Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize,
-)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum StoreError {
     /// The store cannot be used at all right now: it cannot be opened, stayed locked past

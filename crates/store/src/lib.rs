@@ -55,8 +55,8 @@ pub use records::{
     DEFAULT_HISTORY_LIMIT, HistoryEvent, HistoryKind, HistoryQuery, MAX_HISTORY_LIMIT,
     NetworkDeletion, NetworkRecord, PutMode,
 };
-pub use sqlite::{LATEST_VERSION as SQLITE_SCHEMA_VERSION, SqliteStore};
 pub use remote::{AgentSetting, RemoteStore, open_with_agent};
+pub use sqlite::{LATEST_VERSION as SQLITE_SCHEMA_VERSION, SqliteStore};
 pub use store::Store;
 pub use types::{Allocation, AttachmentKey, Block, Claim, ClaimContext, GcReport, Owner, unix_now};
 

@@ -15,9 +15,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::frame::{self, FrameError};
-use super::protocol::{
-    AgentStats, ClientMessage, Op, PROTOCOL_VERSION, ServerMessage, WireClaim,
-};
+use super::protocol::{AgentStats, ClientMessage, Op, PROTOCOL_VERSION, ServerMessage, WireClaim};
 use crate::config::StoreConfig;
 use crate::error::StoreError;
 use crate::records::{HistoryEvent, HistoryQuery, NetworkDeletion, NetworkRecord, PutMode};

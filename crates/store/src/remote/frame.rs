@@ -161,6 +161,9 @@ mod tests {
         write_sync(&mut bytes, br#"{"a":1}"#).unwrap();
         let mut reader = &bytes[..];
         assert_eq!(read_async(&mut reader).await.unwrap(), br#"{"a":1}"#);
-        assert!(matches!(read_async(&mut reader).await, Err(FrameError::Closed)));
+        assert!(matches!(
+            read_async(&mut reader).await,
+            Err(FrameError::Closed)
+        ));
     }
 }

@@ -157,9 +157,10 @@ impl Agent {
         let _ = stop_tx.send(true);
         let in_flight = tasks.len();
         tracing::info!(connections = in_flight, "shutting down");
-        let drained =
-            tokio::time::timeout(SHUTDOWN_GRACE, async { while tasks.join_next().await.is_some() {} })
-                .await;
+        let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
+            while tasks.join_next().await.is_some() {}
+        })
+        .await;
         if drained.is_err() {
             tracing::warn!("connections still busy after {SHUTDOWN_GRACE:?}; leaving them");
         }
@@ -202,7 +203,11 @@ impl State {
         Ok(open)
     }
 
-    async fn run(&self, store_json: &serde_json::Value, op: Op) -> Result<serde_json::Value, StoreError> {
+    async fn run(
+        &self,
+        store_json: &serde_json::Value,
+        op: Op,
+    ) -> Result<serde_json::Value, StoreError> {
         let name = op.name();
         self.count(|s| *s.calls.entry(name.to_owned()).or_default() += 1);
         let open = self.store(store_json).await?;
@@ -231,7 +236,11 @@ fn backend_name(config: &StoreConfig) -> &'static str {
 
 /// Serves one plugin connection: a hello, then calls until the plugin hangs up, the
 /// request is malformed, or the agent shuts down (between requests, never during one).
-async fn serve_connection(mut stream: UnixStream, state: Arc<State>, mut stop: watch::Receiver<bool>) {
+async fn serve_connection(
+    mut stream: UnixStream,
+    state: Arc<State>,
+    mut stop: watch::Receiver<bool>,
+) {
     let mut greeted = false;
     loop {
         let frame = tokio::select! {
@@ -242,7 +251,12 @@ async fn serve_connection(mut stream: UnixStream, state: Arc<State>, mut stop: w
             Ok(payload) => payload,
             Err(FrameError::Closed) => return,
             Err(FrameError::TooLarge(len)) => {
-                refuse(&mut stream, &state, format!("frame of {len} bytes exceeds the limit")).await;
+                refuse(
+                    &mut stream,
+                    &state,
+                    format!("frame of {len} bytes exceeds the limit"),
+                )
+                .await;
                 return;
             }
             Err(FrameError::Io(e)) => {
@@ -273,7 +287,12 @@ async fn serve_connection(mut stream: UnixStream, state: Arc<State>, mut stop: w
                 return;
             }
             (false, _) => {
-                refuse(&mut stream, &state, "the first request must be a hello".into()).await;
+                refuse(
+                    &mut stream,
+                    &state,
+                    "the first request must be a hello".into(),
+                )
+                .await;
                 return;
             }
             (true, ClientMessage::Hello { .. }) => {
@@ -281,7 +300,11 @@ async fn serve_connection(mut stream: UnixStream, state: Arc<State>, mut stop: w
                 return;
             }
             (true, ClientMessage::Stats) => ServerMessage::Stats {
-                stats: state.stats.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+                stats: state
+                    .stats
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .clone(),
             },
             (true, ClientMessage::Call { store, op }) => {
                 let name = op.name();

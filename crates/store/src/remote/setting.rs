@@ -85,7 +85,9 @@ pub async fn open_with_agent(
                 tracing::debug!(socket = %socket.display(), "using the node agent");
                 return Ok(Box::new(remote));
             }
-            Err(e) => tracing::debug!(error = %e, "node agent not usable; opening the store directly"),
+            Err(e) => {
+                tracing::debug!(error = %e, "node agent not usable; opening the store directly")
+            }
         }
     }
     crate::open(config).await
@@ -100,7 +102,10 @@ mod tests {
     #[test]
     fn agent_values() {
         let parse = |v: Value| AgentSetting::from_json(Some(&v), "ipam.agent");
-        assert_eq!(AgentSetting::from_json(None, "ipam.agent").unwrap(), AgentSetting::Default);
+        assert_eq!(
+            AgentSetting::from_json(None, "ipam.agent").unwrap(),
+            AgentSetting::Default
+        );
         assert_eq!(parse(json!(true)).unwrap(), AgentSetting::Default);
         assert_eq!(parse(json!(false)).unwrap(), AgentSetting::Disabled);
         assert_eq!(

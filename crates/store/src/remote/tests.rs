@@ -110,9 +110,15 @@ async fn conformance_suite_passes_through_the_agent() {
     let stats = probe.stats().unwrap();
     // Every store call went through the agent, and every store stayed open there.
     assert!(stats.calls["claim"] > 50, "{stats:?}");
-    assert!(stats.calls["release"] > 0 && stats.calls["history"] > 0, "{stats:?}");
+    assert!(
+        stats.calls["release"] > 0 && stats.calls["history"] > 0,
+        "{stats:?}"
+    );
     assert!(stats.stores_open >= 20, "{stats:?}");
-    assert!(stats.errors > 0, "conformance provokes store errors: {stats:?}");
+    assert!(
+        stats.errors > 0,
+        "conformance provokes store errors: {stats:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -138,7 +144,10 @@ async fn socket_is_private_and_a_live_agent_is_not_replaced() {
 
     let file = dir.path().join("plain");
     std::fs::write(&file, b"x").unwrap();
-    assert!(matches!(Agent::bind(&file, 1), Err(AgentError::NotASocket(_))));
+    assert!(matches!(
+        Agent::bind(&file, 1),
+        Err(AgentError::NotASocket(_))
+    ));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -150,7 +159,10 @@ async fn malformed_and_oversized_frames_are_refused_and_others_still_served() {
 
     let mut bad_json = raw_hello(&agent.socket);
     frame::write_sync(&mut bad_json, b"{not json").unwrap();
-    assert!(matches!(read_answer(&mut bad_json), ServerMessage::ProtocolError { .. }));
+    assert!(matches!(
+        read_answer(&mut bad_json),
+        ServerMessage::ProtocolError { .. }
+    ));
     assert_closed(&mut bad_json);
 
     let mut oversized = raw_hello(&agent.socket);
@@ -163,7 +175,10 @@ async fn malformed_and_oversized_frames_are_refused_and_others_still_served() {
 
     let mut no_hello = UnixStream::connect(&agent.socket).unwrap();
     frame::write_sync(&mut no_hello, br#"{"type":"stats"}"#).unwrap();
-    assert!(matches!(read_answer(&mut no_hello), ServerMessage::ProtocolError { .. }));
+    assert!(matches!(
+        read_answer(&mut no_hello),
+        ServerMessage::ProtocolError { .. }
+    ));
 
     // The connection opened before the garbage still works, and so does a new one.
     store.probe().await.unwrap();
@@ -182,7 +197,10 @@ async fn other_protocol_version_is_incompatible_and_open_falls_back() {
     })
     .unwrap();
     frame::write_sync(&mut stream, &hello).unwrap();
-    assert!(matches!(read_answer(&mut stream), ServerMessage::ProtocolError { .. }));
+    assert!(matches!(
+        read_answer(&mut stream),
+        ServerMessage::ProtocolError { .. }
+    ));
 
     // No agent at all: open_with_agent opens the store directly.
     let cfg = sqlite(dir.path(), "d.db");
@@ -199,7 +217,10 @@ async fn store_errors_keep_their_variant_through_the_agent() {
     // A SQLite path whose directory cannot be created: the store is unavailable.
     std::fs::write(dir.path().join("file"), b"x").unwrap();
     let cfg = sqlite(dir.path(), "file/sub/x.db");
-    let direct = crate::open(&cfg).await.err().expect("direct open must fail");
+    let direct = crate::open(&cfg)
+        .await
+        .err()
+        .expect("direct open must fail");
     let remote = RemoteStore::connect(&agent.socket, &cfg).unwrap();
     let through_agent = remote.probe().await.unwrap_err();
     assert_eq!(through_agent, direct);
