@@ -39,6 +39,60 @@ pub struct MultinodeArgs {
     /// PLEXUS_TEST_* variables that scripts/with-servers exports.
     #[arg(long, value_delimiter = ',', default_value = "sqlite,postgres,etcd")]
     backends: Vec<String>,
+    /// Also run every backend through a node agent: one `plexusd node` per simulated node
+    /// (its own socket), each node's plugin calls pointed at it with `ipam.agent`.
+    #[arg(long)]
+    agent: bool,
+    /// The plexusd binary for `--agent` (default: next to `--plexus`).
+    #[arg(long)]
+    plexusd: Option<PathBuf>,
+}
+
+/// The `plexusd node` processes of `--agent`, one per simulated node; killed on drop.
+struct Agents {
+    children: Vec<std::process::Child>,
+    sockets: Vec<PathBuf>,
+}
+
+impl Agents {
+    fn start(binary: &Path, nodes: usize, dir: &Path) -> anyhow::Result<Agents> {
+        let mut agents = Agents {
+            children: Vec::new(),
+            sockets: Vec::new(),
+        };
+        for node in 0..nodes {
+            let socket = dir.join(format!("agent-node-{node}/agent.sock"));
+            let child = std::process::Command::new(binary)
+                .args(["node", "--log-level", "warn", "--socket"])
+                .arg(&socket)
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .with_context(|| format!("cannot start {}", binary.display()))?;
+            agents.children.push(child);
+            agents.sockets.push(socket);
+        }
+        let started = Instant::now();
+        for socket in &agents.sockets {
+            while std::os::unix::net::UnixStream::connect(socket).is_err() {
+                anyhow::ensure!(
+                    started.elapsed() < Duration::from_secs(10),
+                    "node agent at {} never listened",
+                    socket.display()
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        Ok(agents)
+    }
+}
+
+impl Drop for Agents {
+    fn drop(&mut self) {
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
 }
 
 /// One plugin configuration under test; `conf(node)` gives the stdin for a node.
@@ -65,7 +119,11 @@ fn plexus_store(backend: &str, dir: &Path) -> anyhow::Result<Value> {
     })
 }
 
-fn subjects(args: &MultinodeArgs, dir: &Path) -> anyhow::Result<Vec<Subject>> {
+fn subjects(
+    args: &MultinodeArgs,
+    dir: &Path,
+    agents: Option<&Agents>,
+) -> anyhow::Result<Vec<Subject>> {
     let range = "10.96.0.0/16";
     let same = |conf: Value| vec![conf.to_string(); args.nodes];
     let mut out = vec![Subject {
@@ -89,13 +147,33 @@ fn subjects(args: &MultinodeArgs, dir: &Path) -> anyhow::Result<Vec<Subject>> {
     });
     for backend in &args.backends {
         let store = plexus_store(backend, dir)?;
+        // Direct access explicitly: a node agent installed on this host must not serve it.
         out.push(Subject {
             name: format!("plexus-ipam on {backend}"),
             binary: args.plexus.clone(),
             confs: same(json!({"cniVersion": "1.0.0", "name": format!("bench-{backend}-{}", std::process::id()),
-                "type": "bridge", "ipam": {"type": "plexus-ipam", "range": range, "store": store}})),
+                "type": "bridge", "ipam": {"type": "plexus-ipam", "range": range, "store": store,
+                "agent": false}})),
             check_duplicates: true,
         });
+        if let Some(agents) = agents {
+            out.push(Subject {
+                name: format!("plexus-ipam on {backend} via node agent"),
+                binary: args.plexus.clone(),
+                confs: agents
+                    .sockets
+                    .iter()
+                    .map(|socket| {
+                        json!({"cniVersion": "1.0.0",
+                            "name": format!("bench-{backend}-agent-{}", std::process::id()),
+                            "type": "bridge", "ipam": {"type": "plexus-ipam", "range": range,
+                            "store": store, "agent": socket}})
+                        .to_string()
+                    })
+                    .collect(),
+                check_duplicates: true,
+            });
+        }
     }
     Ok(out)
 }
@@ -168,7 +246,16 @@ fn run_subject(subject: &Arc<Subject>, args: &MultinodeArgs) -> anyhow::Result<O
 /// Runs every subject once and prints a Markdown table.
 pub fn run(args: &MultinodeArgs) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
-    let subjects = subjects(args, dir.path())?;
+    let agents = if args.agent {
+        let binary = args
+            .plexusd
+            .clone()
+            .unwrap_or_else(|| args.plexus.with_file_name("plexusd"));
+        Some(Agents::start(&binary, args.nodes, dir.path())?)
+    } else {
+        None
+    };
+    let subjects = subjects(args, dir.path(), agents.as_ref())?;
     println!(
         "# {} nodes × {} processes, {} ADDs then {} DELs per process (whole processes)\n",
         args.nodes, args.procs, args.adds, args.adds

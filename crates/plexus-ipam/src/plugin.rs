@@ -11,7 +11,7 @@ use std::time::Duration;
 use ipnet::IpNet;
 use plexus_cni::{Dns, Error as CniError, IpConfig, Plugin, Request, Route, SuccessResult, codes};
 use plexus_ipam_core::PoolConfig;
-use plexus_store::{Allocation, ClaimContext, Store, StoreConfig};
+use plexus_store::{AgentSetting, Allocation, ClaimContext, Store, StoreConfig};
 use serde_json::Value;
 
 use crate::retry::{self, DEFAULT_DEADLINE};
@@ -59,9 +59,17 @@ fn block_on<F: std::future::Future>(fut: F) -> Result<F::Output, IpamError> {
     Ok(runtime.block_on(fut))
 }
 
-/// Opens the configured store; failures to open are store errors (code 11, or 50 for STATUS).
-async fn open_store(config: &StoreConfig) -> Result<Box<dyn Store>, IpamError> {
-    Ok(plexus_store::open(config).await?)
+/// Opens the configured store, through the node agent when `agent` names a live one and
+/// directly otherwise; failures to open are store errors (code 11, or 50 for STATUS).
+///
+/// If the agent dies during a call, the store repeats the call directly only when that
+/// is safe: an ADD's claim is idempotent by (network, container id, ifname), so a claim
+/// the agent already committed comes back as the same allocation, never a second one.
+async fn open_store(
+    config: &StoreConfig,
+    agent: &AgentSetting,
+) -> Result<Box<dyn Store>, IpamError> {
+    Ok(plexus_store::open_with_agent(config, agent).await?)
 }
 
 impl IpamPlugin {
@@ -69,6 +77,7 @@ impl IpamPlugin {
         request::reject_unknown_args(&req.env)?;
         let source = stored::source(&req.conf)?;
         let store_config = request::store(&req.conf)?;
+        let agent = request::agent(&req.conf)?;
         if let stored::PoolSource::Inline(pool) = &source {
             // Bad input is refused before the store is touched.
             request::statics(&req.conf, &req.env, pool)?;
@@ -76,7 +85,7 @@ impl IpamPlugin {
         let owner = request::owner(&req.env);
         let node = request::node_name(&req.conf)?;
         let (pool, key, allocations) = block_on(async {
-            let store = open_store(&store_config).await?;
+            let store = open_store(&store_config, &agent).await?;
             let pool = stored::resolve(&req.conf, source, &*store).await?;
             let statics = request::statics(&req.conf, &req.env, &pool)?;
             let key = request::attachment_key(&pool.network, &req.env)?;
@@ -100,9 +109,10 @@ impl IpamPlugin {
 
     fn del_inner(&self, req: &Request) -> Result<(), IpamError> {
         let (network, store_config) = request::network_and_store_lenient(&req.conf)?;
+        let agent = request::agent_lenient(&req.conf);
         let key = request::attachment_key(&network, &req.env)?;
         let released = block_on(async {
-            let store = open_store(&store_config).await?;
+            let store = open_store(&store_config, &agent).await?;
             let released =
                 retry::with_deadline(self.retry_deadline(&store_config), || store.release(&key))
                     .await?;
@@ -121,6 +131,7 @@ impl IpamPlugin {
     fn check_inner(&self, req: &Request) -> Result<(), IpamError> {
         let source = stored::source(&req.conf)?;
         let store_config = request::store(&req.conf)?;
+        let agent = request::agent(&req.conf)?;
         let prev = req.conf.prev_result.as_ref().ok_or_else(|| {
             IpamError::Cni(CniError::new(
                 codes::INVALID_CONFIG,
@@ -130,7 +141,7 @@ impl IpamPlugin {
         })?;
         let prev = SuccessResult::from_json(prev)?;
         let (pool, key, held) = block_on(async {
-            let store = open_store(&store_config).await?;
+            let store = open_store(&store_config, &agent).await?;
             let pool = stored::resolve(&req.conf, source, &*store).await?;
             let key = request::attachment_key(&pool.network, &req.env)?;
             let held = retry::with_deadline(self.retry_deadline(&store_config), || {
@@ -145,9 +156,12 @@ impl IpamPlugin {
     fn status_inner(&self, req: &Request) -> Result<(), IpamError> {
         let source = stored::source(&req.conf)?;
         let store_config = request::store(&req.conf)?.with_timeout(STATUS_DEADLINE);
+        let agent = request::agent(&req.conf)?;
         let unavailable = |e: IpamError| IpamError::NotAvailable(format!("store not usable: {e}"));
         block_on(async {
-            let store = open_store(&store_config).await.map_err(unavailable)?;
+            let store = open_store(&store_config, &agent)
+                .await
+                .map_err(unavailable)?;
             store.probe().await.map_err(|e| unavailable(e.into()))?;
             let pool = match stored::resolve(&req.conf, source, &*store).await {
                 // A network missing from the store is a configuration error, not an outage.
@@ -178,6 +192,7 @@ impl IpamPlugin {
     fn gc_inner(&self, req: &Request) -> Result<(), IpamError> {
         let source = stored::source(&req.conf)?;
         let store_config = request::store(&req.conf)?;
+        let agent = request::agent(&req.conf)?;
         let Some(valid) = &req.conf.valid_attachments else {
             let network = match &source {
                 stored::PoolSource::Inline(pool) => pool.network.clone(),
@@ -195,7 +210,7 @@ impl IpamPlugin {
             .collect();
         let now = plexus_store::unix_now();
         let (pool, report) = block_on(async {
-            let store = open_store(&store_config).await?;
+            let store = open_store(&store_config, &agent).await?;
             let pool = stored::resolve(&req.conf, source, &*store).await?;
             let report = retry::with_deadline(self.retry_deadline(&store_config), || {
                 store.gc(&pool.network, &valid, &pool.blocks, now)

@@ -7,7 +7,7 @@ use std::net::IpAddr;
 
 use plexus_cni::{Environment, Error as CniError, NetConf, codes};
 use plexus_ipam_core::{PoolConfig, parse_pool_config, place_static};
-use plexus_store::{AttachmentKey, Claim, Owner, StoreConfig};
+use plexus_store::{AgentSetting, AttachmentKey, Claim, Owner, StoreConfig};
 use serde_json::Value;
 
 use crate::IpamError;
@@ -36,6 +36,22 @@ pub fn pool(conf: &NetConf) -> Result<PoolConfig, IpamError> {
 pub fn store(conf: &NetConf) -> Result<StoreConfig, IpamError> {
     let section = ipam_section(conf)?;
     Ok(StoreConfig::from_json(section.get("store"))?)
+}
+
+/// Whether and where to reach the node agent (`ipam.agent`): a socket path, `false`, or
+/// absent for the default socket when it exists.
+pub fn agent(conf: &NetConf) -> Result<AgentSetting, IpamError> {
+    let section = ipam_section(conf)?;
+    Ok(AgentSetting::from_json(section.get("agent"), "ipam.agent")?)
+}
+
+/// [`agent`] for DEL: a bad value means the default, so a config edited badly still
+/// releases (through the agent or directly, the store is the same).
+pub fn agent_lenient(conf: &NetConf) -> AgentSetting {
+    agent(conf).unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "ignoring ipam.agent for DEL");
+        AgentSetting::Default
+    })
 }
 
 /// The network name and store, read leniently so that DEL can release even when the ranges

@@ -17,7 +17,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use plexus_store::StoreConfig;
+use plexus_store::{AgentSetting, StoreConfig};
 use serde_json::{Map, Value};
 
 use crate::error::PlexusError;
@@ -50,6 +50,8 @@ const MAX_TIMEOUT_MS: u64 = 600_000;
 pub struct PlexusConf {
     /// The allocation store.
     pub store: StoreConfig,
+    /// Whether and where to reach the node agent (`"agent"`: socket path or `false`).
+    pub agent: AgentSetting,
     /// Directory of static delegate configurations (`<NetworkID>.conf`/`.conflist`).
     pub cni_dir: PathBuf,
     /// Directory of network definitions (the file-backed network source).
@@ -101,6 +103,7 @@ impl PlexusConf {
         let object = raw.as_object().unwrap_or(&empty);
         let mut conf = PlexusConf {
             store: StoreConfig::default(),
+            agent: AgentSetting::Default,
             cni_dir: env("CNI_CONF_DIR")
                 .filter(|d| !d.is_empty())
                 .map_or_else(|| PathBuf::from(DEFAULT_CNI_DIR), PathBuf::from),
@@ -119,6 +122,7 @@ impl PlexusConf {
         for (key, value) in object {
             match key.as_str() {
                 "store" => conf.store = StoreConfig::from_json(Some(value))?,
+                "agent" => conf.agent = AgentSetting::from_json(Some(value), key)?,
                 "cniDir" => conf.cni_dir = dir(key, value)?,
                 "networksDir" => conf.networks_dir = dir(key, value)?,
                 "stateDir" => conf.state_dir = dir(key, value)?,

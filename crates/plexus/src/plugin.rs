@@ -129,7 +129,7 @@ impl PlexusPlugin {
 
     async fn add_async(&self, req: &Request, call: &Call) -> Result<SuccessResult, PlexusError> {
         req.env.args.reject_unknown()?;
-        let store = plexus_store::open(&call.conf.store).await?;
+        let store = plexus_store::open_with_agent(&call.conf.store, &call.conf.agent).await?;
         let files = FileNetworkSource::new(&call.conf.networks_dir);
         let stored = StoreNetworkSource::new(store.as_ref());
         let networks: Chain<'_> = match &self.networks {
@@ -177,7 +177,7 @@ impl PlexusPlugin {
             return Ok(());
         };
         let dp = self.dataplane()?;
-        let store = plexus_store::open(&call.conf.store).await?;
+        let store = plexus_store::open_with_agent(&call.conf.store, &call.conf.agent).await?;
         teardown(dp.as_ref(), store.as_ref(), call, &record).await?;
         call.records.remove(&record.container_id, &record.ifname)
     }
@@ -214,7 +214,7 @@ impl PlexusPlugin {
             )));
         }
         let dp = self.dataplane()?;
-        let store = plexus_store::open(&call.conf.store).await?;
+        let store = plexus_store::open_with_agent(&call.conf.store, &call.conf.agent).await?;
         let runner = Runner::new();
         let pod = pod_netns(&call.env);
         for a in &record.attachments {
@@ -286,7 +286,7 @@ impl PlexusPlugin {
         let config = call.conf.store.clone().with_timeout(STATUS_DEADLINE);
         let unavailable =
             |e: &dyn std::fmt::Display| PlexusError::NotAvailable(format!("store not usable: {e}"));
-        let store = plexus_store::open(&config)
+        let store = plexus_store::open_with_agent(&config, &call.conf.agent)
             .await
             .map_err(|e| unavailable(&e))?;
         tokio::time::timeout(STATUS_DEADLINE, store.probe())
@@ -313,7 +313,7 @@ impl PlexusPlugin {
             .map(|a| (a.container_id.clone(), a.ifname.clone()))
             .collect();
         let dp = self.dataplane()?;
-        let store = plexus_store::open(&call.conf.store).await?;
+        let store = plexus_store::open_with_agent(&call.conf.store, &call.conf.agent).await?;
         let mut failures = Vec::new();
         let mut kept = Vec::new();
         for record in call.records.list()? {

@@ -8,7 +8,11 @@
 use std::net::IpAddr;
 
 /// Why a store operation failed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+///
+/// Serializes (tagged by `kind`) so the node agent can hand the store's error back to the
+/// plugin variant for variant.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
 pub enum StoreError {
     /// The store cannot be used at all right now: it cannot be opened, stayed locked past
     /// the busy timeout, is read-only, or its disk is full. The reason names the path or

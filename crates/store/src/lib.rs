@@ -11,6 +11,9 @@
 //! - [`EtcdStore`]: etcd v3, one optimistic transaction per claim.
 //! - [`MemoryStore`]: an in-memory fake with the same semantics, for tests.
 //!
+//! [`remote`] is the node agent (`plexusd node`) and the plugin's [`RemoteStore`], which
+//! reaches it over a Unix socket.
+//!
 //! [`StoreConfig::from_json`] parses the `"store"` object of the IPAM configuration and
 //! [`open`] opens the store it names. The `conformance` feature exposes the
 //! [`conformance`] suite every backend must pass.
@@ -22,6 +25,7 @@ mod etcd;
 mod memory;
 mod postgres;
 mod records;
+pub mod remote;
 mod sqlite;
 mod store;
 mod types;
@@ -51,6 +55,7 @@ pub use records::{
     DEFAULT_HISTORY_LIMIT, HistoryEvent, HistoryKind, HistoryQuery, MAX_HISTORY_LIMIT,
     NetworkDeletion, NetworkRecord, PutMode,
 };
+pub use remote::{AgentSetting, RemoteStore, open_with_agent};
 pub use sqlite::{LATEST_VERSION as SQLITE_SCHEMA_VERSION, SqliteStore};
 pub use store::Store;
 pub use types::{Allocation, AttachmentKey, Block, Claim, ClaimContext, GcReport, Owner, unix_now};

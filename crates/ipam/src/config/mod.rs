@@ -34,6 +34,7 @@ pub const MAX_RANGES_PER_SET: usize = 64;
 const PLEXUS_KEYS: &[&str] = &[
     "type",
     "store",
+    "agent",
     "network",
     "node_name",
     "blocks",

@@ -1,0 +1,3 @@
+//! One module per `plexusd` subcommand.
+
+pub mod node;
