@@ -24,6 +24,8 @@ use crate::types::{AttachmentKey, Claim, ClaimContext, Owner};
 pub const PROTOCOL_VERSION: u32 = 1;
 
 /// What the plugin sends.
+// One message lives at a time per connection: boxing the call would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ClientMessage {
