@@ -320,7 +320,16 @@ impl Tmpfs {
         let d = dir.to_str()?;
         run_ok(
             "mount",
-            &["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs", d],
+            // mode=0700: plexus refuses a world-writable database directory (tmpfs
+            // defaults to 1777), see docs/security.md.
+            &[
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0700"),
+                "tmpfs",
+                d,
+            ],
         )
         .then(|| Tmpfs(dir.to_path_buf()))
     }

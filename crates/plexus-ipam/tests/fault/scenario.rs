@@ -148,14 +148,40 @@ impl Scenario {
         Some(run)
     }
 
-    /// Three ADDs and one DEL that must all succeed.
+    /// Three ADDs and one DEL that must all succeed. On a loaded 2-core CI machine a healthy
+    /// store can still miss the short test deadline once; a runtime retries code 11, so each
+    /// step gets a few attempts — every failed attempt must itself be a clean code 11 (checked
+    /// by `add`/`del`) and is cleaned up like any other failed call.
     pub fn healthy_round(&mut self) {
+        const ATTEMPTS: usize = 4;
         for _ in 0..3 {
-            let run = self.add();
-            assert!(run.succeeded(), "healthy ADD: {run:?}");
+            let mut runs = Vec::new();
+            for _ in 0..ATTEMPTS {
+                let run = self.add();
+                let done = run.succeeded();
+                runs.push(run);
+                if done {
+                    break;
+                }
+            }
+            assert!(
+                runs.last().is_some_and(Run::succeeded),
+                "healthy ADD failed {ATTEMPTS} times: {runs:?}"
+            );
         }
-        let run = self.del().expect("something is live");
-        assert!(run.succeeded(), "healthy DEL: {run:?}");
+        let mut runs = Vec::new();
+        for _ in 0..ATTEMPTS {
+            let run = self.del().expect("something is live");
+            let done = run.succeeded();
+            runs.push(run);
+            if done {
+                break;
+            }
+        }
+        assert!(
+            runs.last().is_some_and(Run::succeeded),
+            "healthy DEL failed {ATTEMPTS} times: {runs:?}"
+        );
     }
 
     /// Starts a runtime churning ADD/DEL on this network in the background.
