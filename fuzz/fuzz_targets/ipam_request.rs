@@ -60,7 +60,12 @@ fuzz_target!(|data: &[u8]| {
     if let Err(err) = request::reject_unknown_args(&env) {
         check(err, data.len());
     }
-    let key = request::attachment_key(&pool.network, &env).expect("ADD carries its attachment");
+    // The network name ends up in store keys: a hostile one (`..`, `/`, NUL) is a config
+    // error here, before any store is touched.
+    let key = match request::attachment_key(&pool.network, &env) {
+        Ok(key) => key,
+        Err(err) => return check(err, data.len()),
+    };
     assert_eq!(key.network, pool.network);
     let statics = match request::statics(&conf, &env, &pool) {
         Ok(statics) => statics,

@@ -17,6 +17,14 @@ pub const DEFAULT_HISTORY_LIMIT: u32 = 10_000;
 /// Largest accepted `history_limit`.
 pub const MAX_HISTORY_LIMIT: u32 = 10_000_000;
 
+/// One in how many appends prunes a history bounded to `limit`: often enough that the
+/// excess stays around `limit / 16`, rarely enough that the prune (a count or a range
+/// delete) costs little when spread over the appends (at most 1024). Exact for limits up
+/// to 16.
+pub(crate) fn prune_interval(limit: u32) -> u32 {
+    (limit / 16).clamp(1, 1024)
+}
+
 /// A network definition kept in the store.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NetworkRecord {

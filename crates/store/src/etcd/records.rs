@@ -16,15 +16,9 @@ use super::conn::{Connector, Failure};
 use super::keys::Keys;
 use super::txn::{EtcdTxn, corrupt, decode, encode};
 use crate::error::StoreError;
+pub(crate) use crate::records::prune_interval;
 use crate::records::{HistoryEvent, HistoryQuery, NetworkRecord, sort_events};
 use crate::types::Allocation;
-
-/// One in how many appends prunes a history bounded to `limit`: often enough that the
-/// excess stays around `limit / 16`, rarely enough that the count it costs is cheap when
-/// spread over the appends (at most 1024).
-pub(crate) fn prune_interval(limit: u32) -> u32 {
-    (limit / 16).clamp(1, 1024)
-}
 
 /// Microseconds since the Unix epoch (0 before 1970).
 fn now_micros() -> u64 {

@@ -69,7 +69,9 @@ impl SqliteStore {
         let mut conn = Connection::open_with_flags(&cfg.path, flags).map_err(|e| ctx.map(e))?;
         conn.busy_timeout(cfg.busy_timeout)
             .map_err(|e| ctx.map(e))?;
-        set_journal_wal(&conn, &ctx)?;
+        if !header_says_wal(&cfg.path) {
+            set_journal_wal(&conn, &ctx)?;
+        }
         // Each plugin process is usually the database's only connection. By default SQLite
         // checkpoints and deletes the WAL on every close (fsyncs and unlinks per CNI call),
         // and a process opening the database alone replays the whole WAL (recovery), which
@@ -257,6 +259,17 @@ fn refuse_world_writable(dir: &Path, ctx: &ErrCtx<'_>) -> Result<(), StoreError>
         ));
     }
     Ok(())
+}
+
+/// Whether the database header already records WAL mode (bytes 18 and 19, the read and write
+/// format versions, are 2). The mode is persistent, so the `journal_mode` pragma, which
+/// costs a schema load on every plugin start, is only needed for a new or non-WAL file.
+fn header_says_wal(path: &Path) -> bool {
+    use std::io::Read;
+    let mut header = [0u8; 20];
+    std::fs::File::open(path)
+        .and_then(|mut file| file.read_exact(&mut header))
+        .is_ok_and(|()| header[18] == 2 && header[19] == 2)
 }
 
 /// Switches to WAL (a no-op when the file already is). A database that cannot switch (e.g.
@@ -473,6 +486,58 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(&SqliteConfig::new(dir.path().join("plexus.db"))).unwrap();
         (dir, store)
+    }
+
+    #[test]
+    fn history_append_is_one_statement_and_pruned_every_interval() {
+        let (_dir, store) = open_temp();
+        let conn = store.lock();
+        let ctx = store.ctx();
+        let limit = 64;
+        let interval = i64::from(crate::records::prune_interval(limit));
+        assert_eq!(interval, 4);
+        let event = |network: &str, n: i64| HistoryEvent {
+            network: network.into(),
+            seq: 0,
+            at: n,
+            kind: crate::records::HistoryKind::Claim,
+            ip: "10.0.0.1".parse().unwrap(),
+            container_id: format!("c{n}"),
+            ifname: "eth0".into(),
+            pod_namespace: None,
+            pod_name: None,
+            pod_uid: None,
+            node: None,
+        };
+        records::append_history(&conn, &ctx, &event("other", 0), limit).unwrap();
+        let appends = 203;
+        for n in 1..=appends {
+            records::append_history(&conn, &ctx, &event("n", n), limit).unwrap();
+            let (count, lo, hi): (i64, i64, i64) = conn
+                .query_row(
+                    "SELECT count(*), min(seq), max(seq) FROM history WHERE network = 'n'",
+                    [],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )
+                .unwrap();
+            assert_eq!(hi, n, "seq grows by one per append");
+            assert_eq!(count, hi - lo + 1, "no gaps");
+            assert!(count < i64::from(limit) + interval, "{count} after {n}");
+            if n >= i64::from(limit) {
+                assert!(count >= i64::from(limit), "{count} after {n}");
+            }
+            if n % interval == 0 && n > i64::from(limit) {
+                assert_eq!(count, i64::from(limit), "pruned to the limit at {n}");
+            }
+        }
+        let other: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM history WHERE network = 'other'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(other, 1, "another network's history is untouched");
     }
 
     #[test]

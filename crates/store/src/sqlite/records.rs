@@ -1,16 +1,22 @@
 //! The SQL of stored networks and of the bounded claim history.
 //!
-//! `history` is keyed by `(network, seq)`, `seq` growing per network: appending reads the
-//! network's largest `seq` from the primary key and deletes what falls out of the bound
-//! with one primary-key range delete (usually one row), so an append costs the same with
-//! ten events kept or ten million. Queries by address and by pod use their own indexes.
+//! `history` is keyed by `(network, seq)`, `seq` growing per network: an append is one
+//! statement that takes the network's largest `seq` from the primary key. The bound is kept
+//! amortized, as on etcd: the append whose `seq` is a multiple of
+//! [`prune_interval`]`(limit)` deletes everything that fell out of the bound with one
+//! primary-key range delete, so a history may exceed its limit by that interval (exact for
+//! limits up to 16) and an append costs the same with ten events kept or ten million. Every
+//! plugin call appends, so one statement instead of three is on every pod's path. Queries
+//! by address and by pod use their own indexes.
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::errors::ErrCtx;
 use super::rows::{addr_blob, blob_addr};
 use crate::error::StoreError;
-use crate::records::{HistoryEvent, HistoryKind, HistoryQuery, NetworkRecord, sort_events};
+use crate::records::{
+    HistoryEvent, HistoryKind, HistoryQuery, NetworkRecord, prune_interval, sort_events,
+};
 
 /// Columns of `networks` in the order [`read_network`] expects.
 const NETWORK_COLUMNS: &str = "name, definition, revision, created_at, updated_at";
@@ -119,38 +125,41 @@ pub(crate) fn remove_network(
         .map_err(|e| ctx.map(e))
 }
 
-/// Appends `event` to its network's history and prunes that history to `limit` events.
+/// Appends `event` to its network's history, pruning it to `limit` events once every
+/// [`prune_interval`]`(limit)` appends.
 pub(crate) fn append_history(
     conn: &Connection,
     ctx: &ErrCtx<'_>,
     event: &HistoryEvent,
     limit: u32,
 ) -> Result<(), StoreError> {
-    let last: Option<i64> = conn
-        .prepare_cached("SELECT max(seq) FROM history WHERE network = ?1")
-        .and_then(|mut stmt| stmt.query_row(params![event.network], |row| row.get(0)))
+    let seq: i64 = conn
+        .prepare_cached(&format!(
+            "INSERT INTO history ({HISTORY_COLUMNS}) \
+             SELECT ?1, coalesce(max(seq), 0) + 1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10 \
+             FROM history WHERE network = ?1 RETURNING seq"
+        ))
+        .and_then(|mut stmt| {
+            stmt.query_row(
+                params![
+                    event.network,
+                    event.at,
+                    event.kind.as_str(),
+                    addr_blob(event.ip),
+                    event.container_id,
+                    event.ifname,
+                    event.pod_namespace,
+                    event.pod_name,
+                    event.pod_uid,
+                    event.node
+                ],
+                |row| row.get(0),
+            )
+        })
         .map_err(|e| ctx.map(e))?;
-    let seq = last.unwrap_or(0) + 1;
-    conn.prepare_cached(&format!(
-        "INSERT INTO history ({HISTORY_COLUMNS}) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
-    ))
-    .and_then(|mut stmt| {
-        stmt.execute(params![
-            event.network,
-            seq,
-            event.at,
-            event.kind.as_str(),
-            addr_blob(event.ip),
-            event.container_id,
-            event.ifname,
-            event.pod_namespace,
-            event.pod_name,
-            event.pod_uid,
-            event.node
-        ])
-    })
-    .map_err(|e| ctx.map(e))?;
+    if seq % i64::from(prune_interval(limit)) != 0 {
+        return Ok(());
+    }
     conn.prepare_cached(PRUNE_SQL)
         .and_then(|mut stmt| stmt.execute(params![event.network, seq - i64::from(limit)]))
         .map(drop)
