@@ -153,25 +153,18 @@ impl Scenario {
     /// step gets a few attempts — every failed attempt must itself be a clean code 11 (checked
     /// by `add`/`del`) and is cleaned up like any other failed call.
     pub fn healthy_round(&mut self) {
-        const ATTEMPTS: usize = 4;
         for _ in 0..3 {
-            let mut runs = Vec::new();
-            for _ in 0..ATTEMPTS {
-                let run = self.add();
-                let done = run.succeeded();
-                runs.push(run);
-                if done {
-                    break;
-                }
-            }
-            assert!(
-                runs.last().is_some_and(Run::succeeded),
-                "healthy ADD failed {ATTEMPTS} times: {runs:?}"
-            );
+            self.until_success("ADD", Self::add);
         }
+        self.until_success("DEL", |s| s.del().expect("something is live"));
+    }
+
+    /// Runs `step` up to four times until it succeeds; fails the test if it never does.
+    fn until_success(&mut self, what: &str, mut step: impl FnMut(&mut Self) -> Run) {
+        const ATTEMPTS: usize = 4;
         let mut runs = Vec::new();
         for _ in 0..ATTEMPTS {
-            let run = self.del().expect("something is live");
+            let run = step(self);
             let done = run.succeeded();
             runs.push(run);
             if done {
@@ -180,7 +173,7 @@ impl Scenario {
         }
         assert!(
             runs.last().is_some_and(Run::succeeded),
-            "healthy DEL failed {ATTEMPTS} times: {runs:?}"
+            "healthy {what} failed {ATTEMPTS} times: {runs:?}"
         );
     }
 

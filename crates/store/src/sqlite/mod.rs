@@ -69,9 +69,7 @@ impl SqliteStore {
         let mut conn = Connection::open_with_flags(&cfg.path, flags).map_err(|e| ctx.map(e))?;
         conn.busy_timeout(cfg.busy_timeout)
             .map_err(|e| ctx.map(e))?;
-        if !header_says_wal(&cfg.path) {
-            set_journal_wal(&conn, &ctx)?;
-        }
+        set_journal_wal(&conn, &ctx)?;
         // Each plugin process is usually the database's only connection. By default SQLite
         // checkpoints and deletes the WAL on every close (fsyncs and unlinks per CNI call),
         // and a process opening the database alone replays the whole WAL (recovery), which
@@ -259,17 +257,6 @@ fn refuse_world_writable(dir: &Path, ctx: &ErrCtx<'_>) -> Result<(), StoreError>
         ));
     }
     Ok(())
-}
-
-/// Whether the database header already records WAL mode (bytes 18 and 19, the read and write
-/// format versions, are 2). The mode is persistent, so the `journal_mode` pragma, which
-/// costs a schema load on every plugin start, is only needed for a new or non-WAL file.
-fn header_says_wal(path: &Path) -> bool {
-    use std::io::Read;
-    let mut header = [0u8; 20];
-    std::fs::File::open(path)
-        .and_then(|mut file| file.read_exact(&mut header))
-        .is_ok_and(|()| header[18] == 2 && header[19] == 2)
 }
 
 /// Switches to WAL (a no-op when the file already is). A database that cannot switch (e.g.
