@@ -255,13 +255,28 @@ pub enum AnnotationError {
     },
 }
 
-/// Problems joined with "; ".
+/// How many of an annotation's problems its error text spells out; the rest are counted.
+/// A pod event or CNI error of 64 entries × several problems, each quoting its value with
+/// control characters escaped, ran to 28 KB for a 2.6 KB annotation (found by fuzzing);
+/// the first ten say what is wrong, and every problem stays in `Invalid::problems`.
+pub const MAX_SHOWN_PROBLEMS: usize = 10;
+
+/// The first [`MAX_SHOWN_PROBLEMS`] problems joined with "; ", then how many more there are.
 fn join_problems(problems: &[EntryProblem]) -> String {
-    problems
+    let mut text = problems
         .iter()
+        .take(MAX_SHOWN_PROBLEMS)
         .map(ToString::to_string)
         .collect::<Vec<_>>()
-        .join("; ")
+        .join("; ");
+    if let Some(more) = problems
+        .len()
+        .checked_sub(MAX_SHOWN_PROBLEMS)
+        .filter(|n| *n > 0)
+    {
+        text.push_str(&format!("; and {more} more"));
+    }
+    text
 }
 
 /// Find and parse the pod's request annotation, if it has one.
