@@ -1,7 +1,7 @@
 //! Finding the store server processes of `scripts/with-servers` and reading their memory
 //! and descriptors from `/proc`, for `plexus-bench soak`.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
@@ -61,6 +61,28 @@ pub fn server_pids(backend: &str) -> anyhow::Result<Vec<u32>> {
         }
         _ => Ok(Vec::new()),
     }
+}
+
+/// The bolt database file of the etcd member `pid` (`<data-dir>/member/snap/db`), from its
+/// command line; `None` when it has no `--data-dir`.
+pub fn etcd_db_file(pid: u32) -> Option<PathBuf> {
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    let argv: Vec<String> = cmdline
+        .split(|b| *b == 0)
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
+    data_dir_of(&argv).map(|dir| dir.join("member/snap/db"))
+}
+
+/// The value of `--data-dir` (two arguments, or one with `=`).
+fn data_dir_of(argv: &[String]) -> Option<PathBuf> {
+    argv.iter()
+        .enumerate()
+        .find_map(|(i, arg)| match arg.strip_prefix("--data-dir") {
+            Some("") => argv.get(i + 1).map(PathBuf::from),
+            Some(rest) => rest.strip_prefix('=').map(PathBuf::from),
+            None => None,
+        })
 }
 
 fn is_program(argv: &[String], name: &str) -> bool {
@@ -124,6 +146,23 @@ pub fn usage_of(pids: &[u32]) -> ProcSample {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn etcd_data_dir_in_either_spelling() {
+        let argv = |s: &str| s.split(' ').map(String::from).collect::<Vec<_>>();
+        assert_eq!(
+            data_dir_of(&argv(
+                "etcd --name a --data-dir /tmp/x/etcd --listen-client-urls u"
+            )),
+            Some(PathBuf::from("/tmp/x/etcd"))
+        );
+        assert_eq!(
+            data_dir_of(&argv("etcd --data-dir=/d")),
+            Some(PathBuf::from("/d"))
+        );
+        assert_eq!(data_dir_of(&argv("etcd --data-dir")), None);
+        assert_eq!(data_dir_of(&argv("etcd --data-directory=/d")), None);
+    }
 
     #[test]
     fn this_process_is_measured() {
