@@ -66,12 +66,19 @@ pub fn server_pids(backend: &str) -> anyhow::Result<Vec<u32>> {
 /// The bolt database file of the etcd member `pid` (`<data-dir>/member/snap/db`), from its
 /// command line; `None` when it has no `--data-dir`.
 pub fn etcd_db_file(pid: u32) -> Option<PathBuf> {
+    data_dir_of(&argv_of(pid)?).map(|dir| dir.join("member/snap/db"))
+}
+
+/// The command line of `pid`, one string per argument.
+fn argv_of(pid: u32) -> Option<Vec<String>> {
     let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
-    let argv: Vec<String> = cmdline
-        .split(|b| *b == 0)
-        .map(|a| String::from_utf8_lossy(a).into_owned())
-        .collect();
-    data_dir_of(&argv).map(|dir| dir.join("member/snap/db"))
+    Some(
+        cmdline
+            .split(|b| *b == 0)
+            .filter(|a| !a.is_empty())
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect(),
+    )
 }
 
 /// The value of `--data-dir` (two arguments, or one with `=`).
@@ -99,15 +106,7 @@ fn all_processes() -> Vec<(u32, u32, Vec<String>)> {
     entries
         .filter_map(Result::ok)
         .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter_map(|pid| {
-            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
-            let argv = cmdline
-                .split(|b| *b == 0)
-                .filter(|a| !a.is_empty())
-                .map(|a| String::from_utf8_lossy(a).into_owned())
-                .collect();
-            Some((pid, parent_of(pid)?, argv))
-        })
+        .filter_map(|pid| Some((pid, parent_of(pid)?, argv_of(pid)?)))
         .collect()
 }
 
