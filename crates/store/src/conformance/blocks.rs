@@ -114,8 +114,8 @@ pub async fn blocks_two_nodes_get_different_blocks(store: &dyn Store) {
     assert!(ok(store.blocks("other-net").await, "blocks").is_empty());
 }
 
-/// A node fills its block in order (a freed address is not reused at once), then claims a
-/// second block.
+/// A node fills its block in order (a freed address is not reused before the block's
+/// end), wraps to the freed address, and claims a second block only when the first is full.
 pub async fn blocks_fill_then_claim_another(store: &dyn Store) {
     let net = "conf-blocks-fill";
     let set = range_set("10.21.0.0/24");
@@ -157,7 +157,17 @@ pub async fn blocks_fill_then_claim_another(store: &dyn Store) {
         "in address order: {held:?}"
     );
 
-    // The block's end is reached: the next claim takes a new block.
+    // The block's end is reached: the cursor wraps to the address freed first...
+    let wrapped = ok(
+        claim_on(store, net, "wrapped", &set, "node-a", now).await,
+        "claim",
+    );
+    assert_eq!(
+        wrapped.ip, first.ip,
+        "the freed address, after the block's end"
+    );
+    assert_eq!(blocks_of(store, net, "node-a").await.len(), 1);
+    // ...and with the block full, the next claim takes a new block.
     let next = ok(
         claim_on(store, net, "next", &set, "node-a", now).await,
         "claim",

@@ -1,12 +1,18 @@
 //! Dynamic claims with per-node blocks, shared by every backend.
 //!
-//! Order for a node (keeps next-fit's "a freed address is not reused at once"):
+//! Order for a node (next-fit inside its blocks: a freed address is reused only after the
+//! cursor went round its block):
 //! 1. its own blocks, each from its cursor to its end, no wrap;
-//! 2. a new block: the first unclaimed block with a free address, searched from an offset
-//!    derived from the node name (so racing nodes diverge), after releasing blocks whose
-//!    grace period is over;
-//! 3. its own blocks again, wrapping: from each block's start up to its cursor;
+//! 2. its own blocks again, wrapping: from each block's start up to its cursor;
+//! 3. a new block, only when its own blocks are full: the first unclaimed block with a free
+//!    address, searched from an offset derived from the node name (so racing nodes
+//!    diverge), after releasing blocks whose grace period is over;
 //! 4. borrow: any free address of the range set, next-fit from the set's cursor.
+//!
+//! Wrapping before claiming keeps a node at the blocks its live attachments need. Claiming
+//! first (the order until 2026-12) made a churning node walk through the whole pool, one
+//! new block per block's worth of claims, holding every block until its grace period
+//! ended: other nodes were left to borrow, and every claim read hundreds of block records.
 //!
 //! Step 4 covers the whole set, so exhaustion stays exact. Blocks are placement hints:
 //! the uniqueness of addresses never depends on them.
@@ -50,11 +56,7 @@ pub(super) async fn claim_address<T: StoreTxn + ?Sized>(
             return Ok(Some(ip));
         }
     }
-    // 2. A new block.
-    if let Some(ip) = claim_new_block(txn, network, set, set_id, ctx).await? {
-        return Ok(Some(ip));
-    }
-    // 3. Own blocks again, from the start up to the cursor (released addresses).
+    // 2. Own blocks again, from the start up to the cursor (released addresses).
     for block in &mut own {
         let hi = block.cursor.unwrap_or_else(|| block.last());
         let window = FreeSearch::new(set, None).within(block.base, hi);
@@ -62,6 +64,10 @@ pub(super) async fn claim_address<T: StoreTxn + ?Sized>(
             book(txn, block, ip).await?;
             return Ok(Some(ip));
         }
+    }
+    // 3. A new block.
+    if let Some(ip) = claim_new_block(txn, network, set, set_id, ctx).await? {
+        return Ok(Some(ip));
     }
     // 4. Borrow from anywhere in the set.
     let found = borrow(txn, network, set, set_id).await?;
@@ -98,14 +104,19 @@ fn after_cursor(block: &Block) -> Option<IpAddr> {
 }
 
 /// Records `ip` as handed out in `block`: its cursor moves there and it is no longer empty.
+/// The block record itself is rewritten only when its emptied mark must go; otherwise only
+/// the cursor moves (see [`StoreTxn::set_block_cursor`]).
 async fn book<T: StoreTxn + ?Sized>(
     txn: &mut T,
     block: &mut Block,
     ip: IpAddr,
 ) -> Result<(), StoreError> {
     block.cursor = Some(ip);
-    block.emptied_at = None;
-    txn.update_block(block).await
+    if block.emptied_at.take().is_some() {
+        txn.update_block(block).await
+    } else {
+        txn.set_block_cursor(block).await
+    }
 }
 
 /// Clears the emptied mark of the block holding `ip` (an address placed in a block by

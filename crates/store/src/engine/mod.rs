@@ -215,8 +215,14 @@ async fn mark_if_emptied<T: StoreTxn + ?Sized>(
     let Some(mut block) = block_holding(txn, network, ip).await? else {
         return Ok(());
     };
+    // Unguarded: an address a concurrent claim places in the block meanwhile only makes
+    // the mark premature, and release counts again (guarded) before freeing a block.
+    // Guarded, every release conflicted with every claim in its block.
     if block.emptied_at.is_none()
-        && txn.count_between(network, block.base, block.last()).await? == 0
+        && txn
+            .count_between_unguarded(network, block.base, block.last())
+            .await?
+            == 0
     {
         block.emptied_at = Some(now);
         txn.update_block(&block).await?;

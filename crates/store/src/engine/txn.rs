@@ -80,6 +80,19 @@ pub(crate) trait StoreTxn: Send {
         hi: IpAddr,
     ) -> Result<u64, StoreError>;
 
+    /// Like [`StoreTxn::count_between`], but an optimistic backend need not make the
+    /// commit depend on the count: for decisions checked again before anything relies on
+    /// them (marking a block emptied: its release counts again). Locking backends count
+    /// as [`StoreTxn::count_between`] does.
+    async fn count_between_unguarded(
+        &mut self,
+        network: &str,
+        lo: IpAddr,
+        hi: IpAddr,
+    ) -> Result<u64, StoreError> {
+        self.count_between(network, lo, hi).await
+    }
+
     /// The next-fit cursor of `(network, range_set)`: the address last handed out by a
     /// whole-set search there, if one ever was. (Blocks carry their own cursor.)
     async fn cursor(
@@ -150,6 +163,15 @@ pub(crate) trait StoreTxn: Send {
     /// Stores the mutable fields of the existing block `(block.network, block.base)`:
     /// `cursor` and `emptied_at`. The other fields never change after insertion.
     async fn update_block(&mut self, block: &Block) -> Result<(), StoreError>;
+
+    /// Stores `block.cursor` of the existing block `(block.network, block.base)`, every
+    /// other field unchanged. Cursors are hints (a stale one costs a longer search, never
+    /// uniqueness), so an optimistic backend may write it without making the commit
+    /// depend on the block record: every claim in a block moves its cursor, and a guarded
+    /// record would make the claims of one node conflict with each other.
+    async fn set_block_cursor(&mut self, block: &Block) -> Result<(), StoreError> {
+        self.update_block(block).await
+    }
 
     /// Deletes the block `(network, base)`; a missing block is not an error.
     async fn delete_block(&mut self, network: &str, base: IpAddr) -> Result<(), StoreError>;

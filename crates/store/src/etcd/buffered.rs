@@ -169,6 +169,18 @@ impl BufferedTxn {
         Ok(value)
     }
 
+    /// Like [`get`](Self::get), but the commit does not require the key unchanged: for
+    /// hints (next-fit cursors) whose staleness costs a longer search, never uniqueness.
+    /// Guarding them made every claim conflict with every other claim of its node.
+    pub(crate) async fn get_unguarded(&mut self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let guarded_before = self.reads.contains_key(key.as_bytes());
+        let value = self.get(key).await?;
+        if !guarded_before {
+            self.reads.remove(key.as_bytes());
+        }
+        Ok(value)
+    }
+
     fn in_range_read(&self, key: &[u8]) -> bool {
         self.listed
             .iter()
@@ -297,6 +309,19 @@ impl BufferedTxn {
         self.pin(response.header().map(|h| h.revision()));
         self.ranges.push((start.as_bytes().to_vec(), end.to_vec()));
         Ok(u64::try_from(response.count()).unwrap_or(0))
+    }
+
+    /// Like [`count`](Self::count), but the commit does not require the range unchanged:
+    /// for decisions that are checked again before anything depends on them.
+    pub(crate) async fn count_unguarded(
+        &mut self,
+        start: &str,
+        end: &[u8],
+    ) -> Result<u64, StoreError> {
+        let count = self.count(start, end).await?;
+        // `count` pushed exactly one guard, last.
+        self.ranges.pop();
+        Ok(count)
     }
 
     /// Buffers a put of `value` at `key`.

@@ -7,6 +7,7 @@
 //! <prefix>/cursor/<network>/<set>                         → next-fit cursor address, text
 //! <prefix>/block/<network>/<32 hex digits of the base>    → the per-node block, JSON
 //! <prefix>/node-block/<network>/<set>/<node>/<32 hex>     → the same block, JSON (by node)
+//! <prefix>/block-cursor/<network>/<set>/<node>/<32 hex>   → the block's cursor, text (hint)
 //! <prefix>/emptied/<network>/<16 hex of emptied_at>/<32 hex> → "" (empty blocks by time)
 //! <prefix>/network/<network>                              → the stored network, JSON
 //! <prefix>/history/<network>/<16 hex seq>-<8 hex tag>     → one history event, JSON
@@ -287,6 +288,64 @@ impl Keys {
         node: &str,
     ) -> (String, Vec<u8>) {
         let dir = self.node_block_dir(network, range_set, node);
+        let end = prefix_end(&dir);
+        (dir, end)
+    }
+
+    fn block_cursor_network_dir(&self, network: &str) -> String {
+        format!("{}/block-cursor/{}/", self.prefix, escape(network))
+    }
+
+    fn block_cursor_dir(&self, network: &str, range_set: &str, node: &str) -> String {
+        format!(
+            "{}{}/{}/",
+            self.block_cursor_network_dir(network),
+            escape(range_set),
+            escape(node)
+        )
+    }
+
+    /// The cursor-hint key of a block: written without a compare by every claim in the
+    /// block, so that claims do not rewrite (and conflict on) the block record itself.
+    pub(crate) fn block_cursor(
+        &self,
+        network: &str,
+        range_set: &str,
+        node: &str,
+        base: IpAddr,
+    ) -> String {
+        format!(
+            "{}{:032x}",
+            self.block_cursor_dir(network, range_set, node),
+            addr_key(base)
+        )
+    }
+
+    /// The range of the cursor-hint keys of `node`'s blocks in `(network, range_set)`.
+    pub(crate) fn block_cursors(
+        &self,
+        network: &str,
+        range_set: &str,
+        node: &str,
+    ) -> (String, Vec<u8>) {
+        let dir = self.block_cursor_dir(network, range_set, node);
+        let end = prefix_end(&dir);
+        (dir, end)
+    }
+
+    /// The block base of a cursor-hint key (its last segment).
+    pub(crate) fn block_cursor_base(key: &[u8]) -> Option<IpAddr> {
+        let key = std::str::from_utf8(key).ok()?;
+        let (_, hex) = key.rsplit_once('/')?;
+        if hex.len() != 32 || !hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+            return None;
+        }
+        u128::from_str_radix(hex, 16).ok().map(from_key)
+    }
+
+    /// The range of every cursor-hint key of `network`.
+    pub(crate) fn block_cursors_all(&self, network: &str) -> (String, Vec<u8>) {
+        let dir = self.block_cursor_network_dir(network);
         let end = prefix_end(&dir);
         (dir, end)
     }

@@ -245,3 +245,166 @@ async fn reads_stay_on_one_snapshot() {
     let dir = format!("{p}/s/");
     assert_eq!(txn.count(&dir, &end_of(&dir)).await.unwrap(), 1);
 }
+
+#[tokio::test]
+async fn unguarded_reads_do_not_fail_the_commit() {
+    let Some((mut txn, mut other, p)) = optimistic("unguarded_reads").await else {
+        return;
+    };
+    other.put(format!("{p}/h/hint"), "1", None).await.unwrap();
+    assert_eq!(
+        txn.get_unguarded(&format!("{p}/h/hint")).await.unwrap(),
+        Some(b"1".to_vec())
+    );
+    let dir = format!("{p}/c/");
+    assert_eq!(txn.count_unguarded(&dir, &end_of(&dir)).await.unwrap(), 0);
+    txn.put(&format!("{p}/h/hint"), b"3".to_vec());
+    other.put(format!("{p}/h/hint"), "2", None).await.unwrap();
+    other.put(format!("{dir}k"), "1", None).await.unwrap();
+    assert!(txn.commit().await.is_ok(), "hints are written blindly");
+    let hint = other.get(format!("{p}/h/hint"), None).await.unwrap();
+    assert_eq!(hint.kvs()[0].value(), b"3");
+}
+
+mod hot_keys {
+    //! Claims and releases of one node in one block must not conflict with each other
+    //! unless they touch the same address: every claim moving the block's cursor inside
+    //! the guarded block record made them all conflict, and under full-rate churn an
+    //! unlucky ADD lost every round until its deadline (the etcd soak finding).
+
+    use std::net::IpAddr;
+
+    use plexus_ipam_core::BlockPolicy;
+    use plexus_ipam_core::addr::checked_add;
+
+    use super::{endpoints, fresh_store};
+    use crate::conformance::range_set;
+    use crate::engine;
+    use crate::etcd::EtcdStore;
+    use crate::{AttachmentKey, Claim, ClaimContext, Owner, Store};
+
+    fn ctx() -> ClaimContext {
+        ClaimContext::new("node-1", BlockPolicy::default())
+    }
+
+    fn key(container: &str) -> AttachmentKey {
+        AttachmentKey::new("hot", container, "eth0")
+    }
+
+    /// The address `n` after `ip`.
+    fn plus(ip: IpAddr, n: u128) -> IpAddr {
+        checked_add(ip, n).expect("inside the test range")
+    }
+
+    async fn claim(store: &EtcdStore, container: &str) -> IpAddr {
+        let set = range_set("10.77.0.0/24");
+        let got = store
+            .claim(
+                &key(container),
+                &Owner::default(),
+                &[Claim::Dynamic(&set)],
+                &ctx(),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("claim {container}: {e}"));
+        got[0].ip
+    }
+
+    #[tokio::test]
+    async fn a_release_and_a_claim_in_one_block_both_commit() {
+        let Some(endpoints) = endpoints("release_and_claim") else {
+            return;
+        };
+        let store = fresh_store(&endpoints, "release_and_claim");
+        // The node's block starts where its name's seed points; addresses follow in order.
+        let first = claim(&store, "a").await;
+        assert_eq!(claim(&store, "b").await, plus(first, 1));
+        let set = range_set("10.77.0.0/24");
+        let inner = &store.inner;
+        let mut release = inner.begin().await.unwrap();
+        let mut add = inner.begin().await.unwrap();
+        // Both read before either commits: each works on its own snapshot.
+        let released = engine::release(&mut release, &key("a"), ctx().now)
+            .await
+            .unwrap();
+        assert_eq!(released.len(), 1);
+        let claimed = engine::claim_all(
+            &mut add,
+            &key("c"),
+            &Owner::default(),
+            &[Claim::Dynamic(&set)],
+            &ctx(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(claimed[0].ip, plus(first, 2));
+        add.commit().await.expect("the claim commits");
+        release
+            .commit()
+            .await
+            .expect("the release commits although a claim landed in its block meanwhile");
+
+        let held: Vec<_> = store
+            .list("hot")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|a| (a.container_id, a.ip))
+            .collect();
+        assert_eq!(
+            held,
+            vec![("b".into(), plus(first, 1)), ("c".into(), plus(first, 2))]
+        );
+        // The cursor moved to the last claim, although the block record was not rewritten.
+        let blocks = store.blocks("hot").await.unwrap();
+        assert_eq!(blocks.len(), 1);
+        assert_eq!(blocks[0].cursor, Some(plus(first, 2)));
+        assert_eq!(claim(&store, "d").await, plus(first, 3));
+    }
+
+    #[tokio::test]
+    async fn two_claims_of_one_node_on_different_addresses_both_commit() {
+        let Some(endpoints) = endpoints("two_claims") else {
+            return;
+        };
+        let store = fresh_store(&endpoints, "two_claims");
+        let held = claim(&store, "a").await;
+        let set = range_set("10.77.0.0/24");
+        let inner = &store.inner;
+        let mut dynamic_txn = inner.begin().await.unwrap();
+        let mut static_txn = inner.begin().await.unwrap();
+        let dynamic = engine::claim_all(
+            &mut dynamic_txn,
+            &key("b"),
+            &Owner::default(),
+            &[Claim::Dynamic(&set)],
+            &ctx(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(dynamic[0].ip, plus(held, 1));
+        // Another claim in the same block, on another address (here a static one).
+        let fixed = engine::claim_all(
+            &mut static_txn,
+            &key("c"),
+            &Owner::default(),
+            &[Claim::Static {
+                set: &set,
+                ip: plus(held, 9),
+            }],
+            &ctx(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(fixed[0].ip, plus(held, 9));
+        dynamic_txn
+            .commit()
+            .await
+            .expect("the dynamic claim commits");
+        static_txn
+            .commit()
+            .await
+            .expect("the static claim commits although a claim in its block landed meanwhile");
+        assert_eq!(store.list("hot").await.unwrap().len(), 3);
+    }
+}

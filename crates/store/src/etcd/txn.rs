@@ -79,7 +79,46 @@ impl<'a> EtcdTxn<'a> {
     /// Every block of `network`, ascending by base.
     pub(crate) async fn all_blocks(&mut self, network: &str) -> Result<Vec<Block>, StoreError> {
         let (start, end) = self.keys.block_all(network);
-        self.blocks_in(&start, &end).await
+        let mut blocks = self.blocks_in(&start, &end).await?;
+        let (start, end) = self.keys.block_cursors_all(network);
+        self.apply_cursor_hints(&mut blocks, &start, &end).await?;
+        Ok(blocks)
+    }
+
+    /// Sets the cursor of each of `blocks` from its cursor-hint key in `[start, end)`, read
+    /// unguarded. A block without a hint keeps the cursor of its record (the one it was
+    /// claimed with, or one written by a plexus version that kept cursors only there).
+    async fn apply_cursor_hints(
+        &mut self,
+        blocks: &mut [Block],
+        start: &str,
+        end: &[u8],
+    ) -> Result<(), StoreError> {
+        if blocks.is_empty() {
+            return Ok(());
+        }
+        let entries = self.inner.range_unguarded(start, end, false).await?;
+        for (key, value) in entries {
+            let text = String::from_utf8_lossy(&key);
+            let base = Keys::block_cursor_base(&key)
+                .ok_or_else(|| corrupt(&text, "is no cursor-hint key"))?;
+            let cursor = decode_ip(&text, &value)?;
+            let hinted = blocks.iter_mut().find(|b| {
+                b.base == base
+                    && self
+                        .keys
+                        .block_cursor(&b.network, &b.range_set, &b.node, base)
+                        == text
+            });
+            // A hint may outlive its block for a moment (an older version released it);
+            // one outside its block is ignored, as no search may start outside the block.
+            if let Some(block) = hinted
+                && block.contains(cursor)
+            {
+                block.cursor = Some(cursor);
+            }
+        }
+        Ok(())
     }
 
     /// The failure of a server call, if any (decides whether the call is retried).
@@ -147,6 +186,16 @@ impl<'a> EtcdTxn<'a> {
             .collect()
     }
 
+    /// Writes the cursor-hint key of `block` (nothing when it has no cursor), unguarded.
+    fn put_cursor_hint(&mut self, block: &Block) {
+        if let Some(cursor) = block.cursor {
+            let key =
+                self.keys
+                    .block_cursor(&block.network, &block.range_set, &block.node, block.base);
+            self.inner.put(&key, cursor.to_string().into_bytes());
+        }
+    }
+
     /// Writes `block` and its by-node index; moves its emptied-index key from `old`'s.
     fn write_block(&mut self, block: &Block, old: Option<&Block>) -> Result<(), StoreError> {
         let value = encode(block)?;
@@ -157,6 +206,7 @@ impl<'a> EtcdTxn<'a> {
             .keys
             .node_block(network, &block.range_set, &block.node, block.base);
         self.inner.put(&by_node, value);
+        self.put_cursor_hint(block);
         let old_emptied = old.and_then(|b| b.emptied_at);
         if old_emptied != block.emptied_at {
             if let Some(at) = old_emptied {
@@ -246,8 +296,10 @@ impl StoreTxn for EtcdTxn<'_> {
         network: &str,
         range_set: &str,
     ) -> Result<Option<IpAddr>, StoreError> {
+        // Unguarded: a stale cursor costs search, never uniqueness (the chosen address
+        // key is created only if absent), and guarding it made every borrow conflict.
         let key = self.keys.cursor(network, range_set);
-        match self.inner.get(&key).await? {
+        match self.inner.get_unguarded(&key).await? {
             Some(value) => decode_ip(&key, &value).map(Some),
             None => Ok(None),
         }
@@ -334,7 +386,24 @@ impl StoreTxn for EtcdTxn<'_> {
         node: &str,
     ) -> Result<Vec<Block>, StoreError> {
         let (start, end) = self.keys.node_blocks(network, range_set, node);
-        self.blocks_in(&start, &end).await
+        let mut blocks = self.blocks_in(&start, &end).await?;
+        let (start, end) = self.keys.block_cursors(network, range_set, node);
+        self.apply_cursor_hints(&mut blocks, &start, &end).await?;
+        Ok(blocks)
+    }
+
+    async fn count_between_unguarded(
+        &mut self,
+        network: &str,
+        lo: IpAddr,
+        hi: IpAddr,
+    ) -> Result<u64, StoreError> {
+        let mut count = 0;
+        for (lo, hi) in engine::family_key_ranges(lo, hi)? {
+            let (start, end) = self.keys.alloc_range(network, lo, hi);
+            count += self.inner.count_unguarded(&start, &end).await?;
+        }
+        Ok(count)
     }
 
     async fn blocks_between(
@@ -404,6 +473,12 @@ impl StoreTxn for EtcdTxn<'_> {
         self.write_block(block, Some(&old))
     }
 
+    async fn set_block_cursor(&mut self, block: &Block) -> Result<(), StoreError> {
+        // Only the hint: the block record (guarded by every claim of the node) stays as it is.
+        self.put_cursor_hint(block);
+        Ok(())
+    }
+
     async fn delete_block(&mut self, network: &str, base: IpAddr) -> Result<(), StoreError> {
         let Some(old) = self.block(network, base).await? else {
             return Ok(());
@@ -417,6 +492,11 @@ impl StoreTxn for EtcdTxn<'_> {
         if let Some(at) = old.emptied_at {
             self.inner.delete(&self.keys.emptied(network, at, base));
         }
+        self.inner.delete(
+            &self
+                .keys
+                .block_cursor(network, &old.range_set, &old.node, base),
+        );
         Ok(())
     }
 

@@ -89,6 +89,22 @@ fn block_keys() {
     );
     assert!(in_range(&node, &keys.node_blocks("n", "s/1", "worker-1")));
     assert!(!in_range(&node, &keys.node_blocks("n", "s/1", "worker-10")));
+    let hint = keys.block_cursor("n", "s/1", "worker-1", base);
+    assert_eq!(
+        hint,
+        "/p/block-cursor/n/s%2F1/worker-1/00000000000000000000ffff0a010000"
+    );
+    assert_eq!(Keys::block_cursor_base(hint.as_bytes()), Some(base));
+    assert!(in_range(&hint, &keys.block_cursors("n", "s/1", "worker-1")));
+    assert!(!in_range(
+        &hint,
+        &keys.block_cursors("n", "s/1", "worker-10")
+    ));
+    assert!(in_range(&hint, &keys.block_cursors_all("n")));
+    assert!(!in_range(&hint, &keys.block_cursors_all("n2")));
+    // Claims guard the block ranges; the hints written by every claim must lie outside.
+    assert!(!in_range(&hint, &keys.node_blocks("n", "s/1", "worker-1")));
+    assert!(!in_range(&hint, &keys.block_all("n")));
     let emptied = keys.emptied("n", 1_700_000_000, base);
     assert_eq!(keys.emptied_base("n", emptied.as_bytes()), Some(base));
     assert!(in_range(&emptied, &keys.emptied_until("n", 1_700_000_000)));
