@@ -91,6 +91,14 @@ fn after(key: &str) -> Vec<u8> {
     end
 }
 
+/// The address of a key's last segment: exactly 32 lowercase hex digits, as written.
+fn address_hex(hex: &str) -> Option<IpAddr> {
+    if hex.len() != 32 || !hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        return None;
+    }
+    u128::from_str_radix(hex, 16).ok().map(from_key)
+}
+
 /// `at` as 16 hex digits whose text order is the numeric order (sign bit flipped).
 fn time_hex(at: i64) -> String {
     format!("{:016x}", at.cast_unsigned() ^ (1 << 63))
@@ -160,10 +168,7 @@ impl Keys {
         let hex = std::str::from_utf8(key)
             .ok()?
             .strip_prefix(&self.alloc_dir(network))?;
-        if hex.len() != 32 || !hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
-            return None;
-        }
-        u128::from_str_radix(hex, 16).ok().map(from_key)
+        address_hex(hex)
     }
 
     fn network_attach_dir(&self, network: &str) -> String {
@@ -337,10 +342,7 @@ impl Keys {
     pub(crate) fn block_cursor_base(key: &[u8]) -> Option<IpAddr> {
         let key = std::str::from_utf8(key).ok()?;
         let (_, hex) = key.rsplit_once('/')?;
-        if hex.len() != 32 || !hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
-            return None;
-        }
-        u128::from_str_radix(hex, 16).ok().map(from_key)
+        address_hex(hex)
     }
 
     /// The range of every cursor-hint key of `network`.

@@ -281,6 +281,7 @@ mod hot_keys {
     use crate::conformance::range_set;
     use crate::engine;
     use crate::etcd::EtcdStore;
+    use crate::etcd::txn::EtcdTxn;
     use crate::{AttachmentKey, Claim, ClaimContext, Owner, Store};
 
     fn ctx() -> ClaimContext {
@@ -294,6 +295,14 @@ mod hot_keys {
     /// The address `n` after `ip`.
     fn plus(ip: IpAddr, n: u128) -> IpAddr {
         checked_add(ip, n).expect("inside the test range")
+    }
+
+    /// Runs one claim for `container` inside `txn` (not committed) and returns its address.
+    async fn claim_in(txn: &mut EtcdTxn<'_>, container: &str, claim: Claim<'_>) -> IpAddr {
+        let got = engine::claim_all(txn, &key(container), &Owner::default(), &[claim], &ctx())
+            .await
+            .unwrap_or_else(|e| panic!("claim {container}: {e}"));
+        got[0].ip
     }
 
     async fn claim(store: &EtcdStore, container: &str) -> IpAddr {
@@ -328,16 +337,8 @@ mod hot_keys {
             .await
             .unwrap();
         assert_eq!(released.len(), 1);
-        let claimed = engine::claim_all(
-            &mut add,
-            &key("c"),
-            &Owner::default(),
-            &[Claim::Dynamic(&set)],
-            &ctx(),
-        )
-        .await
-        .unwrap();
-        assert_eq!(claimed[0].ip, plus(first, 2));
+        let claimed = claim_in(&mut add, "c", Claim::Dynamic(&set)).await;
+        assert_eq!(claimed, plus(first, 2));
         add.commit().await.expect("the claim commits");
         release
             .commit()
@@ -373,30 +374,12 @@ mod hot_keys {
         let inner = &store.inner;
         let mut dynamic_txn = inner.begin().await.unwrap();
         let mut static_txn = inner.begin().await.unwrap();
-        let dynamic = engine::claim_all(
-            &mut dynamic_txn,
-            &key("b"),
-            &Owner::default(),
-            &[Claim::Dynamic(&set)],
-            &ctx(),
-        )
-        .await
-        .unwrap();
-        assert_eq!(dynamic[0].ip, plus(held, 1));
+        let dynamic = claim_in(&mut dynamic_txn, "b", Claim::Dynamic(&set)).await;
+        assert_eq!(dynamic, plus(held, 1));
         // Another claim in the same block, on another address (here a static one).
-        let fixed = engine::claim_all(
-            &mut static_txn,
-            &key("c"),
-            &Owner::default(),
-            &[Claim::Static {
-                set: &set,
-                ip: plus(held, 9),
-            }],
-            &ctx(),
-        )
-        .await
-        .unwrap();
-        assert_eq!(fixed[0].ip, plus(held, 9));
+        let ip = plus(held, 9);
+        let fixed = claim_in(&mut static_txn, "c", Claim::Static { set: &set, ip }).await;
+        assert_eq!(fixed, ip);
         dynamic_txn
             .commit()
             .await

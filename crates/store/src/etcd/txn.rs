@@ -186,6 +186,27 @@ impl<'a> EtcdTxn<'a> {
             .collect()
     }
 
+    /// The number of allocations of `network` in `[lo, hi]`; `guarded` makes the commit
+    /// depend on the count (see [`BufferedTxn::count_unguarded`]).
+    async fn count_allocations(
+        &mut self,
+        network: &str,
+        lo: IpAddr,
+        hi: IpAddr,
+        guarded: bool,
+    ) -> Result<u64, StoreError> {
+        let mut count = 0;
+        for (lo, hi) in engine::family_key_ranges(lo, hi)? {
+            let (start, end) = self.keys.alloc_range(network, lo, hi);
+            count += if guarded {
+                self.inner.count(&start, &end).await?
+            } else {
+                self.inner.count_unguarded(&start, &end).await?
+            };
+        }
+        Ok(count)
+    }
+
     /// Writes the cursor-hint key of `block` (nothing when it has no cursor), unguarded.
     fn put_cursor_hint(&mut self, block: &Block) {
         if let Some(cursor) = block.cursor {
@@ -283,12 +304,7 @@ impl StoreTxn for EtcdTxn<'_> {
         lo: IpAddr,
         hi: IpAddr,
     ) -> Result<u64, StoreError> {
-        let mut count = 0;
-        for (lo, hi) in engine::family_key_ranges(lo, hi)? {
-            let (start, end) = self.keys.alloc_range(network, lo, hi);
-            count += self.inner.count(&start, &end).await?;
-        }
-        Ok(count)
+        self.count_allocations(network, lo, hi, true).await
     }
 
     async fn cursor(
@@ -398,12 +414,7 @@ impl StoreTxn for EtcdTxn<'_> {
         lo: IpAddr,
         hi: IpAddr,
     ) -> Result<u64, StoreError> {
-        let mut count = 0;
-        for (lo, hi) in engine::family_key_ranges(lo, hi)? {
-            let (start, end) = self.keys.alloc_range(network, lo, hi);
-            count += self.inner.count_unguarded(&start, &end).await?;
-        }
-        Ok(count)
+        self.count_allocations(network, lo, hi, false).await
     }
 
     async fn blocks_between(
