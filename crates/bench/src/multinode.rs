@@ -46,6 +46,10 @@ pub struct MultinodeArgs {
     /// The plexusd binary for `--agent` (default: next to `--plexus`).
     #[arg(long)]
     plexusd: Option<PathBuf>,
+    /// Run only the plexus rows whose name contains this text (e.g. "agent"), besides the
+    /// floor and host-local, which every table needs for its ratios (profiling one row).
+    #[arg(long)]
+    only: Option<String>,
 }
 
 /// The `plexusd node` processes of `--agent`, one per simulated node; killed on drop.
@@ -174,6 +178,9 @@ fn subjects(
                 check_duplicates: true,
             });
         }
+    }
+    if let Some(only) = &args.only {
+        out.retain(|s| !s.name.starts_with("plexus-ipam") || s.name.contains(only.as_str()));
     }
     Ok(out)
 }

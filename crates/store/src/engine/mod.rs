@@ -38,8 +38,19 @@ pub(crate) async fn claim_all<T: StoreTxn + ?Sized>(
     ctx: &ClaimContext,
 ) -> Result<Vec<Allocation>, StoreError> {
     let mut allocations = Vec::with_capacity(claims.len());
+    let mut new = Vec::with_capacity(claims.len());
     for claim in claims {
-        allocations.push(claim_one(txn, key, owner, claim, ctx).await?);
+        let (allocation, is_new) = claim_one(txn, key, owner, claim, ctx).await?;
+        new.push(is_new);
+        allocations.push(allocation);
+    }
+    // History last: a backend that serializes appends (PostgreSQL's history lock) then
+    // holds that lock only from here to the commit, never while waiting for another lock.
+    if ctx.record_history {
+        for (allocation, _) in allocations.iter().zip(&new).filter(|(_, is_new)| **is_new) {
+            let event = HistoryEvent::of(allocation, HistoryKind::Claim, ctx.now);
+            txn.append_history(&event).await?;
+        }
     }
     Ok(allocations)
 }
@@ -50,7 +61,7 @@ async fn claim_one<T: StoreTxn + ?Sized>(
     owner: &Owner,
     claim: &Claim<'_>,
     ctx: &ClaimContext,
-) -> Result<Allocation, StoreError> {
+) -> Result<(Allocation, bool), StoreError> {
     let set = claim.range_set();
     let set_id = set.id();
     // `::ffff:a.b.c.d` and `a.b.c.d` are one address (one key); compare and store the IPv4 form.
@@ -70,7 +81,7 @@ async fn claim_one<T: StoreTxn + ?Sized>(
                     requested: ip,
                 })
             }
-            _ => Ok(existing),
+            _ => Ok((existing, false)),
         };
     }
     let ip = match claim {
@@ -104,11 +115,7 @@ async fn claim_one<T: StoreTxn + ?Sized>(
         }
         Claim::Dynamic(_) => txn.insert(&allocation).await.map_err(lost_race)?,
     }
-    if ctx.record_history {
-        let event = HistoryEvent::of(&allocation, HistoryKind::Claim, ctx.now);
-        txn.append_history(&event).await?;
-    }
-    Ok(allocation)
+    Ok((allocation, true))
 }
 
 /// Picks (and books: cursors, blocks) a free address of `set` for a dynamic claim.
@@ -176,6 +183,9 @@ pub(crate) async fn release<T: StoreTxn + ?Sized>(
     let released = txn.delete_attachment(key).await?;
     for allocation in &released {
         mark_if_emptied(txn, &key.network, allocation.ip, now).await?;
+    }
+    // History last, as in `claim_all`.
+    for allocation in &released {
         let event = HistoryEvent::of(allocation, HistoryKind::Release, now);
         txn.append_history(&event).await?;
     }

@@ -12,8 +12,9 @@
 //!   vanished client never holds locks longer. Contention (serialization failures,
 //!   deadlocks, too many connections) is retried a few times with jittered exponential
 //!   backoff, then reported as [`StoreError::Busy`].
-//! - Writers of one network are serialized by a transaction-scoped advisory lock (see
-//!   `txn`), and uniqueness is enforced by the tables' constraints.
+//! - Writers of one network are coordinated by transaction-scoped advisory locks: claims
+//!   of different nodes run side by side, whole-network operations alone (see `txn`);
+//!   uniqueness is enforced by the tables' constraints.
 //! - All I/O runs on a worker thread owned by the store (see `executor`), so the store
 //!   works from any caller runtime, including one without I/O or timers.
 
@@ -21,6 +22,8 @@ mod config;
 mod connect;
 mod errors;
 mod executor;
+#[cfg(test)]
+mod lock_tests;
 mod ops;
 mod records;
 mod rows;
@@ -44,7 +47,7 @@ use tokio_postgres::Client;
 use self::connect::{OpFuture, Source};
 use self::errors::ErrCtx;
 use self::executor::Executor;
-use self::txn::PgTxn;
+use self::txn::{NetworkLock, PgTxn};
 use crate::engine;
 use crate::error::StoreError;
 use crate::records::{HistoryEvent, HistoryQuery, NetworkDeletion, NetworkRecord, PutMode};
@@ -194,12 +197,13 @@ impl Shared {
         self.cfg.layout == config::Layout::Cni11Talk
     }
 
-    /// Opens a transaction holding the write lock of `network` (native) or of the table
-    /// (talk; the network is checked, and bound when `bind`).
+    /// Opens a transaction holding the write lock of `network` in `mode` (native) or of
+    /// the table (talk, always exclusive; the network is checked, and bound when `bind`).
     async fn begin<'c>(
         &self,
         client: &'c mut Client,
         network: &str,
+        mode: NetworkLock<'_>,
         bind: bool,
     ) -> Result<tokio_postgres::Transaction<'c>, StoreError> {
         let txn = client.transaction().await.map_err(|e| self.ctx.map(&e))?;
@@ -207,7 +211,7 @@ impl Shared {
             talk::lock(txn.client(), &self.ctx).await?;
             talk::check_network(txn.client(), &self.ctx, network, bind).await?;
         } else {
-            txn::lock_network(txn.client(), &self.ctx, network).await?;
+            txn::lock_network(txn.client(), &self.ctx, network, mode).await?;
         }
         Ok(txn)
     }
@@ -228,7 +232,14 @@ impl Shared {
         if self.is_talk() {
             talk::check_claimable(key, claims.len())?;
         }
-        let txn = self.begin(client, &key.network, true).await?;
+        // With blocks, a claim mostly stays inside its node's blocks: nodes run side by
+        // side. Without, every claim moves the set's one cursor: one at a time.
+        let mode = if ctx.blocks.enabled {
+            NetworkLock::Node(&ctx.node)
+        } else {
+            NetworkLock::Exclusive
+        };
+        let txn = self.begin(client, &key.network, mode, true).await?;
         let allocations = if self.is_talk() {
             let sets = claims
                 .iter()
@@ -272,7 +283,9 @@ impl Shared {
         key: &AttachmentKey,
     ) -> Result<Vec<Allocation>, StoreError> {
         let now = crate::types::unix_now();
-        let txn = self.begin(client, &key.network, true).await?;
+        let txn = self
+            .begin(client, &key.network, NetworkLock::Shared, true)
+            .await?;
         let released = if self.is_talk() {
             talk_rows::delete_attachment(txn.client(), &self.ctx, key).await?
         } else {
@@ -295,7 +308,9 @@ impl Shared {
         policy: &BlockPolicy,
         now: i64,
     ) -> Result<GcReport, StoreError> {
-        let txn = self.begin(client, network, true).await?;
+        let txn = self
+            .begin(client, network, NetworkLock::Exclusive, true)
+            .await?;
         let report = if self.is_talk() {
             let mut talk = talk::TalkTxn {
                 client: txn.client(),

@@ -5,6 +5,7 @@ use std::net::IpAddr;
 
 use tokio_postgres::Client;
 
+use super::txn::NetworkLock;
 use super::{Shared, records, rows, talk, talk_rows, txn};
 use crate::engine;
 use crate::error::StoreError;
@@ -59,7 +60,9 @@ impl Shared {
             return Err(talk::no_networks());
         }
         let now = crate::types::unix_now();
-        let txn = self.begin(client, name, false).await?;
+        let txn = self
+            .begin(client, name, NetworkLock::Exclusive, false)
+            .await?;
         let mut pg = self.pg_txn(txn.client());
         let record = engine::put_network(&mut pg, name, definition, mode, now).await?;
         self.commit(txn).await?;
@@ -76,7 +79,9 @@ impl Shared {
         if self.is_talk() {
             return Err(talk::no_networks());
         }
-        let txn = self.begin(client, name, false).await?;
+        let txn = self
+            .begin(client, name, NetworkLock::Exclusive, false)
+            .await?;
         let mut pg = self.pg_txn(txn.client());
         let outcome = engine::delete_network(&mut pg, name, force).await?;
         self.commit(txn).await?;
@@ -128,7 +133,13 @@ impl Shared {
         let transaction = client.transaction().await.map_err(|e| self.ctx.map(&e))?;
         // Locks in name order: two importers never wait for each other in a cycle.
         for network in networks {
-            txn::lock_network(transaction.client(), &self.ctx, network).await?;
+            txn::lock_network(
+                transaction.client(),
+                &self.ctx,
+                network,
+                NetworkLock::Exclusive,
+            )
+            .await?;
         }
         let mut pg = self.pg_txn(transaction.client());
         engine::record_history(&mut pg, events).await?;

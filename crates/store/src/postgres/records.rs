@@ -1,13 +1,14 @@
 //! The SQL of stored networks and of the bounded claim history in the native layout.
 //!
 //! `plexus_history` is keyed by `(network, seq)`. Appends run under the network's
-//! advisory lock (every claim and release takes it), so reading the network's largest
-//! `seq` from the primary key and inserting the next one cannot race; the bound is kept by
-//! one primary-key range delete per append (usually one row), whatever the history size.
-//! Network definitions are written under the same lock of their name, so a deletion's
-//! count of allocations and the deletion are one atomic step with respect to claims.
+//! history lock (see [`append_history`]), so reading the network's largest `seq` from the
+//! primary key and inserting the next one cannot race; the bound is kept by one
+//! primary-key range delete per append (usually one row), whatever the history size.
+//! Network definitions are written under the network's exclusive lock, which no claim or
+//! release holds at the same time, so a deletion's count of allocations and the deletion
+//! are one atomic step with respect to claims.
 
-use tokio_postgres::types::Type;
+use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{Client, Row};
 
 use super::errors::ErrCtx;
@@ -116,60 +117,59 @@ pub(crate) async fn remove_network(
         .map_err(|e| ctx.map(&e))
 }
 
-/// Appends `event` and prunes its network's history to `limit` events. The caller holds
-/// the network's advisory lock.
+/// Appends `event` and prunes its network's history to `limit` events.
+///
+/// Appends of one network are serialized by the network's history lock, taken here and
+/// held to the commit: the engine appends last, so the lock covers one statement and the
+/// commit, not the whole claim. The lock and the append go out pipelined (one round trip);
+/// the append's snapshot is taken when it starts, after the lock is held, so it sees the
+/// last committed `seq`.
 pub(crate) async fn append_history(
     client: &Client,
     ctx: &ErrCtx,
     event: &HistoryEvent,
     limit: u32,
 ) -> Result<(), StoreError> {
-    let rows = client
-        .query_typed(
-            "SELECT max(seq) FROM plexus_history WHERE network = $1",
-            &[(&event.network, Type::TEXT)],
-        )
-        .await
-        .map_err(|e| ctx.map(&e))?;
-    let last: Option<i64> = match rows.first() {
-        Some(row) => get(row, 0, ctx)?,
-        None => None,
-    };
-    let seq = last.unwrap_or(0) + 1;
     let addr = addr_bytes(event.ip);
     let kind = event.kind.as_str();
+    let limit = i64::from(limit);
     let sql = format!(
-        "INSERT INTO plexus_history ({HISTORY_COLUMNS}) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+        "WITH next AS (
+           SELECT coalesce(max(seq), 0) + 1 AS seq FROM plexus_history WHERE network = $1
+         ), added AS (
+           INSERT INTO plexus_history ({HISTORY_COLUMNS})
+           SELECT $1, next.seq, $2, $3, $4, $5, $6, $7, $8, $9, $10 FROM next
+           RETURNING seq
+         )
+         DELETE FROM plexus_history
+         WHERE network = $1 AND seq <= (SELECT seq FROM added) - $11"
     );
-    client
-        .execute_typed(
-            &sql,
-            &[
-                (&event.network, Type::TEXT),
-                (&seq, Type::INT8),
-                (&event.at, Type::INT8),
-                (&kind, Type::TEXT),
-                (&addr, Type::BYTEA),
-                (&event.container_id, Type::TEXT),
-                (&event.ifname, Type::TEXT),
-                (&event.pod_namespace, Type::TEXT),
-                (&event.pod_name, Type::TEXT),
-                (&event.pod_uid, Type::TEXT),
-                (&event.node, Type::TEXT),
-            ],
-        )
-        .await
-        .map_err(|e| ctx.map(&e))?;
-    let keep_above = seq - i64::from(limit);
-    client
-        .execute_typed(
-            "DELETE FROM plexus_history WHERE network = $1 AND seq <= $2",
-            &[(&event.network, Type::TEXT), (&keep_above, Type::INT8)],
-        )
-        .await
-        .map(drop)
-        .map_err(|e| ctx.map(&e))
+    let lock_params: [(&(dyn ToSql + Sync), Type); 2] = [
+        (&super::txn::HISTORY_LOCK_CLASS, Type::INT4),
+        (&event.network, Type::TEXT),
+    ];
+    let append_params: [(&(dyn ToSql + Sync), Type); 11] = [
+        (&event.network, Type::TEXT),
+        (&event.at, Type::INT8),
+        (&kind, Type::TEXT),
+        (&addr, Type::BYTEA),
+        (&event.container_id, Type::TEXT),
+        (&event.ifname, Type::TEXT),
+        (&event.pod_namespace, Type::TEXT),
+        (&event.pod_name, Type::TEXT),
+        (&event.pod_uid, Type::TEXT),
+        (&event.node, Type::TEXT),
+        (&limit, Type::INT8),
+    ];
+    let lock = client.query_typed(
+        "SELECT pg_advisory_xact_lock($1, hashtext($2))",
+        &lock_params,
+    );
+    let append = client.execute_typed(&sql, &append_params);
+    // Polled together, the two requests are written back to back.
+    let (locked, appended) = tokio::join!(lock, append);
+    locked.map_err(|e| ctx.map(&e))?;
+    appended.map(drop).map_err(|e| ctx.map(&e))
 }
 
 fn event_of(row: &Row, ctx: &ErrCtx) -> Result<HistoryEvent, StoreError> {

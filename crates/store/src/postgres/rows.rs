@@ -372,7 +372,9 @@ pub(crate) async fn cursor(
     let rows = query(
         client,
         ctx,
-        "SELECT last_addr FROM plexus_cursors WHERE network = $1 AND range_set = $2",
+        // FOR UPDATE: claims of different nodes run side by side (see `txn`), and borrowers
+        // must not all start from one cursor; the second waits, then reads the first's.
+        "SELECT last_addr FROM plexus_cursors WHERE network = $1 AND range_set = $2 FOR UPDATE",
         &[(&network, Type::TEXT), (&range_set, Type::TEXT)],
     )
     .await?;
@@ -562,9 +564,12 @@ pub(crate) async fn delete_block(
     base: IpAddr,
 ) -> Result<(), StoreError> {
     let base = addr_bytes(base);
+    // Only while still marked emptied: a claim of the block's node running side by side
+    // (see `txn`) clears the mark when it places an address there, and then the block stays.
     client
         .execute_typed(
-            "DELETE FROM plexus_blocks WHERE network = $1 AND base = $2",
+            "DELETE FROM plexus_blocks WHERE network = $1 AND base = $2 \
+             AND emptied_at IS NOT NULL",
             &[(&network, Type::TEXT), (&base, Type::BYTEA)],
         )
         .await

@@ -4,7 +4,7 @@
 //! `SKIPPED` and pass, unless `PLEXUS_REQUIRE_SERVERS=1`.
 
 #[path = "../../tests/support/postgres.rs"]
-mod pg_support;
+pub(super) mod pg_support;
 
 use pg_support::PgServer;
 

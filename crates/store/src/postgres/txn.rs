@@ -1,14 +1,23 @@
 //! [`PgTxn`]: the engine's [`StoreTxn`] on one open PostgreSQL transaction of the native
 //! layout.
 //!
-//! Isolation: every write transaction first takes the transaction-scoped advisory lock of
-//! its network ([`lock_network`]), so writers of one network run one after another while
-//! other networks proceed in parallel. Under that lock the engine's reads (READ COMMITTED,
-//! one fresh snapshot per statement) stay valid until commit: no other writer of the
-//! network can change them. Uniqueness does not rest on the lock: the primary key
-//! `(network, addr)` and the unique `(network, container_id, ifname, range_set)` refuse a
-//! duplicate regardless, via `INSERT ... ON CONFLICT DO NOTHING`, which leaves the
-//! transaction usable.
+//! Isolation: every write transaction first locks its network with transaction-scoped
+//! advisory locks ([`lock_network`], [`NetworkLock`]):
+//! - claims with per-node blocks take the network's lock **shared** and their node's lock
+//!   exclusive: one node's claims run one after another, different nodes' side by side,
+//!   each mostly inside its own blocks;
+//! - releases take the network's lock shared;
+//! - everything that reads or rewrites the whole network (GC, network definitions, history
+//!   imports, claims without blocks, which all move one cursor) takes it exclusive.
+//!
+//! Uniqueness never rests on these locks: the primary key `(network, addr)` and the unique
+//! `(network, container_id, ifname, range_set)` refuse a duplicate regardless, via
+//! `INSERT ... ON CONFLICT DO NOTHING`, which leaves the transaction usable; a dynamic
+//! claim that lost an address to another node that way is retried (`engine::lost_race`).
+//! What runs side by side is kept consistent by row locks: borrowers read the set's
+//! cursor `FOR UPDATE`, racing block claims meet on the blocks' primary key, a block is
+//! deleted only while its emptied mark is still set, and history appends take the
+//! network's history lock (see `records::append_history`).
 
 use std::net::IpAddr;
 
@@ -25,21 +34,67 @@ use crate::types::{Allocation, AttachmentKey, Block};
 /// First key of the two-key advisory locks of networks: "plex".
 pub(crate) const NETWORK_LOCK_CLASS: i32 = 0x706c_6578;
 
-/// Takes the transaction-scoped write lock of `network` (waits at most `lock_timeout`,
-/// which is the store's deadline).
+/// First key of the two-key advisory locks of (network, node) claims: "plxn".
+pub(crate) const NODE_LOCK_CLASS: i32 = 0x706c_786e;
+
+/// First key of the two-key advisory locks of networks' history appends: "plxh".
+pub(crate) const HISTORY_LOCK_CLASS: i32 = 0x706c_7868;
+
+/// How a write transaction locks its network (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum NetworkLock<'a> {
+    /// Alone on the network.
+    Exclusive,
+    /// Beside other shared holders (releases).
+    Shared,
+    /// Beside other nodes' claims, after this node's earlier ones (claims with blocks).
+    Node(&'a str),
+}
+
+/// Takes the transaction-scoped lock(s) of `network` in `mode` (waits at most
+/// `lock_timeout`, which is the store's deadline). Always network first, then node: every
+/// transaction takes them in that order, so they never wait for each other in a cycle.
 pub(crate) async fn lock_network(
     client: &Client,
     ctx: &ErrCtx,
     network: &str,
+    mode: NetworkLock<'_>,
 ) -> Result<(), StoreError> {
-    client
-        .query_typed(
-            "SELECT pg_advisory_xact_lock($1, hashtext($2))",
-            &[(&NETWORK_LOCK_CLASS, Type::INT4), (&network, Type::TEXT)],
-        )
-        .await
-        .map(drop)
-        .map_err(|e| ctx.map(&e))
+    let result = match mode {
+        NetworkLock::Exclusive => {
+            client
+                .query_typed(
+                    "SELECT pg_advisory_xact_lock($1, hashtext($2))",
+                    &[(&NETWORK_LOCK_CLASS, Type::INT4), (&network, Type::TEXT)],
+                )
+                .await
+        }
+        NetworkLock::Shared => {
+            client
+                .query_typed(
+                    "SELECT pg_advisory_xact_lock_shared($1, hashtext($2))",
+                    &[(&NETWORK_LOCK_CLASS, Type::INT4), (&network, Type::TEXT)],
+                )
+                .await
+        }
+        NetworkLock::Node(node) => {
+            // Network names never hold a '/' (they are file and key names): unambiguous.
+            let pair = format!("{network}/{node}");
+            client
+                .query_typed(
+                    "SELECT pg_advisory_xact_lock_shared($1, hashtext($2)), \
+                            pg_advisory_xact_lock($3, hashtext($4))",
+                    &[
+                        (&NETWORK_LOCK_CLASS, Type::INT4),
+                        (&network, Type::TEXT),
+                        (&NODE_LOCK_CLASS, Type::INT4),
+                        (&pair, Type::TEXT),
+                    ],
+                )
+                .await
+        }
+    };
+    result.map(drop).map_err(|e| ctx.map(&e))
 }
 
 /// The native layout's primitives on the connection of an open transaction.

@@ -1,0 +1,194 @@
+//! The write locks of the native layout against the shared PostgreSQL of
+//! `scripts/with-servers`: claims of different nodes run side by side, a node's own
+//! claims and whole-network work wait, and history stays gapless while nodes append side
+//! by side. Without a server they print `SKIPPED` and pass, unless
+//! `PLEXUS_REQUIRE_SERVERS=1`.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use super::server_tests::pg_support::PgServer;
+use tokio_postgres::NoTls;
+
+use super::txn::{NetworkLock, lock_network};
+use super::*;
+use crate::conformance::range_set;
+use crate::records::HistoryQuery;
+
+/// A connection of its own (outside every store) with a transaction open. Its timeouts
+/// are a minute: the store's (1 s here) would end its idle transaction too soon.
+async fn raw_transaction(cfg: &PostgresConfig) -> Client {
+    let cfg = PostgresConfig {
+        timeout: Duration::from_secs(60),
+        ..cfg.clone()
+    };
+    let cfg = &cfg;
+    let mut config = connect::pg_config(cfg);
+    if let Some(password) = connect::read_password(cfg).unwrap() {
+        config.password(password);
+    }
+    let (client, connection) = config.connect(NoTls).await.unwrap();
+    tokio::spawn(connection);
+    client.batch_execute("BEGIN").await.unwrap();
+    client
+}
+
+fn owner() -> Owner {
+    Owner {
+        pod_namespace: Some("ns".into()),
+        pod_name: Some("pod".into()),
+        pod_uid: None,
+        details: None,
+    }
+}
+
+fn on(node: &str) -> ClaimContext {
+    ClaimContext::new(node, BlockPolicy::default())
+}
+
+/// Claims one dynamic address of 10.71.0.0/16 for container `container` from `node`.
+async fn claim(
+    store: &PostgresStore,
+    container: &str,
+    ctx: &ClaimContext,
+) -> Result<Vec<Allocation>, StoreError> {
+    let set = range_set("10.71.0.0/16");
+    let key = AttachmentKey::new("locks", container, "eth0");
+    store
+        .claim(&key, &owner(), &[Claim::Dynamic(&set)], ctx)
+        .await
+}
+
+/// Asserts that `call` failed with the deadline (it waited for a lock held elsewhere).
+fn waited_out<T: std::fmt::Debug>(call: Result<T, StoreError>, started: Instant, what: &str) {
+    assert!(
+        matches!(call, Err(StoreError::Unavailable { .. })),
+        "{what} did not wait for the held lock: {call:?}"
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "{what} gave up before the deadline: {:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn other_nodes_claim_while_one_node_is_locked() {
+    let Some(server) = PgServer::shared("postgres_other_nodes_claim") else {
+        return;
+    };
+    let mut cfg = server.fresh_database("locks_nodes");
+    cfg.timeout = Duration::from_secs(1);
+    let store = PostgresStore::open(&cfg).unwrap();
+    claim(&store, "warm-up", &on("node-b")).await.unwrap(); // creates the schema
+
+    // Hold node-a's claim lock (and the network's, shared) in another transaction.
+    let holder = raw_transaction(&cfg).await;
+    lock_network(
+        &holder,
+        &store.shared.ctx,
+        "locks",
+        NetworkLock::Node("node-a"),
+    )
+    .await
+    .unwrap();
+
+    // Another node claims, and anyone releases, meanwhile.
+    let started = Instant::now();
+    let got = claim(&store, "b1", &on("node-b")).await.unwrap();
+    let key = AttachmentKey::new("locks", "b1", "eth0");
+    assert_eq!(store.release(&key).await.unwrap(), got);
+    assert!(started.elapsed() < Duration::from_millis(900));
+
+    // node-a's next claim waits for its earlier one; so do GC and claims without blocks,
+    // which take the whole network.
+    let started = Instant::now();
+    waited_out(
+        claim(&store, "a1", &on("node-a")).await,
+        started,
+        "node-a's claim",
+    );
+    let started = Instant::now();
+    let gc = store
+        .gc(
+            "locks",
+            &[],
+            &BlockPolicy::default(),
+            crate::types::unix_now(),
+        )
+        .await;
+    waited_out(gc, started, "GC");
+    let started = Instant::now();
+    let no_blocks = ClaimContext::new("node-c", BlockPolicy::disabled());
+    waited_out(
+        claim(&store, "c1", &no_blocks).await,
+        started,
+        "a claim without blocks",
+    );
+
+    // Once the holder is gone, all of them go through.
+    holder.batch_execute("ROLLBACK").await.unwrap();
+    claim(&store, "a1", &on("node-a")).await.unwrap();
+    claim(&store, "c1", &no_blocks).await.unwrap();
+    store
+        .gc(
+            "locks",
+            &[],
+            &BlockPolicy::default(),
+            crate::types::unix_now(),
+        )
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_claiming_side_by_side_keep_addresses_unique_and_history_gapless() {
+    let Some(server) = PgServer::shared("postgres_side_by_side") else {
+        return;
+    };
+    let cfg = server.fresh_database("locks_side_by_side");
+    let store = Arc::new(PostgresStore::pooled(&cfg, 8).unwrap());
+    claim(&store, "warm-up", &on("node-0")).await.unwrap();
+    let (nodes, per_node) = (8, 15);
+    let tasks: Vec<_> = (0..nodes)
+        .map(|n| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let ctx = on(&format!("node-{n}"));
+                let mut got = Vec::new();
+                for i in 0..per_node {
+                    let container = format!("n{n}-c{i}");
+                    got.extend(claim(&store, &container, &ctx).await.unwrap());
+                    if i % 3 == 2 {
+                        // Releases run beside the claims too.
+                        let key = AttachmentKey::new("locks", &container, "eth0");
+                        store.release(&key).await.unwrap();
+                        got.pop();
+                    }
+                }
+                got
+            })
+        })
+        .collect();
+    let mut live = BTreeSet::new();
+    for task in tasks {
+        for allocation in task.await.unwrap() {
+            assert!(
+                live.insert(allocation.ip),
+                "{} handed out twice",
+                allocation.ip
+            );
+        }
+    }
+    let history = store
+        .history(&HistoryQuery::Network {
+            network: "locks".into(),
+        })
+        .await
+        .unwrap();
+    // warm-up claim, nodes × per_node claims, and one release per third claim.
+    let expected = 1 + nodes * per_node + nodes * (per_node / 3);
+    let mut seqs: Vec<u64> = history.iter().map(|e| e.seq).collect();
+    seqs.sort_unstable();
+    assert_eq!(seqs, (1..=expected as u64).collect::<Vec<_>>());
+}
