@@ -15,10 +15,12 @@
 mod blocks;
 mod records;
 mod support;
+mod unmarked;
 
 pub use self::blocks::*;
 pub use self::records::*;
 pub use self::support::{NODE, ip, no_blocks, range_set, range_set_with};
+pub use self::unmarked::*;
 
 use std::collections::BTreeSet;
 

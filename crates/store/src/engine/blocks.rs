@@ -19,6 +19,7 @@
 
 use std::net::IpAddr;
 
+use plexus_ipam_core::BlockPolicy;
 use plexus_ipam_core::addr::{checked_add, key};
 use plexus_ipam_core::blocks::{BlockSearch, block_of, node_seed};
 use plexus_ipam_core::range::RangeSet;
@@ -190,6 +191,83 @@ async fn claim_new_block<T: StoreTxn + ?Sized>(
         }
     }
     Ok(None)
+}
+
+/// The bases of the blocks of `network` that carry no emptied mark yet hold no address,
+/// in ascending order; counted unguarded (GC confirms each with [`mark_if_empty`]).
+///
+/// A release marks the block it empties, but two releases emptying one block side by side
+/// can each still count the other's address (their counts are not serialized with each
+/// other) and leave the block unmarked: it would stay its node's until the node used and
+/// emptied it again. GC finds such blocks here.
+pub(crate) async fn unmarked_empty_blocks<T: StoreTxn + ?Sized>(
+    txn: &mut T,
+    network: &str,
+) -> Result<Vec<IpAddr>, StoreError> {
+    let everything = (
+        IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
+        IpAddr::V6(std::net::Ipv6Addr::from(u128::MAX)),
+    );
+    let mut found = Vec::new();
+    for block in txn
+        .blocks_between(network, everything.0, everything.1)
+        .await?
+    {
+        if block.emptied_at.is_none()
+            && txn
+                .count_between_unguarded(network, block.base, block.last())
+                .await?
+                == 0
+        {
+            found.push(block.base);
+        }
+    }
+    Ok(found)
+}
+
+/// Marks the block of `network` based at `base` as emptied at `now` when it still has no
+/// mark and holds no address (counted guarded); returns whether it did.
+pub(crate) async fn mark_if_empty<T: StoreTxn + ?Sized>(
+    txn: &mut T,
+    network: &str,
+    base: IpAddr,
+    now: i64,
+) -> Result<bool, StoreError> {
+    let Some(mut block) = block_holding(txn, network, base).await? else {
+        return Ok(false); // released meanwhile
+    };
+    if block.base != base
+        || block.emptied_at.is_some()
+        || txn.count_between(network, block.base, block.last()).await? != 0
+    {
+        return Ok(false);
+    }
+    block.emptied_at = Some(now);
+    txn.update_block(&block).await?;
+    Ok(true)
+}
+
+/// GC's block pass inside one transaction (backends whose GC is one transaction): marks
+/// unmarked empty blocks ([`unmarked_empty_blocks`]), then releases those empty past their
+/// grace period ([`expire_blocks`]). A block marked now is released a grace period later.
+pub(crate) async fn sweep_blocks<T: StoreTxn + ?Sized>(
+    txn: &mut T,
+    network: &str,
+    policy: &BlockPolicy,
+    now: i64,
+) -> Result<Vec<Block>, StoreError> {
+    let mut marked = 0usize;
+    for base in unmarked_empty_blocks(txn, network).await? {
+        marked += usize::from(mark_if_empty(txn, network, base, now).await?);
+    }
+    if marked > 0 {
+        tracing::info!(
+            network,
+            marked,
+            "GC marked empty blocks its releases had left unmarked"
+        );
+    }
+    expire_blocks(txn, network, policy, now).await
 }
 
 #[cfg(test)]

@@ -26,6 +26,7 @@ use crate::error::StoreError;
 use crate::records::{HistoryEvent, HistoryKind};
 use crate::types::{Allocation, AttachmentKey, Block, Claim, ClaimContext, Owner};
 
+pub(crate) use self::blocks::{mark_if_empty, sweep_blocks, unmarked_empty_blocks};
 pub(crate) use self::records::{delete_network, put_network, record_history};
 pub(crate) use self::txn::StoreTxn;
 

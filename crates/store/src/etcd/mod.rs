@@ -305,6 +305,23 @@ impl Inner {
         report
             .released
             .sort_by_key(|a| plexus_ipam_core::addr::key(a.ip));
+        // Blocks left empty but unmarked (see `engine::unmarked_empty_blocks`): each
+        // confirmed and marked in a transaction of its own.
+        let unmarked = in_txn!(self, |txn| engine::unmarked_empty_blocks(txn, network)
+            .await)?;
+        let mut marked = 0usize;
+        for base in unmarked {
+            let done = in_txn!(self, |txn| engine::mark_if_empty(txn, network, base, now)
+                .await)?;
+            marked += usize::from(done);
+        }
+        if marked > 0 {
+            tracing::info!(
+                network,
+                marked,
+                "GC marked empty blocks its releases had left unmarked"
+            );
+        }
         loop {
             let (released, more) = in_txn!(self, |txn| {
                 txn.limit_emptied(EXPIRE_BATCH);

@@ -390,4 +390,30 @@ mod hot_keys {
             .expect("the static claim commits although a claim in its block landed meanwhile");
         assert_eq!(store.list("hot").await.unwrap().len(), 3);
     }
+
+    /// The race GC's block pass exists for, for real: two releases emptying one block side
+    /// by side each count the other's address and leave the block unmarked; both commit.
+    #[tokio::test]
+    async fn two_releases_emptying_a_block_leave_it_for_gc() {
+        let Some(endpoints) = endpoints("unmarked") else {
+            return;
+        };
+        let store = fresh_store(&endpoints, "unmarked");
+        let forgotten = crate::conformance::unmarked_block_setup(&store).await;
+        let inner = &store.inner;
+        let mut first = inner.begin().await.unwrap();
+        let mut second = inner.begin().await.unwrap();
+        let now = crate::types::unix_now();
+        let released = engine::release(&mut first, &forgotten[0], now)
+            .await
+            .unwrap();
+        assert_eq!(released.len(), 1);
+        let released = engine::release(&mut second, &forgotten[1], now)
+            .await
+            .unwrap();
+        assert_eq!(released.len(), 1);
+        first.commit().await.expect("the first release commits");
+        second.commit().await.expect("the second release commits");
+        crate::conformance::unmarked_block_check(&store, &forgotten).await;
+    }
 }

@@ -284,7 +284,7 @@ impl Store for MemoryStore {
                     .extend(engine::release(txn, &key, now).await?);
             }
             report.released.sort_by_key(|a| addr_key(a.ip));
-            report.released_blocks = engine::expire_blocks(txn, network, blocks, now).await?;
+            report.released_blocks = engine::sweep_blocks(txn, network, blocks, now).await?;
             Ok(report)
         })
     }

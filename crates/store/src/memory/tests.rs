@@ -96,3 +96,16 @@ async fn injected_failure_fails_every_call_until_cleared() {
     assert_eq!(store.probe().await, Ok(()));
     assert_eq!(store.release(&key).await, Ok(Vec::new()));
 }
+
+/// GC marks a block whose addresses went without the release's bookkeeping.
+#[tokio::test]
+async fn gc_marks_a_block_left_empty_unmarked() {
+    let store = MemoryStore::new();
+    let forgotten = crate::conformance::unmarked_block_setup(&store).await;
+    for key in &forgotten {
+        store
+            .write(async |txn| txn.delete_attachment(key).await)
+            .unwrap();
+    }
+    crate::conformance::unmarked_block_check(&store, &forgotten).await;
+}

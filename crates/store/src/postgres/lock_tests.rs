@@ -192,3 +192,20 @@ async fn nodes_claiming_side_by_side_keep_addresses_unique_and_history_gapless()
     seqs.sort_unstable();
     assert_eq!(seqs, (1..=expected as u64).collect::<Vec<_>>());
 }
+
+/// Releases run side by side now, so two of them can leave a block empty but unmarked;
+/// GC marks it (the rows are removed behind the store's back to leave that state).
+#[tokio::test]
+async fn gc_marks_a_block_left_empty_unmarked() {
+    let Some(server) = PgServer::shared("postgres_unmarked_block") else {
+        return;
+    };
+    let cfg = server.fresh_database("unmarked_block");
+    let store = PostgresStore::open(&cfg).unwrap();
+    let forgotten = crate::conformance::unmarked_block_setup(&store).await;
+    server.superuser_sql(
+        &cfg.dbname,
+        "DELETE FROM plexus_allocations WHERE container_id IN ('a0', 'a1')",
+    );
+    crate::conformance::unmarked_block_check(&store, &forgotten).await;
+}

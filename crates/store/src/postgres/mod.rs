@@ -382,7 +382,7 @@ impl Shared {
         report
             .released
             .sort_by_key(|a| plexus_ipam_core::addr::key(a.ip));
-        report.released_blocks = engine::expire_blocks(txn, network, policy, now).await?;
+        report.released_blocks = engine::sweep_blocks(txn, network, policy, now).await?;
         Ok(report)
     }
 

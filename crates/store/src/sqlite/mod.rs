@@ -435,7 +435,7 @@ impl Store for SqliteStore {
             report
                 .released
                 .sort_by_key(|a| plexus_ipam_core::addr::key(a.ip));
-            report.released_blocks = engine::expire_blocks(txn, network, policy, now).await?;
+            report.released_blocks = engine::sweep_blocks(txn, network, policy, now).await?;
             Ok(report)
         })
     }
@@ -467,6 +467,20 @@ mod tests {
             .map(Result::unwrap)
             .collect();
         details.join(" | ")
+    }
+
+    /// GC marks a block whose addresses went without the release's bookkeeping.
+    #[tokio::test]
+    async fn gc_marks_a_block_left_empty_unmarked() {
+        use crate::engine::StoreTxn;
+        let (_dir, store) = open_temp();
+        let forgotten = crate::conformance::unmarked_block_setup(&store).await;
+        for key in &forgotten {
+            store
+                .write(async |txn| txn.delete_attachment(key).await)
+                .unwrap();
+        }
+        crate::conformance::unmarked_block_check(&store, &forgotten).await;
     }
 
     fn open_temp() -> (tempfile::TempDir, SqliteStore) {
