@@ -5,6 +5,7 @@
 use std::future::Future;
 use std::io::ErrorKind;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
@@ -14,7 +15,7 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::config::{PasswordSource, PostgresConfig, SslMode};
 use super::errors::ErrCtx;
-use super::tls;
+use super::{statements, tls};
 use crate::error::StoreError;
 
 /// Attempts of one operation when the server reports contention (serialization failure,
@@ -53,6 +54,14 @@ impl Conn {
         match self {
             Conn::Direct(client, _) => client,
             Conn::Pooled(object) => object,
+        }
+    }
+
+    /// The statement cache of a pooled connection (see `statements`).
+    fn statement_cache(&self) -> Option<Arc<deadpool_postgres::StatementCache>> {
+        match self {
+            Conn::Direct(..) => None,
+            Conn::Pooled(object) => Some(object.statement_cache.clone()),
         }
     }
 
@@ -216,7 +225,8 @@ pub(crate) async fn run<T>(
 ) -> Result<T, StoreError> {
     let attempts = async {
         let mut conn = source.connect(cfg, ctx).await?;
-        let result = attempt_all(conn.client(), &prepare, &op).await;
+        let cache = conn.statement_cache();
+        let result = statements::with_cache(cache, attempt_all(conn.client(), &prepare, &op)).await;
         let healthy = !matches!(result, Err(StoreError::Unavailable { .. }));
         conn.finish(healthy).await;
         result

@@ -30,6 +30,7 @@ mod rows;
 mod schema;
 #[cfg(test)]
 mod server_tests;
+mod statements;
 mod talk;
 mod talk_rows;
 mod tls;

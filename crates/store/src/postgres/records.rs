@@ -13,6 +13,7 @@ use tokio_postgres::{Client, Row};
 
 use super::errors::ErrCtx;
 use super::rows::{addr_bytes, bytes_addr};
+use super::statements;
 use crate::error::StoreError;
 use crate::records::{HistoryEvent, HistoryKind, HistoryQuery, NetworkRecord, sort_events};
 
@@ -54,8 +55,7 @@ pub(crate) async fn network(
     name: &str,
 ) -> Result<Option<NetworkRecord>, StoreError> {
     let sql = format!("SELECT {NETWORK_COLUMNS} FROM plexus_networks WHERE name = $1");
-    let rows = client
-        .query_typed(&sql, &[(&name, Type::TEXT)])
+    let rows = statements::query_typed(client, &sql, &[(&name, Type::TEXT)])
         .await
         .map_err(|e| ctx.map(&e))?;
     rows.first().map(|row| network_of(row, ctx)).transpose()
@@ -67,8 +67,7 @@ pub(crate) async fn networks(
     ctx: &ErrCtx,
 ) -> Result<Vec<NetworkRecord>, StoreError> {
     let sql = format!("SELECT {NETWORK_COLUMNS} FROM plexus_networks ORDER BY name");
-    let rows = client
-        .query_typed(&sql, &[])
+    let rows = statements::query_typed(client, &sql, &[])
         .await
         .map_err(|e| ctx.map(&e))?;
     rows.iter().map(|row| network_of(row, ctx)).collect()
@@ -82,23 +81,23 @@ pub(crate) async fn write_network(
 ) -> Result<(), StoreError> {
     let definition = record.definition.to_string();
     let revision = i64::try_from(record.revision).unwrap_or(i64::MAX);
-    client
-        .execute_typed(
-            "INSERT INTO plexus_networks (name, definition, revision, created_at, updated_at) \
+    statements::execute_typed(
+        client,
+        "INSERT INTO plexus_networks (name, definition, revision, created_at, updated_at) \
              VALUES ($1, $2::jsonb, $3, $4, $5) ON CONFLICT (name) DO UPDATE SET \
              definition = excluded.definition, revision = excluded.revision, \
              created_at = excluded.created_at, updated_at = excluded.updated_at",
-            &[
-                (&record.name, Type::TEXT),
-                (&definition, Type::TEXT),
-                (&revision, Type::INT8),
-                (&record.created_at, Type::INT8),
-                (&record.updated_at, Type::INT8),
-            ],
-        )
-        .await
-        .map(drop)
-        .map_err(|e| ctx.map(&e))
+        &[
+            (&record.name, Type::TEXT),
+            (&definition, Type::TEXT),
+            (&revision, Type::INT8),
+            (&record.created_at, Type::INT8),
+            (&record.updated_at, Type::INT8),
+        ],
+    )
+    .await
+    .map(drop)
+    .map_err(|e| ctx.map(&e))
 }
 
 /// Deletes network `name` (missing is fine).
@@ -107,15 +106,18 @@ pub(crate) async fn remove_network(
     ctx: &ErrCtx,
     name: &str,
 ) -> Result<(), StoreError> {
-    client
-        .execute_typed(
-            "DELETE FROM plexus_networks WHERE name = $1",
-            &[(&name, Type::TEXT)],
-        )
-        .await
-        .map(drop)
-        .map_err(|e| ctx.map(&e))
+    statements::execute_typed(
+        client,
+        "DELETE FROM plexus_networks WHERE name = $1",
+        &[(&name, Type::TEXT)],
+    )
+    .await
+    .map(drop)
+    .map_err(|e| ctx.map(&e))
 }
+
+/// Takes the history lock of the network `$2` (class `$1`) until the transaction ends.
+const LOCK_HISTORY_SQL: &str = "SELECT pg_advisory_xact_lock($1, hashtext($2))";
 
 /// Appends `event` and prunes its network's history to `limit` events.
 ///
@@ -161,15 +163,21 @@ pub(crate) async fn append_history(
         (&event.node, Type::TEXT),
         (&limit, Type::INT8),
     ];
-    let lock = client.query_typed(
-        "SELECT pg_advisory_xact_lock($1, hashtext($2))",
-        &lock_params,
+    // Resolved (prepared) first, so that the two requests go out back to back and in this
+    // order: the append must run after the lock is held.
+    let map = |e: tokio_postgres::Error| ctx.map(&e);
+    let lock = statements::Resolved::of(client, LOCK_HISTORY_SQL, &lock_params)
+        .await
+        .map_err(map)?;
+    let append = statements::Resolved::of(client, &sql, &append_params)
+        .await
+        .map_err(map)?;
+    let (locked, appended) = tokio::join!(
+        lock.query(client, &lock_params),
+        append.execute(client, &append_params)
     );
-    let append = client.execute_typed(&sql, &append_params);
-    // Polled together, the two requests are written back to back.
-    let (locked, appended) = tokio::join!(lock, append);
-    locked.map_err(|e| ctx.map(&e))?;
-    appended.map(drop).map_err(|e| ctx.map(&e))
+    locked.map_err(map)?;
+    appended.map(drop).map_err(map)
 }
 
 fn event_of(row: &Row, ctx: &ErrCtx) -> Result<HistoryEvent, StoreError> {
@@ -203,31 +211,37 @@ pub(crate) async fn history(
     let base = format!("SELECT {HISTORY_COLUMNS} FROM plexus_history WHERE");
     let rows = match query {
         HistoryQuery::Network { network } => {
-            client
-                .query_typed(&format!("{base} network = $1"), &[(network, Type::TEXT)])
-                .await
+            statements::query_typed(
+                client,
+                &format!("{base} network = $1"),
+                &[(network, Type::TEXT)],
+            )
+            .await
         }
         HistoryQuery::Address { network, ip } => {
             let addr = addr_bytes(*ip);
-            client
-                .query_typed(
-                    &format!("{base} network = $1 AND addr = $2"),
-                    &[(network, Type::TEXT), (&addr, Type::BYTEA)],
-                )
-                .await
+            statements::query_typed(
+                client,
+                &format!("{base} network = $1 AND addr = $2"),
+                &[(network, Type::TEXT), (&addr, Type::BYTEA)],
+            )
+            .await
         }
         HistoryQuery::Pod { namespace, name } => {
-            client
-                .query_typed(
-                    &format!("{base} pod_namespace = $1 AND pod_name = $2"),
-                    &[(namespace, Type::TEXT), (name, Type::TEXT)],
-                )
-                .await
+            statements::query_typed(
+                client,
+                &format!("{base} pod_namespace = $1 AND pod_name = $2"),
+                &[(namespace, Type::TEXT), (name, Type::TEXT)],
+            )
+            .await
         }
         HistoryQuery::PodUid { uid } => {
-            client
-                .query_typed(&format!("{base} pod_uid = $1"), &[(uid, Type::TEXT)])
-                .await
+            statements::query_typed(
+                client,
+                &format!("{base} pod_uid = $1"),
+                &[(uid, Type::TEXT)],
+            )
+            .await
         }
     }
     .map_err(|e| ctx.map(&e))?;

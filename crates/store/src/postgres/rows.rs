@@ -1,7 +1,8 @@
 //! The SQL of the native tables: row encoding and decoding and every query the backend
 //! runs. All queries go through the `(network, addr)` primary key, the
 //! `(network, container_id, ifname, range_set)` unique index or the block indexes; none
-//! scans a table. Each is sent with `query_typed`: one round trip, no prepare.
+//! scans a table. Each is sent through `statements`: one round trip; prepared once per
+//! pooled connection.
 
 use std::net::IpAddr;
 
@@ -10,6 +11,7 @@ use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{Client, Row};
 
 use super::errors::ErrCtx;
+use super::statements;
 use crate::error::StoreError;
 use crate::types::{Allocation, AttachmentKey, Block, Owner};
 
@@ -46,8 +48,7 @@ async fn query(
     sql: &str,
     params: &[Param<'_>],
 ) -> Result<Vec<Row>, StoreError> {
-    client
-        .query_typed(sql, params)
+    statements::query_typed(client, sql, params)
         .await
         .map_err(|e| ctx.map(&e))
 }
@@ -340,25 +341,25 @@ pub(crate) async fn insert(
     );
     let addr = addr_bytes(a.ip);
     let details = a.owner.details.as_ref().map(serde_json::Value::to_string);
-    let inserted = client
-        .execute_typed(
-            &sql,
-            &[
-                (&a.network, Type::TEXT),
-                (&addr, Type::BYTEA),
-                (&a.range_set, Type::TEXT),
-                (&a.container_id, Type::TEXT),
-                (&a.ifname, Type::TEXT),
-                (&a.owner.pod_namespace, Type::TEXT),
-                (&a.owner.pod_name, Type::TEXT),
-                (&a.owner.pod_uid, Type::TEXT),
-                (&a.created_at, Type::INT8),
-                (&a.node, Type::TEXT),
-                (&details, Type::TEXT),
-            ],
-        )
-        .await
-        .map_err(|e| ctx.map(&e))?;
+    let inserted = statements::execute_typed(
+        client,
+        &sql,
+        &[
+            (&a.network, Type::TEXT),
+            (&addr, Type::BYTEA),
+            (&a.range_set, Type::TEXT),
+            (&a.container_id, Type::TEXT),
+            (&a.ifname, Type::TEXT),
+            (&a.owner.pod_namespace, Type::TEXT),
+            (&a.owner.pod_name, Type::TEXT),
+            (&a.owner.pod_uid, Type::TEXT),
+            (&a.created_at, Type::INT8),
+            (&a.node, Type::TEXT),
+            (&details, Type::TEXT),
+        ],
+    )
+    .await
+    .map_err(|e| ctx.map(&e))?;
     Ok(inserted == 1)
 }
 
@@ -505,22 +506,22 @@ pub(crate) async fn insert_block(
     let base = addr_bytes(block.base);
     let cursor = block.cursor.map(addr_bytes);
     let prefix = i16::from(block.prefix);
-    let inserted = client
-        .execute_typed(
-            &sql,
-            &[
-                (&block.network, Type::TEXT),
-                (&base, Type::BYTEA),
-                (&block.range_set, Type::TEXT),
-                (&prefix, Type::INT2),
-                (&block.node, Type::TEXT),
-                (&block.claimed_at, Type::INT8),
-                (&block.emptied_at, Type::INT8),
-                (&cursor, Type::BYTEA),
-            ],
-        )
-        .await
-        .map_err(|e| ctx.map(&e))?;
+    let inserted = statements::execute_typed(
+        client,
+        &sql,
+        &[
+            (&block.network, Type::TEXT),
+            (&base, Type::BYTEA),
+            (&block.range_set, Type::TEXT),
+            (&prefix, Type::INT2),
+            (&block.node, Type::TEXT),
+            (&block.claimed_at, Type::INT8),
+            (&block.emptied_at, Type::INT8),
+            (&cursor, Type::BYTEA),
+        ],
+    )
+    .await
+    .map_err(|e| ctx.map(&e))?;
     Ok(inserted == 1)
 }
 
@@ -532,19 +533,19 @@ pub(crate) async fn update_block(
 ) -> Result<(), StoreError> {
     let base = addr_bytes(block.base);
     let cursor = block.cursor.map(addr_bytes);
-    let updated = client
-        .execute_typed(
-            "UPDATE plexus_blocks SET cursor_addr = $3, emptied_at = $4 \
+    let updated = statements::execute_typed(
+        client,
+        "UPDATE plexus_blocks SET cursor_addr = $3, emptied_at = $4 \
              WHERE network = $1 AND base = $2",
-            &[
-                (&block.network, Type::TEXT),
-                (&base, Type::BYTEA),
-                (&cursor, Type::BYTEA),
-                (&block.emptied_at, Type::INT8),
-            ],
-        )
-        .await
-        .map_err(|e| ctx.map(&e))?;
+        &[
+            (&block.network, Type::TEXT),
+            (&base, Type::BYTEA),
+            (&cursor, Type::BYTEA),
+            (&block.emptied_at, Type::INT8),
+        ],
+    )
+    .await
+    .map_err(|e| ctx.map(&e))?;
     if updated == 0 {
         return Err(StoreError::Internal {
             reason: format!(
@@ -566,28 +567,28 @@ pub(crate) async fn delete_block(
     let base = addr_bytes(base);
     // Only while still marked emptied: a claim of the block's node running side by side
     // (see `txn`) clears the mark when it places an address there, and then the block stays.
-    client
-        .execute_typed(
-            "DELETE FROM plexus_blocks WHERE network = $1 AND base = $2 \
+    statements::execute_typed(
+        client,
+        "DELETE FROM plexus_blocks WHERE network = $1 AND base = $2 \
              AND emptied_at IS NOT NULL",
-            &[(&network, Type::TEXT), (&base, Type::BYTEA)],
-        )
-        .await
-        .map(drop)
-        .map_err(|e| ctx.map(&e))
+        &[(&network, Type::TEXT), (&base, Type::BYTEA)],
+    )
+    .await
+    .map(drop)
+    .map_err(|e| ctx.map(&e))
 }
 
 /// Writes the STATUS heartbeat row (proves the database accepts writes).
 pub(crate) async fn heartbeat(client: &Client, ctx: &ErrCtx, now: i64) -> Result<(), StoreError> {
-    client
-        .execute_typed(
-            "INSERT INTO plexus_heartbeat (id, beat_at) VALUES (1, $1) \
+    statements::execute_typed(
+        client,
+        "INSERT INTO plexus_heartbeat (id, beat_at) VALUES (1, $1) \
              ON CONFLICT (id) DO UPDATE SET beat_at = excluded.beat_at",
-            &[(&now, Type::INT8)],
-        )
-        .await
-        .map(drop)
-        .map_err(|e| ctx.map(&e))
+        &[(&now, Type::INT8)],
+    )
+    .await
+    .map(drop)
+    .map_err(|e| ctx.map(&e))
 }
 
 #[cfg(test)]

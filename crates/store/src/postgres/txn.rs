@@ -25,6 +25,7 @@ use tokio_postgres::Client;
 use tokio_postgres::types::Type;
 
 use super::errors::ErrCtx;
+use super::statements;
 use super::{records, rows};
 use crate::engine::{self, StoreTxn};
 use crate::error::StoreError;
@@ -62,36 +63,36 @@ pub(crate) async fn lock_network(
 ) -> Result<(), StoreError> {
     let result = match mode {
         NetworkLock::Exclusive => {
-            client
-                .query_typed(
-                    "SELECT pg_advisory_xact_lock($1, hashtext($2))",
-                    &[(&NETWORK_LOCK_CLASS, Type::INT4), (&network, Type::TEXT)],
-                )
-                .await
+            statements::query_typed(
+                client,
+                "SELECT pg_advisory_xact_lock($1, hashtext($2))",
+                &[(&NETWORK_LOCK_CLASS, Type::INT4), (&network, Type::TEXT)],
+            )
+            .await
         }
         NetworkLock::Shared => {
-            client
-                .query_typed(
-                    "SELECT pg_advisory_xact_lock_shared($1, hashtext($2))",
-                    &[(&NETWORK_LOCK_CLASS, Type::INT4), (&network, Type::TEXT)],
-                )
-                .await
+            statements::query_typed(
+                client,
+                "SELECT pg_advisory_xact_lock_shared($1, hashtext($2))",
+                &[(&NETWORK_LOCK_CLASS, Type::INT4), (&network, Type::TEXT)],
+            )
+            .await
         }
         NetworkLock::Node(node) => {
             // Network names never hold a '/' (they are file and key names): unambiguous.
             let pair = format!("{network}/{node}");
-            client
-                .query_typed(
-                    "SELECT pg_advisory_xact_lock_shared($1, hashtext($2)), \
+            statements::query_typed(
+                client,
+                "SELECT pg_advisory_xact_lock_shared($1, hashtext($2)), \
                             pg_advisory_xact_lock($3, hashtext($4))",
-                    &[
-                        (&NETWORK_LOCK_CLASS, Type::INT4),
-                        (&network, Type::TEXT),
-                        (&NODE_LOCK_CLASS, Type::INT4),
-                        (&pair, Type::TEXT),
-                    ],
-                )
-                .await
+                &[
+                    (&NETWORK_LOCK_CLASS, Type::INT4),
+                    (&network, Type::TEXT),
+                    (&NODE_LOCK_CLASS, Type::INT4),
+                    (&pair, Type::TEXT),
+                ],
+            )
+            .await
         }
     };
     result.map(drop).map_err(|e| ctx.map(&e))
