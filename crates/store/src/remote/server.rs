@@ -66,7 +66,7 @@ struct OpenStore {
     /// One FIFO queue per network for the claims of this node (PostgreSQL and etcd).
     /// Concurrent claims of one node would read the same cursor and choose the same
     /// address: on etcd all but one then lose the commit and start over, on PostgreSQL
-    /// they wait on the network's lock holding a pooled connection. Queued here, they
+    /// they wait for the node's lock, each holding a pooled connection. Queued here, they
     /// reach the store one after the other; claims of other nodes still run in parallel.
     claim_queues: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
