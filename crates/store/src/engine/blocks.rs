@@ -260,6 +260,12 @@ pub(crate) async fn sweep_blocks<T: StoreTxn + ?Sized>(
     for base in unmarked_empty_blocks(txn, network).await? {
         marked += usize::from(mark_if_empty(txn, network, base, now).await?);
     }
+    log_marked(network, marked);
+    expire_blocks(txn, network, policy, now).await
+}
+
+/// Reports the blocks GC found empty and marked (see [`unmarked_empty_blocks`]).
+pub(crate) fn log_marked(network: &str, marked: usize) {
     if marked > 0 {
         tracing::info!(
             network,
@@ -267,7 +273,6 @@ pub(crate) async fn sweep_blocks<T: StoreTxn + ?Sized>(
             "GC marked empty blocks its releases had left unmarked"
         );
     }
-    expire_blocks(txn, network, policy, now).await
 }
 
 #[cfg(test)]

@@ -26,7 +26,7 @@ use crate::error::StoreError;
 use crate::records::{HistoryEvent, HistoryKind};
 use crate::types::{Allocation, AttachmentKey, Block, Claim, ClaimContext, Owner};
 
-pub(crate) use self::blocks::{mark_if_empty, sweep_blocks, unmarked_empty_blocks};
+pub(crate) use self::blocks::{log_marked, mark_if_empty, sweep_blocks, unmarked_empty_blocks};
 pub(crate) use self::records::{delete_network, put_network, record_history};
 pub(crate) use self::txn::StoreTxn;
 
@@ -39,19 +39,18 @@ pub(crate) async fn claim_all<T: StoreTxn + ?Sized>(
     ctx: &ClaimContext,
 ) -> Result<Vec<Allocation>, StoreError> {
     let mut allocations = Vec::with_capacity(claims.len());
-    let mut new = Vec::with_capacity(claims.len());
+    let mut events = Vec::new();
     for claim in claims {
         let (allocation, is_new) = claim_one(txn, key, owner, claim, ctx).await?;
-        new.push(is_new);
+        if is_new && ctx.record_history {
+            events.push(HistoryEvent::of(&allocation, HistoryKind::Claim, ctx.now));
+        }
         allocations.push(allocation);
     }
     // History last: a backend that serializes appends (PostgreSQL's history lock) then
     // holds that lock only from here to the commit, never while waiting for another lock.
-    if ctx.record_history {
-        for (allocation, _) in allocations.iter().zip(&new).filter(|(_, is_new)| **is_new) {
-            let event = HistoryEvent::of(allocation, HistoryKind::Claim, ctx.now);
-            txn.append_history(&event).await?;
-        }
+    for event in &events {
+        txn.append_history(event).await?;
     }
     Ok(allocations)
 }

@@ -315,13 +315,7 @@ impl Inner {
                 .await)?;
             marked += usize::from(done);
         }
-        if marked > 0 {
-            tracing::info!(
-                network,
-                marked,
-                "GC marked empty blocks its releases had left unmarked"
-            );
-        }
+        engine::log_marked(network, marked);
         loop {
             let (released, more) = in_txn!(self, |txn| {
                 txn.limit_emptied(EXPIRE_BATCH);

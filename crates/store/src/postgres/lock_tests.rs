@@ -7,6 +7,7 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
+use super::server_tests::owner;
 use super::server_tests::pg_support::PgServer;
 use tokio_postgres::NoTls;
 
@@ -22,24 +23,14 @@ async fn raw_transaction(cfg: &PostgresConfig) -> Client {
         timeout: Duration::from_secs(60),
         ..cfg.clone()
     };
-    let cfg = &cfg;
-    let mut config = connect::pg_config(cfg);
-    if let Some(password) = connect::read_password(cfg).unwrap() {
+    let mut config = connect::pg_config(&cfg);
+    if let Some(password) = connect::read_password(&cfg).unwrap() {
         config.password(password);
     }
     let (client, connection) = config.connect(NoTls).await.unwrap();
     tokio::spawn(connection);
     client.batch_execute("BEGIN").await.unwrap();
     client
-}
-
-fn owner() -> Owner {
-    Owner {
-        pod_namespace: Some("ns".into()),
-        pod_name: Some("pod".into()),
-        pod_uid: None,
-        details: None,
-    }
 }
 
 fn on(node: &str) -> ClaimContext {

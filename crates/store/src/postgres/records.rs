@@ -8,7 +8,7 @@
 //! release holds at the same time, so a deletion's count of allocations and the deletion
 //! are one atomic step with respect to claims.
 
-use tokio_postgres::types::{ToSql, Type};
+use tokio_postgres::types::Type;
 use tokio_postgres::{Client, Row};
 
 use super::errors::ErrCtx;
@@ -116,9 +116,6 @@ pub(crate) async fn remove_network(
     .map_err(|e| ctx.map(&e))
 }
 
-/// Takes the history lock of the network `$2` (class `$1`) until the transaction ends.
-const LOCK_HISTORY_SQL: &str = "SELECT pg_advisory_xact_lock($1, hashtext($2))";
-
 /// Appends `event` and prunes its network's history to `limit` events.
 ///
 /// Appends of one network are serialized by the network's history lock, taken here and
@@ -146,11 +143,11 @@ pub(crate) async fn append_history(
          DELETE FROM plexus_history
          WHERE network = $1 AND seq <= (SELECT seq FROM added) - $11"
     );
-    let lock_params: [(&(dyn ToSql + Sync), Type); 2] = [
+    let lock_params: [statements::Param<'_>; 2] = [
         (&super::txn::HISTORY_LOCK_CLASS, Type::INT4),
         (&event.network, Type::TEXT),
     ];
-    let append_params: [(&(dyn ToSql + Sync), Type); 11] = [
+    let append_params: [statements::Param<'_>; 11] = [
         (&event.network, Type::TEXT),
         (&event.at, Type::INT8),
         (&kind, Type::TEXT),
@@ -166,7 +163,7 @@ pub(crate) async fn append_history(
     // Resolved (prepared) first, so that the two requests go out back to back and in this
     // order: the append must run after the lock is held.
     let map = |e: tokio_postgres::Error| ctx.map(&e);
-    let lock = statements::Resolved::of(client, LOCK_HISTORY_SQL, &lock_params)
+    let lock = statements::Resolved::of(client, super::txn::EXCLUSIVE_LOCK_SQL, &lock_params)
         .await
         .map_err(map)?;
     let append = statements::Resolved::of(client, &sql, &append_params)

@@ -7,11 +7,11 @@
 use std::net::IpAddr;
 
 use plexus_ipam_core::addr::{from_key, key as addr_key};
-use tokio_postgres::types::{ToSql, Type};
+use tokio_postgres::types::Type;
 use tokio_postgres::{Client, Row};
 
 use super::errors::ErrCtx;
-use super::statements;
+use super::statements::{self, Param};
 use crate::error::StoreError;
 use crate::types::{Allocation, AttachmentKey, Block, Owner};
 
@@ -22,9 +22,6 @@ const COLUMNS: &str = "network, addr, range_set, container_id, ifname, pod_names
 /// Columns of `plexus_blocks` in the order [`block_of`] expects.
 const BLOCK_COLUMNS: &str =
     "network, base, range_set, prefix, node, claimed_at, emptied_at, cursor_addr";
-
-/// One typed query parameter.
-type Param<'a> = (&'a (dyn ToSql + Sync), Type);
 
 /// An address as stored: its 16-byte big-endian key, so `bytea` order is address order.
 pub(crate) fn addr_bytes(ip: IpAddr) -> Vec<u8> {

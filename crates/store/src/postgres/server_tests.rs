@@ -129,7 +129,7 @@ fn ctx() -> ClaimContext {
     ClaimContext::new("node-a", BlockPolicy::default())
 }
 
-fn owner() -> Owner {
+pub(super) fn owner() -> Owner {
     Owner {
         pod_namespace: Some("ns".into()),
         pod_name: Some("pod".into()),

@@ -41,6 +41,9 @@ pub(crate) const NODE_LOCK_CLASS: i32 = 0x706c_786e;
 /// First key of the two-key advisory locks of networks' history appends: "plxh".
 pub(crate) const HISTORY_LOCK_CLASS: i32 = 0x706c_7868;
 
+/// Takes the transaction-scoped exclusive two-key lock (`$1` class, `hashtext($2)`).
+pub(crate) const EXCLUSIVE_LOCK_SQL: &str = "SELECT pg_advisory_xact_lock($1, hashtext($2))";
+
 /// How a write transaction locks its network (see the module docs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum NetworkLock<'a> {
@@ -62,21 +65,15 @@ pub(crate) async fn lock_network(
     mode: NetworkLock<'_>,
 ) -> Result<(), StoreError> {
     let result = match mode {
-        NetworkLock::Exclusive => {
-            statements::query_typed(
-                client,
-                "SELECT pg_advisory_xact_lock($1, hashtext($2))",
-                &[(&NETWORK_LOCK_CLASS, Type::INT4), (&network, Type::TEXT)],
-            )
-            .await
-        }
-        NetworkLock::Shared => {
-            statements::query_typed(
-                client,
-                "SELECT pg_advisory_xact_lock_shared($1, hashtext($2))",
-                &[(&NETWORK_LOCK_CLASS, Type::INT4), (&network, Type::TEXT)],
-            )
-            .await
+        NetworkLock::Exclusive | NetworkLock::Shared => {
+            let sql = if mode == NetworkLock::Exclusive {
+                EXCLUSIVE_LOCK_SQL
+            } else {
+                "SELECT pg_advisory_xact_lock_shared($1, hashtext($2))"
+            };
+            let params: [statements::Param<'_>; 2] =
+                [(&NETWORK_LOCK_CLASS, Type::INT4), (&network, Type::TEXT)];
+            statements::query_typed(client, sql, &params).await
         }
         NetworkLock::Node(node) => {
             // Network names never hold a '/' (they are file and key names): unambiguous.
