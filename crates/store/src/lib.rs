@@ -58,7 +58,9 @@ pub use records::{
 pub use remote::{AgentSetting, RemoteStore, open_with_agent};
 pub use sqlite::{LATEST_VERSION as SQLITE_SCHEMA_VERSION, SqliteStore};
 pub use store::Store;
-pub use types::{Allocation, AttachmentKey, Block, Claim, ClaimContext, GcReport, Owner, unix_now};
+pub use types::{
+    Allocation, AttachmentKey, Block, Claim, ClaimContext, ClaimRequest, GcReport, Owner, unix_now,
+};
 
 /// Opens the store `cfg` names (async: network backends connect here).
 pub async fn open(cfg: &StoreConfig) -> Result<Box<dyn Store>, StoreError> {

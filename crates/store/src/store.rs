@@ -6,7 +6,9 @@ use plexus_ipam_core::BlockPolicy;
 
 use crate::error::StoreError;
 use crate::records::{HistoryEvent, HistoryQuery, NetworkDeletion, NetworkRecord, PutMode};
-use crate::types::{Allocation, AttachmentKey, Block, Claim, ClaimContext, GcReport, Owner};
+use crate::types::{
+    Allocation, AttachmentKey, Block, Claim, ClaimContext, ClaimRequest, GcReport, Owner,
+};
 
 /// Transactional storage of address allocations, keyed by CNI attachment.
 ///
@@ -46,6 +48,27 @@ pub trait Store: Send + Sync {
         claims: &[Claim<'_>],
         ctx: &ClaimContext,
     ) -> Result<Vec<Allocation>, StoreError>;
+
+    /// Runs the claims of several ADDs, each as [`claim`](Self::claim) would, and answers
+    /// each in request order. Each request stays atomic on its own: one that fails (an
+    /// exhausted pool, a taken static address) keeps nothing and does not stop the others.
+    ///
+    /// The node agent hands a node's queued claims over this way. A backend may commit
+    /// them in one transaction (etcd: one snapshot read, one commit for the lot); the
+    /// default runs them one after the other.
+    async fn claim_batch(
+        &self,
+        requests: &[ClaimRequest<'_>],
+    ) -> Vec<Result<Vec<Allocation>, StoreError>> {
+        let mut answers = Vec::with_capacity(requests.len());
+        for request in requests {
+            answers.push(
+                self.claim(request.key, request.owner, request.claims, request.ctx)
+                    .await,
+            );
+        }
+        answers
+    }
 
     /// Releases everything held by `key` and returns what was released, ordered by
     /// address. Nothing held is not an error: the result is empty. A block left without

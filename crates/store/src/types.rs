@@ -103,6 +103,20 @@ impl<'a> Claim<'a> {
     }
 }
 
+/// The claims of one ADD, as [`crate::Store::claim`] takes them: one entry of a
+/// [`crate::Store::claim_batch`].
+#[derive(Debug, Clone, Copy)]
+pub struct ClaimRequest<'a> {
+    /// The attachment claiming.
+    pub key: &'a AttachmentKey,
+    /// Who owns the attachment.
+    pub owner: &'a Owner,
+    /// One claim per range set.
+    pub claims: &'a [Claim<'a>],
+    /// Node, block policy and time of the claim.
+    pub ctx: &'a ClaimContext,
+}
+
 /// Who claims and when: the part of a claim that is not the attachment itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClaimContext {

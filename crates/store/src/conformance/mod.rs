@@ -12,11 +12,13 @@
 //! Available inside this crate's tests and, for other crates, with the `conformance`
 //! feature.
 
+mod batch;
 mod blocks;
 mod records;
 mod support;
 mod unmarked;
 
+pub use self::batch::*;
 pub use self::blocks::*;
 pub use self::records::*;
 pub use self::support::{NODE, ip, no_blocks, range_set, range_set_with};
@@ -53,6 +55,8 @@ pub async fn run_all(make: impl Fn() -> Box<dyn Store>) {
     history_records_claims_and_releases(&*make()).await;
     history_is_atomic_with_claims(&*make()).await;
     recorded_history_is_kept(&*make()).await;
+    claim_batch_answers_each_request(&*make()).await;
+    claim_batch_with_blocks_until_exhaustion(&*make()).await;
 }
 
 /// A dynamic claim is recorded with its full identity and is released by DEL.

@@ -50,8 +50,9 @@ pub(crate) struct BufferedTxn {
     /// Range reads (and counts): `[start, end)`, each checked by a range compare.
     ranges: Vec<(Vec<u8>, Vec<u8>)>,
     /// The range reads that listed their keys: a key inside one that the read did not
-    /// return is known to be absent at the snapshot.
-    listed: Vec<(Vec<u8>, Vec<u8>)>,
+    /// return is known to be absent at the snapshot, and a later read inside one is
+    /// answered from [`known`](Self::known) without a server call.
+    listed: Vec<Listing>,
     /// Keys seen present at the snapshot (by any read): `mod_revision` and, unless only
     /// a keys-only range read saw them, the value. Spares a second round trip for a key
     /// already read, and any for a key inside a range read that returned no such key.
@@ -59,6 +60,8 @@ pub(crate) struct BufferedTxn {
     writes: BTreeMap<Vec<u8>, Write>,
     /// The first failure of a server call, which decides whether the call is retried.
     failure: Option<Failure>,
+    /// Read requests sent so far (tests check what a claim costs).
+    reads_sent: usize,
 }
 
 /// What a read saw of a present key.
@@ -68,6 +71,24 @@ struct Seen {
     /// `None` when only a keys-only read saw the key.
     value: Option<Vec<u8>>,
 }
+
+/// A range `[start, end)` whose keys (and, when `values`, their values) are all in
+/// [`BufferedTxn::known`].
+#[derive(Debug, Clone)]
+struct Listing {
+    start: Vec<u8>,
+    end: Vec<u8>,
+    values: bool,
+}
+
+impl Listing {
+    fn covers(&self, start: &[u8], end: &[u8]) -> bool {
+        self.start.as_slice() <= start && end <= self.end.as_slice()
+    }
+}
+
+/// What [`BufferedTxn::savepoint`] remembers: the buffered writes at that moment.
+pub(crate) struct Savepoint(BTreeMap<Vec<u8>, Write>);
 
 /// One key and its value from a range read.
 pub(crate) type Entry = (Vec<u8>, Vec<u8>);
@@ -92,7 +113,19 @@ impl BufferedTxn {
             known: BTreeMap::new(),
             writes: BTreeMap::new(),
             failure: None,
+            reads_sent: 0,
         }
+    }
+
+    /// The read requests this transaction has sent to the server so far.
+    #[cfg(test)]
+    pub(crate) fn reads_sent(&self) -> usize {
+        self.reads_sent
+    }
+
+    /// Whether a server call of this transaction failed.
+    pub(crate) fn has_failed(&self) -> bool {
+        self.failure.is_some()
     }
 
     /// The failure of a server call made by this transaction, if any (taken once).
@@ -150,6 +183,7 @@ impl BufferedTxn {
             return Ok(None);
         }
         let options = self.options();
+        self.reads_sent += 1;
         let mut response = match self.kv.get(key, Some(options)).await {
             Ok(response) => response,
             Err(err) => return Err(self.fail(err)),
@@ -184,7 +218,109 @@ impl BufferedTxn {
     fn in_range_read(&self, key: &[u8]) -> bool {
         self.listed
             .iter()
-            .any(|(start, end)| start.as_slice() <= key && key < end.as_slice())
+            .any(|l| l.start.as_slice() <= key && key < l.end.as_slice())
+    }
+
+    /// The snapshot's entries of `[start, end)` from an earlier listing that covers it,
+    /// without a server call; `None` when no listing does (or none with values, when
+    /// values are asked for).
+    fn listed_entries(
+        &self,
+        start: &[u8],
+        end: &[u8],
+        keys_only: bool,
+    ) -> Option<BTreeMap<Vec<u8>, Vec<u8>>> {
+        self.listed
+            .iter()
+            .any(|l| (keys_only || l.values) && l.covers(start, end))
+            .then(|| {
+                self.known
+                    .range(start.to_vec()..end.to_vec())
+                    .map(|(key, seen)| {
+                        let value = match (&seen.value, keys_only) {
+                            (Some(value), false) => value.clone(),
+                            _ => Vec::new(),
+                        };
+                        (key.clone(), value)
+                    })
+                    .collect()
+            })
+    }
+
+    /// Reads the given keys and ranges in ONE read-only etcd transaction, before any other
+    /// read: it pins the snapshot, and the reads that follow inside them are answered
+    /// without a server call (guarded or not as those reads ask). Nothing is guarded by the
+    /// prefetch itself. A range with more keys than a page is left to its own read.
+    pub(crate) async fn prefetch(
+        &mut self,
+        points: &[String],
+        ranges: &[(String, Vec<u8>)],
+    ) -> Result<(), StoreError> {
+        if self.snapshot.is_some() || (points.is_empty() && ranges.is_empty()) {
+            return Ok(());
+        }
+        let mut ops: Vec<TxnOp> = points
+            .iter()
+            .map(|key| TxnOp::get(key.as_str(), None))
+            .collect();
+        ops.extend(ranges.iter().map(|(start, end)| {
+            let options = GetOptions::new().with_range(end.clone()).with_limit(PAGE);
+            TxnOp::get(start.as_str(), Some(options))
+        }));
+        self.reads_sent += 1;
+        let response = match self.kv.txn(Txn::new().and_then(ops)).await {
+            Ok(response) => response,
+            Err(err) => return Err(self.fail(err)),
+        };
+        self.pin(response.header().map(|h| h.revision()));
+        let requested = points
+            .iter()
+            .map(|key| {
+                let mut end = key.as_bytes().to_vec();
+                end.push(0);
+                (key.as_bytes().to_vec(), end)
+            })
+            .chain(
+                ranges
+                    .iter()
+                    .map(|(s, e)| (s.as_bytes().to_vec(), e.clone())),
+            );
+        for ((start, end), op) in requested.zip(response.op_responses()) {
+            let TxnOpResponse::Get(mut get) = op else {
+                continue;
+            };
+            let complete = !get.more();
+            for kv in get.take_kvs() {
+                let mod_revision = kv.mod_revision();
+                let (key, value) = kv.into_key_value();
+                self.known.insert(
+                    key,
+                    Seen {
+                        mod_revision,
+                        value: Some(value),
+                    },
+                );
+            }
+            if complete {
+                self.listed.push(Listing {
+                    start,
+                    end,
+                    values: true,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The buffered writes as they are now, for [`rollback_to`](Self::rollback_to).
+    pub(crate) fn savepoint(&self) -> Savepoint {
+        Savepoint(self.writes.clone())
+    }
+
+    /// Drops every write buffered since `savepoint`. The reads made since stay guarded: at
+    /// worst a spurious conflict, never a missed one.
+    pub(crate) fn rollback_to(&mut self, savepoint: Savepoint) {
+        self.writes = savepoint.0;
     }
 
     /// The entries of `[start, end)` in key order, with this transaction's writes applied;
@@ -195,13 +331,51 @@ impl BufferedTxn {
         end: &[u8],
         keys_only: bool,
     ) -> Result<Vec<Entry>, StoreError> {
-        let mut found: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+        let listed = self.listed_entries(start.as_bytes(), end, keys_only);
+        let cached = listed.is_some();
+        let mut found = match listed {
+            Some(entries) => entries,
+            None => self.fetch_range(start, end, keys_only).await?,
+        };
+        if !cached {
+            self.listed.push(Listing {
+                start: start.as_bytes().to_vec(),
+                end: end.to_vec(),
+                values: !keys_only,
+            });
+        }
+        self.ranges.push((start.as_bytes().to_vec(), end.to_vec()));
+        let own = self.writes.range(start.as_bytes().to_vec()..end.to_vec());
+        for (key, write) in own {
+            match write {
+                Write::Put(value) => {
+                    let value = if keys_only { Vec::new() } else { value.clone() };
+                    found.insert(key.clone(), value);
+                }
+                Write::Delete => {
+                    found.remove(key);
+                }
+            }
+        }
+        Ok(found.into_iter().collect())
+    }
+
+    /// Every entry of `[start, end)` at the snapshot, page by page, remembered in
+    /// [`known`](Self::known).
+    async fn fetch_range(
+        &mut self,
+        start: &str,
+        end: &[u8],
+        keys_only: bool,
+    ) -> Result<BTreeMap<Vec<u8>, Vec<u8>>, StoreError> {
+        let mut found = BTreeMap::new();
         let mut from = start.as_bytes().to_vec();
         loop {
             let mut options = self.options().with_range(end.to_vec()).with_limit(PAGE);
             if keys_only {
                 options = options.with_keys_only();
             }
+            self.reads_sent += 1;
             let mut response = match self.kv.get(from.clone(), Some(options)).await {
                 Ok(response) => response,
                 Err(err) => return Err(self.fail(err)),
@@ -231,21 +405,7 @@ impl BufferedTxn {
                 _ => break,
             }
         }
-        self.listed.push((start.as_bytes().to_vec(), end.to_vec()));
-        self.ranges.push((start.as_bytes().to_vec(), end.to_vec()));
-        let own = self.writes.range(start.as_bytes().to_vec()..end.to_vec());
-        for (key, write) in own {
-            match write {
-                Write::Put(value) => {
-                    let value = if keys_only { Vec::new() } else { value.clone() };
-                    found.insert(key.clone(), value);
-                }
-                Write::Delete => {
-                    found.remove(key);
-                }
-            }
-        }
-        Ok(found.into_iter().collect())
+        Ok(found)
     }
 
     /// Like [`range`](Self::range), but the commit does not require the range unchanged.
@@ -277,6 +437,7 @@ impl BufferedTxn {
     ) -> Result<Vec<Entry>, StoreError> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let options = self.options().with_range(end.to_vec()).with_limit(limit);
+        self.reads_sent += 1;
         let mut response = match self.kv.get(start.to_vec(), Some(options)).await {
             Ok(response) => response,
             Err(err) => return Err(self.fail(err)),
@@ -302,6 +463,7 @@ impl BufferedTxn {
             return Ok(u64::try_from(entries.len()).unwrap_or(u64::MAX));
         }
         let options = self.options().with_range(end.to_vec()).with_count_only();
+        self.reads_sent += 1;
         let response = match self.kv.get(start, Some(options)).await {
             Ok(response) => response,
             Err(err) => return Err(self.fail(err)),
@@ -344,6 +506,11 @@ impl BufferedTxn {
         if self.writes.is_empty() {
             return Ok(());
         }
+        tracing::trace!(
+            reads = self.reads_sent,
+            writes = self.writes.len(),
+            "committing an etcd transaction"
+        );
         let compares = self.compares();
         let ops: Vec<TxnOp> = std::mem::take(&mut self.writes)
             .into_iter()

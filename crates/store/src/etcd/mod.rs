@@ -15,6 +15,7 @@
 //!   executor.
 
 mod buffered;
+mod claims;
 mod config;
 mod conn;
 mod keys;
@@ -30,9 +31,9 @@ use std::time::Duration;
 
 use etcd_client::{Client, Compare, CompareOp, KvClient, Txn, TxnOp};
 use plexus_ipam_core::BlockPolicy;
-use plexus_ipam_core::range::RangeSet;
 
 use self::buffered::BufferedTxn;
+use self::claims::{OwnedClaim, OwnedRequest};
 use self::conn::{Attempts, Connector, Failure};
 use self::keys::Keys;
 use self::runtime::Executor;
@@ -42,7 +43,7 @@ use crate::error::StoreError;
 use crate::records::{HistoryEvent, HistoryQuery, NetworkDeletion, NetworkRecord, PutMode};
 use crate::store::Store;
 use crate::types::{
-    Allocation, AttachmentKey, Block, Claim, ClaimContext, GcReport, Owner, unix_now,
+    Allocation, AttachmentKey, Block, Claim, ClaimContext, ClaimRequest, GcReport, Owner, unix_now,
 };
 
 pub(crate) use self::config::parse as parse_config;
@@ -109,32 +110,6 @@ impl std::fmt::Debug for Inner {
             .field("keys", &self.keys)
             .field("timeout", &self.timeout)
             .finish_non_exhaustive()
-    }
-}
-
-/// An owned [`Claim`], to move a claim onto the I/O thread.
-#[derive(Debug, Clone)]
-enum OwnedClaim {
-    Dynamic(RangeSet),
-    Static { set: RangeSet, ip: IpAddr },
-}
-
-impl OwnedClaim {
-    fn of(claim: &Claim<'_>) -> Self {
-        match claim {
-            Claim::Dynamic(set) => OwnedClaim::Dynamic((*set).clone()),
-            Claim::Static { set, ip } => OwnedClaim::Static {
-                set: (*set).clone(),
-                ip: *ip,
-            },
-        }
-    }
-
-    fn borrow(&self) -> Claim<'_> {
-        match self {
-            OwnedClaim::Dynamic(set) => Claim::Dynamic(set),
-            OwnedClaim::Static { set, ip } => Claim::Static { set, ip: *ip },
-        }
     }
 }
 
@@ -352,14 +327,47 @@ impl Store for EtcdStore {
         let claims: Vec<OwnedClaim> = claims.iter().map(OwnedClaim::of).collect();
         self.run(|inner| async move {
             let claims: Vec<Claim<'_>> = claims.iter().map(OwnedClaim::borrow).collect();
-            let claimed = in_txn!(&*inner, |txn| engine::claim_all(
-                txn, &key, &owner, &claims, &ctx
-            )
-            .await)?;
+            let request = ClaimRequest {
+                key: &key,
+                owner: &owner,
+                claims: &claims,
+                ctx: &ctx,
+            };
+            let claimed = in_txn!(&*inner, |txn| {
+                txn.prefetch_claims(&[request]).await?;
+                engine::claim_all(txn, &key, &owner, &claims, &ctx).await
+            })?;
             inner.after_appends(&key.network, false).await;
             Ok(claimed)
         })
         .await
+    }
+
+    async fn claim_batch(
+        &self,
+        requests: &[ClaimRequest<'_>],
+    ) -> Vec<Result<Vec<Allocation>, StoreError>> {
+        let owned: Vec<OwnedRequest> = requests.iter().map(OwnedRequest::of).collect();
+        let count = owned.len();
+        let answers = self
+            .run(|inner| async move {
+                let claims: Vec<Vec<Claim<'_>>> = owned.iter().map(OwnedRequest::claims).collect();
+                let requests: Vec<ClaimRequest<'_>> = owned
+                    .iter()
+                    .zip(&claims)
+                    .map(|(request, claims)| request.request(claims))
+                    .collect();
+                let answers = in_txn!(&*inner, |txn| claims::claim_batch_in(txn, &requests).await)?;
+                let mut networks: Vec<&str> = owned.iter().map(OwnedRequest::network).collect();
+                networks.sort_unstable();
+                networks.dedup();
+                for network in networks {
+                    inner.after_appends(network, false).await;
+                }
+                Ok(answers)
+            })
+            .await;
+        answers.unwrap_or_else(|err| vec![Err(err); count])
     }
 
     async fn release(&self, key: &AttachmentKey) -> Result<Vec<Allocation>, StoreError> {
@@ -527,5 +535,7 @@ impl Store for EtcdStore {
     }
 }
 
+#[cfg(test)]
+mod batch_tests;
 #[cfg(test)]
 mod tests;

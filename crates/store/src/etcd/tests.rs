@@ -28,7 +28,7 @@ pub(super) fn fresh_store(endpoints: &[String], test: &str) -> EtcdStore {
 }
 
 /// A configuration on a key prefix nobody else uses.
-fn fresh_config(endpoints: &[String], test: &str) -> EtcdConfig {
+pub(super) fn fresh_config(endpoints: &[String], test: &str) -> EtcdConfig {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
     let mut cfg = EtcdConfig::new(endpoints.to_vec());
@@ -83,6 +83,8 @@ mod conformance {
         history_records_claims_and_releases,
         history_is_atomic_with_claims,
         recorded_history_is_kept,
+        claim_batch_answers_each_request,
+        claim_batch_with_blocks_until_exhaustion,
     );
 }
 

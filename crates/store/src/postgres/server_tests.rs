@@ -52,6 +52,8 @@ conformance_on_postgres!(
     history_records_claims_and_releases,
     history_is_atomic_with_claims,
     recorded_history_is_kept,
+    claim_batch_answers_each_request,
+    claim_batch_with_blocks_until_exhaustion,
 );
 
 #[tokio::test]

@@ -5,10 +5,12 @@
 //! - [`frame`]: u32 big-endian length-prefixed frames, capped at [`frame::MAX_FRAME`].
 //! - [`protocol`]: the JSON messages; errors come back as the same [`crate::StoreError`].
 //! - [`RemoteStore`]: the plugin side, a [`crate::Store`] forwarding every call.
-//! - [`Agent`]: the server side.
+//! - [`Agent`]: the server side; `batch` queues a node's claims and hands them to the
+//!   store in batches.
 //! - [`AgentSetting`] and [`open_with_agent`]: the `"agent"` key of the IPAM config and
 //!   the fallback to direct access when no agent answers.
 
+mod batch;
 mod client;
 mod dispatch;
 pub mod frame;

@@ -13,6 +13,7 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+use super::batch::{BatchRunner, ClaimBatcher};
 use super::frame::{self, FrameError};
 use super::protocol::{AgentStats, ClientMessage, Op, PROTOCOL_VERSION, ServerMessage};
 use crate::config::StoreConfig;
@@ -23,7 +24,7 @@ use crate::store::Store;
 /// Connections one PostgreSQL store of the agent keeps at most.
 pub const DEFAULT_PG_POOL_SIZE: usize = 8;
 
-/// How long a claim waits in its network's queue before it goes ahead unqueued.
+/// How long a claim waits in its network's queue before it goes ahead alone.
 const QUEUE_PATIENCE: Duration = Duration::from_secs(2);
 
 /// How long shutdown waits for in-flight requests before giving up on them.
@@ -60,43 +61,49 @@ pub struct Agent {
 
 /// An open store and how to drive it.
 struct OpenStore {
-    store: Box<dyn Store>,
+    store: Arc<dyn Store>,
     /// SQLite blocks its thread while it waits for locks: run it off the async workers.
     blocking: bool,
-    /// One FIFO queue per network for the claims of this node (PostgreSQL and etcd).
-    /// Concurrent claims of one node would read the same cursor and choose the same
-    /// address: on etcd all but one then lose the commit and start over, on PostgreSQL
-    /// they wait for the node's lock, each holding a pooled connection. Queued here, they
-    /// reach the store one after the other; claims of other nodes still run in parallel.
-    claim_queues: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// One claim queue per network for the claims of this node (PostgreSQL and etcd):
+    /// see [`super::batch`].
+    claim_queues: Mutex<HashMap<String, Arc<ClaimBatcher>>>,
+    /// Runs a batch of claims on `store`.
+    run_batch: BatchRunner,
 }
 
 impl OpenStore {
     fn new(store: Box<dyn Store>, blocking: bool) -> Self {
+        let store: Arc<dyn Store> = Arc::from(store);
+        let run_batch: BatchRunner = {
+            let store = store.clone();
+            Arc::new(move |ops| {
+                let store = store.clone();
+                Box::pin(async move { super::dispatch::claim_batch(store.as_ref(), ops).await })
+            })
+        };
         OpenStore {
             store,
             blocking,
             claim_queues: Mutex::new(HashMap::new()),
+            run_batch,
         }
     }
 
     /// The claim queue of `network`.
-    fn claim_queue(&self, network: &str) -> Arc<tokio::sync::Mutex<()>> {
+    fn claim_queue(&self, network: &str) -> Arc<ClaimBatcher> {
         let mut queues = self.claim_queues.lock().unwrap_or_else(|p| p.into_inner());
         queues.entry(network.to_owned()).or_default().clone()
     }
 
-    /// For a claim: waits for its turn in its network's queue, at most `patience`, and
-    /// returns the turn (held until dropped). `None` for other operations, and for a claim
-    /// that waited `patience` in vain: the queue is only an optimization (uniqueness
-    /// never depends on it), so a claim stuck behind a slow one (a store that is down)
-    /// goes ahead on its own and meets its own deadline.
-    async fn queue(&self, op: &Op, patience: Duration) -> Option<tokio::sync::OwnedMutexGuard<()>> {
-        let Op::Claim { key, .. } = op else {
-            return None;
-        };
-        let turn = self.claim_queue(&key.network).lock_owned();
-        tokio::time::timeout(patience, turn).await.ok()
+    /// Runs `op`: a claim through its network's queue, anything else at once.
+    async fn run(&self, op: Op) -> Result<serde_json::Value, StoreError> {
+        match &op {
+            Op::Claim { key, .. } => {
+                let queue = self.claim_queue(&key.network);
+                queue.claim(&self.run_batch, op, QUEUE_PATIENCE).await
+            }
+            _ => super::dispatch::run(self.store.as_ref(), op).await,
+        }
     }
 }
 
@@ -254,8 +261,7 @@ impl State {
             })?
         } else {
             // SQLite (above) serializes its writers itself.
-            let _queued = open.queue(&op, QUEUE_PATIENCE).await;
-            super::dispatch::run(open.store.as_ref(), op).await
+            open.run(op).await
         }
     }
 }
@@ -376,45 +382,4 @@ async fn refuse(stream: &mut UnixStream, state: &State, reason: String) {
     state.count(|s| s.protocol_errors += 1);
     tracing::debug!(%reason, "refusing a request");
     let _ = send(stream, &ServerMessage::ProtocolError { reason }).await;
-}
-
-#[cfg(test)]
-mod tests {
-    use std::time::Instant;
-
-    use super::*;
-    use crate::remote::protocol::WireClaimContext;
-    use crate::{AttachmentKey, BlockPolicy, ClaimContext, MemoryStore, Owner};
-
-    fn claim_in(network: &str) -> Op {
-        let ctx = ClaimContext::new("node-1", BlockPolicy::disabled());
-        Op::Claim {
-            key: AttachmentKey::new(network, "c", "eth0"),
-            owner: Owner::default(),
-            claims: Vec::new(),
-            ctx: WireClaimContext::from(&ctx),
-        }
-    }
-
-    #[tokio::test]
-    async fn claims_of_one_network_wait_their_turn_within_patience() {
-        let open = OpenStore::new(Box::new(MemoryStore::new()), false);
-        let patience = Duration::from_millis(200);
-        let first = open.queue(&claim_in("a"), patience).await;
-        assert!(first.is_some(), "an idle queue gives a turn at once");
-        // Same network: waits for the turn, and goes ahead unqueued when patience ends.
-        let started = Instant::now();
-        assert!(open.queue(&claim_in("a"), patience).await.is_none());
-        assert!(started.elapsed() >= patience, "{:?}", started.elapsed());
-        // Another network has its own queue; other operations are never queued.
-        let in_b = claim_in("b");
-        let other = tokio::time::timeout(patience / 4, open.queue(&in_b, patience));
-        assert!(other.await.expect("no wait").is_some());
-        assert!(open.queue(&Op::Probe, patience).await.is_none());
-        // The turn passes on when the first claim is done.
-        let in_a = claim_in("a");
-        let waiting = open.queue(&in_a, Duration::from_secs(10));
-        let (turn, ()) = tokio::join!(waiting, async { drop(first) });
-        assert!(turn.is_some());
-    }
 }

@@ -1,0 +1,156 @@
+//! Claims on etcd with few round trips: the reads every claim makes first go out together
+//! in one read-only request, and a node agent's batch of claims shares one snapshot and
+//! one commit.
+//!
+//! A claim through the engine reads, one request after the other, its attachment index,
+//! its node's blocks, their cursor hints and a window of addresses, then commits: five
+//! round trips, each of which waits for the scheduler on a loaded node. The first three do
+//! not depend on each other, so [`EtcdTxn::prefetch_claims`] sends them as one `Txn`; the
+//! window read of a later claim in a batch falls inside the window the first one listed,
+//! and is answered without a server call. A batch of `n` claims then costs three round
+//! trips instead of `5 n`.
+
+use std::net::IpAddr;
+
+use plexus_ipam_core::addr::canonical;
+use plexus_ipam_core::range::RangeSet;
+
+use super::txn::EtcdTxn;
+use crate::engine;
+use crate::error::StoreError;
+use crate::types::{Allocation, AttachmentKey, Claim, ClaimContext, ClaimRequest, Owner};
+
+/// An owned [`Claim`], to move a claim onto the I/O thread.
+#[derive(Debug, Clone)]
+pub(super) enum OwnedClaim {
+    Dynamic(RangeSet),
+    Static { set: RangeSet, ip: IpAddr },
+}
+
+impl OwnedClaim {
+    pub(super) fn of(claim: &Claim<'_>) -> Self {
+        match claim {
+            Claim::Dynamic(set) => OwnedClaim::Dynamic((*set).clone()),
+            Claim::Static { set, ip } => OwnedClaim::Static {
+                set: (*set).clone(),
+                ip: *ip,
+            },
+        }
+    }
+
+    pub(super) fn borrow(&self) -> Claim<'_> {
+        match self {
+            OwnedClaim::Dynamic(set) => Claim::Dynamic(set),
+            OwnedClaim::Static { set, ip } => Claim::Static { set, ip: *ip },
+        }
+    }
+}
+
+/// An owned [`ClaimRequest`].
+#[derive(Debug, Clone)]
+pub(super) struct OwnedRequest {
+    key: AttachmentKey,
+    owner: Owner,
+    claims: Vec<OwnedClaim>,
+    ctx: ClaimContext,
+}
+
+impl OwnedRequest {
+    pub(super) fn of(request: &ClaimRequest<'_>) -> Self {
+        OwnedRequest {
+            key: request.key.clone(),
+            owner: request.owner.clone(),
+            claims: request.claims.iter().map(OwnedClaim::of).collect(),
+            ctx: request.ctx.clone(),
+        }
+    }
+
+    /// The network claimed in.
+    pub(super) fn network(&self) -> &str {
+        &self.key.network
+    }
+
+    /// The claims, borrowed as the engine takes them.
+    pub(super) fn claims(&self) -> Vec<Claim<'_>> {
+        self.claims.iter().map(OwnedClaim::borrow).collect()
+    }
+
+    /// The request, with `claims` from [`claims`](Self::claims).
+    pub(super) fn request<'a>(&'a self, claims: &'a [Claim<'a>]) -> ClaimRequest<'a> {
+        ClaimRequest {
+            key: &self.key,
+            owner: &self.owner,
+            claims,
+            ctx: &self.ctx,
+        }
+    }
+}
+
+impl EtcdTxn<'_> {
+    /// Reads, in one request, what the claims of `requests` read first: each attachment's
+    /// index key, and per dynamic claim its node's blocks and their cursor hints (with
+    /// blocks) or its set's cursor (without), or a static claim's address key. Must come
+    /// before any other read of the transaction (it pins the snapshot).
+    pub(crate) async fn prefetch_claims(
+        &mut self,
+        requests: &[ClaimRequest<'_>],
+    ) -> Result<(), StoreError> {
+        let mut points = Vec::new();
+        let mut ranges = Vec::new();
+        for request in requests {
+            let key = request.key;
+            let network = &key.network;
+            for claim in request.claims {
+                let set_id = claim.range_set().id();
+                points.push(
+                    self.keys
+                        .attach(network, &key.container_id, &key.ifname, &set_id),
+                );
+                match claim {
+                    Claim::Static { ip, .. } => {
+                        points.push(self.keys.alloc(network, canonical(*ip)));
+                    }
+                    Claim::Dynamic(_) if request.ctx.blocks.enabled => {
+                        let node = &request.ctx.node;
+                        ranges.push(self.keys.node_blocks(network, &set_id, node));
+                        ranges.push(self.keys.block_cursors(network, &set_id, node));
+                    }
+                    Claim::Dynamic(_) => points.push(self.keys.cursor(network, &set_id)),
+                }
+            }
+        }
+        points.sort();
+        points.dedup();
+        ranges.sort();
+        ranges.dedup();
+        self.inner.prefetch(&points, &ranges).await
+    }
+}
+
+/// Runs every request of a batch in `txn` (one snapshot, one commit). `Err` when the batch
+/// as a whole must be retried or fails (a lost race, a server failure); otherwise one
+/// answer per request, a failed request leaving none of its writes behind.
+pub(super) async fn claim_batch_in(
+    txn: &mut EtcdTxn<'_>,
+    requests: &[ClaimRequest<'_>],
+) -> Result<Vec<Result<Vec<Allocation>, StoreError>>, StoreError> {
+    txn.prefetch_claims(requests).await?;
+    let mut answers = Vec::with_capacity(requests.len());
+    for request in requests {
+        let savepoint = txn.inner.savepoint();
+        match engine::claim_all(txn, request.key, request.owner, request.claims, request.ctx).await
+        {
+            Ok(allocations) => answers.push(Ok(allocations)),
+            // Busy: an address taken since the snapshot; a failed server call: both
+            // concern the snapshot or the connection, not this request.
+            Err(err) if matches!(err, StoreError::Busy { .. }) || txn.inner.has_failed() => {
+                return Err(err);
+            }
+            Err(err) => {
+                txn.inner.rollback_to(savepoint);
+                answers.push(Err(err));
+            }
+        }
+    }
+    Ok(answers)
+}
