@@ -90,6 +90,22 @@ impl Agents {
     }
 }
 
+impl Agents {
+    /// Claims served and claim batches run, summed over every agent.
+    fn claim_counters(&self, store: &Value) -> anyhow::Result<(u64, u64)> {
+        let config = plexus_store::StoreConfig::from_json(Some(store))?;
+        let (mut claims, mut batches) = (0, 0);
+        for socket in &self.sockets {
+            let stats = plexus_store::RemoteStore::connect(socket, &config)
+                .map_err(|e| anyhow::anyhow!("{e}"))?
+                .stats()?;
+            claims += stats.calls.get("claim").copied().unwrap_or(0);
+            batches += stats.claim_batches;
+        }
+        Ok((claims, batches))
+    }
+}
+
 impl Drop for Agents {
     fn drop(&mut self) {
         for child in &mut self.children {
@@ -106,6 +122,8 @@ struct Subject {
     confs: Vec<String>,
     /// Whether results carry real addresses worth checking for duplicates.
     check_duplicates: bool,
+    /// The store, for the rows through the node agents (their batch counters).
+    agent_store: Option<Value>,
 }
 
 fn plexus_store(backend: &str, dir: &Path) -> anyhow::Result<Value> {
@@ -135,6 +153,7 @@ fn subjects(
         binary: args.floor.clone(),
         confs: same(json!({"cniVersion": "1.0.0", "name": "bench", "type": "bridge", "ipam": {}})),
         check_duplicates: false,
+        agent_store: None,
     }];
     out.push(Subject {
         name: "host-local (one data dir per node)".into(),
@@ -148,6 +167,7 @@ fn subjects(
             })
             .collect(),
         check_duplicates: true,
+        agent_store: None,
     });
     for backend in &args.backends {
         let store = plexus_store(backend, dir)?;
@@ -159,6 +179,7 @@ fn subjects(
                 "type": "bridge", "ipam": {"type": "plexus-ipam", "range": range, "store": store,
                 "agent": false}})),
             check_duplicates: true,
+            agent_store: None,
         });
         if let Some(agents) = agents {
             out.push(Subject {
@@ -176,6 +197,7 @@ fn subjects(
                     })
                     .collect(),
                 check_duplicates: true,
+                agent_store: Some(store.clone()),
             });
         }
     }
@@ -273,9 +295,23 @@ pub fn run(args: &MultinodeArgs) -> anyhow::Result<()> {
     println!("|---|---|---|---|---|---|---|---|");
     let mut floor_rate = None;
     let mut host_local_rate = None;
+    let mut batch_notes = Vec::new();
     for subject in subjects {
         let name = subject.name.clone();
-        let o = run_subject(&Arc::new(subject), args).with_context(|| name.clone())?;
+        let counters = |subject: &Subject| match (&agents, &subject.agent_store) {
+            (Some(agents), Some(store)) => agents.claim_counters(store).map(Some),
+            _ => Ok(None),
+        };
+        let before = counters(&subject)?;
+        let subject = Arc::new(subject);
+        let o = run_subject(&subject, args).with_context(|| name.clone())?;
+        if let (Some((c0, b0)), Some((c1, b1))) = (before, counters(&subject)?) {
+            let (claims, batches) = (c1 - c0, b1 - b0);
+            batch_notes.push(format!(
+                "{name}: {claims} claims in {batches} batches ({:.2} per batch)",
+                claims as f64 / batches.max(1) as f64
+            ));
+        }
         let floor = *floor_rate.get_or_insert(o.add_rate);
         let vs_hl =
             host_local_rate.map_or("".to_string(), |h: f64| format!("{:.2}", o.add_rate / h));
@@ -291,6 +327,12 @@ pub fn run(args: &MultinodeArgs) -> anyhow::Result<()> {
             o.duplicates,
             100.0 * o.add_rate / floor
         );
+    }
+    if !batch_notes.is_empty() {
+        println!("\nClaim batches of the node agents (group commit per node and network):\n");
+        for note in batch_notes {
+            println!("- {note}");
+        }
     }
     Ok(())
 }

@@ -87,6 +87,14 @@ impl Listing {
     }
 }
 
+/// A range for [`BufferedTxn::prefetch`]: `[start, end)`, with values or keys only.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct PrefetchRange {
+    pub(crate) start: String,
+    pub(crate) end: Vec<u8>,
+    pub(crate) keys_only: bool,
+}
+
 /// What [`BufferedTxn::savepoint`] remembers: the buffered writes at that moment.
 pub(crate) struct Savepoint(BTreeMap<Vec<u8>, Write>);
 
@@ -254,7 +262,7 @@ impl BufferedTxn {
     pub(crate) async fn prefetch(
         &mut self,
         points: &[String],
-        ranges: &[(String, Vec<u8>)],
+        ranges: &[PrefetchRange],
     ) -> Result<(), StoreError> {
         if self.snapshot.is_some() || (points.is_empty() && ranges.is_empty()) {
             return Ok(());
@@ -263,9 +271,14 @@ impl BufferedTxn {
             .iter()
             .map(|key| TxnOp::get(key.as_str(), None))
             .collect();
-        ops.extend(ranges.iter().map(|(start, end)| {
-            let options = GetOptions::new().with_range(end.clone()).with_limit(PAGE);
-            TxnOp::get(start.as_str(), Some(options))
+        ops.extend(ranges.iter().map(|range| {
+            let mut options = GetOptions::new()
+                .with_range(range.end.clone())
+                .with_limit(PAGE);
+            if range.keys_only {
+                options = options.with_keys_only();
+            }
+            TxnOp::get(range.start.as_str(), Some(options))
         }));
         self.reads_sent += 1;
         let response = match self.kv.txn(Txn::new().and_then(ops)).await {
@@ -278,14 +291,14 @@ impl BufferedTxn {
             .map(|key| {
                 let mut end = key.as_bytes().to_vec();
                 end.push(0);
-                (key.as_bytes().to_vec(), end)
+                (key.as_bytes().to_vec(), end, true)
             })
             .chain(
                 ranges
                     .iter()
-                    .map(|(s, e)| (s.as_bytes().to_vec(), e.clone())),
+                    .map(|r| (r.start.as_bytes().to_vec(), r.end.clone(), !r.keys_only)),
             );
-        for ((start, end), op) in requested.zip(response.op_responses()) {
+        for ((start, end, values), op) in requested.zip(response.op_responses()) {
             let TxnOpResponse::Get(mut get) = op else {
                 continue;
             };
@@ -293,20 +306,16 @@ impl BufferedTxn {
             for kv in get.take_kvs() {
                 let mod_revision = kv.mod_revision();
                 let (key, value) = kv.into_key_value();
-                self.known.insert(
-                    key,
-                    Seen {
-                        mod_revision,
-                        value: Some(value),
-                    },
-                );
+                let seen = self.known.entry(key).or_insert(Seen {
+                    mod_revision,
+                    value: None,
+                });
+                if values {
+                    seen.value = Some(value);
+                }
             }
             if complete {
-                self.listed.push(Listing {
-                    start,
-                    end,
-                    values: true,
-                });
+                self.listed.push(Listing { start, end, values });
             }
         }
         Ok(())

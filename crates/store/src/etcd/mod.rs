@@ -33,7 +33,7 @@ use etcd_client::{Client, Compare, CompareOp, KvClient, Txn, TxnOp};
 use plexus_ipam_core::BlockPolicy;
 
 use self::buffered::BufferedTxn;
-use self::claims::{OwnedClaim, OwnedRequest};
+use self::claims::{BlockBounds, OwnedClaim, OwnedRequest};
 use self::conn::{Attempts, Connector, Failure};
 use self::keys::Keys;
 use self::runtime::Executor;
@@ -101,6 +101,8 @@ struct Inner {
     client: Mutex<Option<Client>>,
     layout_checked: AtomicBool,
     history_limit: u32,
+    /// Where each node's blocks were at its last claim (what claims prefetch).
+    block_bounds: BlockBounds,
 }
 
 impl std::fmt::Debug for Inner {
@@ -126,6 +128,7 @@ impl EtcdStore {
                 client: Mutex::new(None),
                 layout_checked: AtomicBool::new(false),
                 history_limit: cfg.history_limit,
+                block_bounds: BlockBounds::default(),
             }),
             executor: Executor::start()?,
         })
@@ -333,10 +336,12 @@ impl Store for EtcdStore {
                 claims: &claims,
                 ctx: &ctx,
             };
-            let claimed = in_txn!(&*inner, |txn| {
-                txn.prefetch_claims(&[request]).await?;
-                engine::claim_all(txn, &key, &owner, &claims, &ctx).await
+            let (claimed, seen) = in_txn!(&*inner, |txn| {
+                txn.prefetch_claims(&[request], &inner.block_bounds).await?;
+                let claimed = engine::claim_all(txn, &key, &owner, &claims, &ctx).await?;
+                Ok((claimed, std::mem::take(&mut txn.blocks_seen)))
             })?;
+            inner.block_bounds.remember(seen);
             inner.after_appends(&key.network, false).await;
             Ok(claimed)
         })
@@ -357,7 +362,12 @@ impl Store for EtcdStore {
                     .zip(&claims)
                     .map(|(request, claims)| request.request(claims))
                     .collect();
-                let answers = in_txn!(&*inner, |txn| claims::claim_batch_in(txn, &requests).await)?;
+                let (answers, seen) = in_txn!(&*inner, |txn| {
+                    let answers =
+                        claims::claim_batch_in(txn, &requests, &inner.block_bounds).await?;
+                    Ok((answers, std::mem::take(&mut txn.blocks_seen)))
+                })?;
+                inner.block_bounds.remember(seen);
                 let mut networks: Vec<&str> = owned.iter().map(OwnedRequest::network).collect();
                 networks.sort_unstable();
                 networks.dedup();

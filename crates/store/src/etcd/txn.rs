@@ -32,7 +32,13 @@ pub(crate) struct EtcdTxn<'a> {
     emptied_truncated: bool,
     /// The position of the last history event this transaction appended.
     pub(crate) last_seq: u64,
+    /// What [`StoreTxn::node_blocks`] found: the node's blocks per (network, range set,
+    /// node), for the next claims' prefetch ([`super::claims::BlockBounds`]).
+    pub(crate) blocks_seen: Vec<(NodeSet, Vec<(u128, u128)>)>,
 }
+
+/// A network, a range set id and a node: whose blocks.
+pub(crate) type NodeSet = (String, String, String);
 
 impl<'a> EtcdTxn<'a> {
     /// Wraps `inner` for the layout of `keys`.
@@ -43,6 +49,7 @@ impl<'a> EtcdTxn<'a> {
             emptied_limit: None,
             emptied_truncated: false,
             last_seq: 0,
+            blocks_seen: Vec::new(),
         }
     }
 
@@ -403,6 +410,12 @@ impl StoreTxn for EtcdTxn<'_> {
     ) -> Result<Vec<Block>, StoreError> {
         let (start, end) = self.keys.node_blocks(network, range_set, node);
         let mut blocks = self.blocks_in(&start, &end).await?;
+        let bounds = blocks
+            .iter()
+            .map(|b| (addr_key(b.base), addr_key(b.last())))
+            .collect();
+        let whose = (network.to_owned(), range_set.to_owned(), node.to_owned());
+        self.blocks_seen.push((whose, bounds));
         let (start, end) = self.keys.block_cursors(network, range_set, node);
         self.apply_cursor_hints(&mut blocks, &start, &end).await?;
         Ok(blocks)

@@ -92,6 +92,10 @@ pub struct AgentStats {
     pub protocol_errors: u64,
     /// Stores currently open (warm connections, pools).
     pub stores_open: u64,
+    /// Claim batches run (see the agent's claim queue); `calls["claim"]` claims went in
+    /// them, so their ratio is the mean batch size.
+    #[serde(default)]
+    pub claim_batches: u64,
 }
 
 /// One [`crate::Store`] method with its arguments.

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -72,12 +73,14 @@ struct OpenStore {
 }
 
 impl OpenStore {
-    fn new(store: Box<dyn Store>, blocking: bool) -> Self {
+    /// `batches` counts the claim batches run (shared with the agent's stats).
+    fn new(store: Box<dyn Store>, blocking: bool, batches: Arc<AtomicU64>) -> Self {
         let store: Arc<dyn Store> = Arc::from(store);
         let run_batch: BatchRunner = {
             let store = store.clone();
             Arc::new(move |ops| {
                 let store = store.clone();
+                batches.fetch_add(1, Ordering::Relaxed);
                 Box::pin(async move { super::dispatch::claim_batch(store.as_ref(), ops).await })
             })
         };
@@ -112,6 +115,8 @@ struct State {
     pg_pool_size: usize,
     stores: tokio::sync::Mutex<HashMap<String, Arc<OpenStore>>>,
     stats: Mutex<AgentStats>,
+    /// Claim batches run, over all stores ([`AgentStats::claim_batches`]).
+    claim_batches: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for State {
@@ -163,6 +168,7 @@ impl Agent {
                 pg_pool_size: pg_pool_size.max(1),
                 stores: tokio::sync::Mutex::new(HashMap::new()),
                 stats: Mutex::new(AgentStats::default()),
+                claim_batches: Arc::new(AtomicU64::new(0)),
             }),
         })
     }
@@ -225,13 +231,15 @@ impl State {
             return Ok(open.clone());
         }
         let config = StoreConfig::from_json(Some(store_json))?;
+        let batches = self.claim_batches.clone();
         let open = match &config {
             StoreConfig::Postgres(pg) => OpenStore::new(
                 Box::new(PostgresStore::pooled(pg, self.pg_pool_size)?),
                 false,
+                batches,
             ),
-            StoreConfig::Sqlite(_) => OpenStore::new(crate::open(&config).await?, true),
-            StoreConfig::Etcd(_) => OpenStore::new(crate::open(&config).await?, false),
+            StoreConfig::Sqlite(_) => OpenStore::new(crate::open(&config).await?, true, batches),
+            StoreConfig::Etcd(_) => OpenStore::new(crate::open(&config).await?, false, batches),
         };
         let open = Arc::new(open);
         stores.insert(key, open.clone());
@@ -339,13 +347,15 @@ async fn serve_connection(
                 refuse(&mut stream, &state, "hello sent twice".into()).await;
                 return;
             }
-            (true, ClientMessage::Stats) => ServerMessage::Stats {
-                stats: state
+            (true, ClientMessage::Stats) => {
+                let mut stats = state
                     .stats
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
-                    .clone(),
-            },
+                    .clone();
+                stats.claim_batches = state.claim_batches.load(Ordering::Relaxed);
+                ServerMessage::Stats { stats }
+            }
             (true, ClientMessage::Call { store, op }) => {
                 let name = op.name();
                 match state.run(&store, op).await {
