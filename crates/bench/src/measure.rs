@@ -74,6 +74,8 @@ pub fn first_address(result: &str) -> anyhow::Result<String> {
 pub struct Summary {
     /// The median.
     pub p50: Duration,
+    /// The 90th percentile (nearest rank).
+    pub p90: Duration,
     /// The 99th percentile (nearest rank).
     pub p99: Duration,
 }
@@ -87,6 +89,7 @@ pub fn summarise(samples: &mut [Duration]) -> Summary {
     };
     Summary {
         p50: rank(0.5),
+        p90: rank(0.9),
         p99: rank(0.99),
     }
 }

@@ -46,6 +46,13 @@ pub struct MultinodeArgs {
     /// The plexusd binary for `--agent` (default: next to `--plexus`).
     #[arg(long)]
     plexusd: Option<PathBuf>,
+    /// Offered load of the second, open-loop table, in ADDs per second over all callers
+    /// (0: no such table). Each caller starts its ADDs on a fixed schedule, whether or not
+    /// the previous one returned, and a latency counts from the scheduled start: the ADD
+    /// latency a runtime sees at this pod start rate, free of the saturated table's
+    /// queueing (where 32 callers on 2 cores wait for each other, floor included).
+    #[arg(long, default_value_t = 200.0)]
+    rate: f64,
     /// Run only the plexus rows whose name contains this text (e.g. "agent"), besides the
     /// floor and host-local, which every table needs for its ratios (profiling one row).
     #[arg(long)]
@@ -215,45 +222,65 @@ struct Outcome {
     duplicates: usize,
 }
 
-fn run_subject(subject: &Arc<Subject>, args: &MultinodeArgs) -> anyhow::Result<Outcome> {
-    let phase = |verb: &'static str| -> anyhow::Result<(Duration, Vec<Duration>, Vec<String>)> {
-        let started = Instant::now();
-        let handles: Vec<_> = (0..args.nodes * args.procs)
-            .map(|caller| {
-                let subject = Arc::clone(subject);
-                let (node, adds) = (caller / args.procs, args.adds);
-                std::thread::spawn(move || -> anyhow::Result<(Vec<Duration>, Vec<String>)> {
-                    let node_name = format!("node-{node}");
-                    let mut times = Vec::with_capacity(adds);
-                    let mut ips = Vec::new();
-                    for i in 0..adds {
-                        let container = format!("c{caller}-{i}");
-                        let (out, t) = cni_call_env(
-                            &subject.binary,
-                            verb,
-                            &container,
-                            &subject.confs[node],
-                            &[("NODE_NAME", &node_name)],
-                        )?;
-                        times.push(t);
-                        if verb == "ADD" && subject.check_duplicates {
-                            ips.push(format!("{node_name}/{}", first_address(&out)?));
-                        }
+/// Every caller's `verb` calls, side by side; with `rate`, call `i` of caller `c` is due
+/// at `(i × callers + c) / rate` seconds after the start and its time counts from then.
+fn phase(
+    subject: &Arc<Subject>,
+    args: &MultinodeArgs,
+    verb: &'static str,
+    rate: Option<f64>,
+) -> anyhow::Result<(Duration, Vec<Duration>, Vec<String>)> {
+    let callers = args.nodes * args.procs;
+    let started = Instant::now();
+    let handles: Vec<_> = (0..callers)
+        .map(|caller| {
+            let subject = Arc::clone(subject);
+            let (node, adds) = (caller / args.procs, args.adds);
+            std::thread::spawn(move || -> anyhow::Result<(Vec<Duration>, Vec<String>)> {
+                let node_name = format!("node-{node}");
+                let mut times = Vec::with_capacity(adds);
+                let mut ips = Vec::new();
+                for i in 0..adds {
+                    let due = rate.map(|rate| {
+                        started + Duration::from_secs_f64((i * callers + caller) as f64 / rate)
+                    });
+                    if let Some(due) = due {
+                        std::thread::sleep(due.saturating_duration_since(Instant::now()));
                     }
-                    Ok((times, ips))
-                })
+                    let container = format!("c{caller}-{i}");
+                    let (out, t) = cni_call_env(
+                        &subject.binary,
+                        verb,
+                        &container,
+                        &subject.confs[node],
+                        &[("NODE_NAME", &node_name)],
+                    )?;
+                    // Behind schedule, the wait for the caller counts too.
+                    times.push(due.map_or(t, |due| due.elapsed()));
+                    if verb == "ADD" && subject.check_duplicates {
+                        ips.push(format!("{node_name}/{}", first_address(&out)?));
+                    }
+                }
+                Ok((times, ips))
             })
-            .collect();
-        let (mut times, mut ips) = (Vec::new(), Vec::new());
-        for h in handles {
-            let (t, i) = h.join().map_err(|_| anyhow::anyhow!("caller panicked"))??;
-            times.extend(t);
-            ips.extend(i);
-        }
-        Ok((started.elapsed(), times, ips))
-    };
-    let (add_wall, mut add_times, ips) = phase("ADD")?;
-    let (del_wall, _, _) = phase("DEL")?;
+        })
+        .collect();
+    let (mut times, mut ips) = (Vec::new(), Vec::new());
+    for h in handles {
+        let (t, i) = h.join().map_err(|_| anyhow::anyhow!("caller panicked"))??;
+        times.extend(t);
+        ips.extend(i);
+    }
+    Ok((started.elapsed(), times, ips))
+}
+
+fn run_subject(
+    subject: &Arc<Subject>,
+    args: &MultinodeArgs,
+    rate: Option<f64>,
+) -> anyhow::Result<Outcome> {
+    let (add_wall, mut add_times, ips) = phase(subject, args, "ADD", rate)?;
+    let (del_wall, _, _) = phase(subject, args, "DEL", None)?;
     // host-local's addresses are per node; plexus' are cluster-wide: strip the node for plexus.
     let keys: Vec<String> = if subject.name.starts_with("host-local") {
         ips
@@ -284,7 +311,10 @@ pub fn run(args: &MultinodeArgs) -> anyhow::Result<()> {
     } else {
         None
     };
-    let subjects = subjects(args, dir.path(), agents.as_ref())?;
+    let subjects: Vec<Arc<Subject>> = subjects(args, dir.path(), agents.as_ref())?
+        .into_iter()
+        .map(Arc::new)
+        .collect();
     println!(
         "# {} nodes × {} processes, {} ADDs then {} DELs per process (whole processes)\n",
         args.nodes, args.procs, args.adds, args.adds
@@ -296,16 +326,15 @@ pub fn run(args: &MultinodeArgs) -> anyhow::Result<()> {
     let mut floor_rate = None;
     let mut host_local_rate = None;
     let mut batch_notes = Vec::new();
-    for subject in subjects {
+    for subject in &subjects {
         let name = subject.name.clone();
         let counters = |subject: &Subject| match (&agents, &subject.agent_store) {
             (Some(agents), Some(store)) => agents.claim_counters(store).map(Some),
             _ => Ok(None),
         };
-        let before = counters(&subject)?;
-        let subject = Arc::new(subject);
-        let o = run_subject(&subject, args).with_context(|| name.clone())?;
-        if let (Some((c0, b0)), Some((c1, b1))) = (before, counters(&subject)?) {
+        let before = counters(subject)?;
+        let o = run_subject(subject, args, None).with_context(|| name.clone())?;
+        if let (Some((c0, b0)), Some((c1, b1))) = (before, counters(subject)?) {
             let (claims, batches) = (c1 - c0, b1 - b0);
             batch_notes.push(format!(
                 "{name}: {claims} claims in {batches} batches ({:.2} per batch)",
@@ -332,6 +361,28 @@ pub fn run(args: &MultinodeArgs) -> anyhow::Result<()> {
         println!("\nClaim batches of the node agents (group commit per node and network):\n");
         for note in batch_notes {
             println!("- {note}");
+        }
+    }
+    if args.rate > 0.0 {
+        println!(
+            "\n# ADD latency at an offered load of {:.0} ADD/s (open loop, same callers)\n",
+            args.rate
+        );
+        println!(
+            "| plugin | ADD/s achieved | ADD p50 (ms) | ADD p90 (ms) | ADD p99 (ms) | duplicates |"
+        );
+        println!("|---|---|---|---|---|---|");
+        for subject in &subjects {
+            let name = subject.name.clone();
+            let o = run_subject(subject, args, Some(args.rate)).with_context(|| name.clone())?;
+            println!(
+                "| {name} | {:.0} | {} | {} | {} | {} |",
+                o.add_rate,
+                ms(o.add.p50),
+                ms(o.add.p90),
+                ms(o.add.p99),
+                o.duplicates
+            );
         }
     }
     Ok(())
