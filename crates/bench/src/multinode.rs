@@ -336,10 +336,13 @@ pub fn run(args: &MultinodeArgs) -> anyhow::Result<()> {
         let o = run_subject(subject, args, None).with_context(|| name.clone())?;
         if let (Some((c0, b0)), Some((c1, b1))) = (before, counters(subject)?) {
             let (claims, batches) = (c1 - c0, b1 - b0);
-            batch_notes.push(format!(
-                "{name}: {claims} claims in {batches} batches ({:.2} per batch)",
-                claims as f64 / batches.max(1) as f64
-            ));
+            // SQLite serializes its writers itself: its claims are never queued.
+            if batches > 0 {
+                batch_notes.push(format!(
+                    "{name}: {claims} claims in {batches} batches ({:.2} per batch)",
+                    claims as f64 / batches as f64
+                ));
+            }
         }
         let floor = *floor_rate.get_or_insert(o.add_rate);
         let vs_hl =
