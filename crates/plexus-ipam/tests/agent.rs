@@ -134,6 +134,9 @@ fn verbs_through_agent_then_fallback(store: Value, network: &str) {
 
     let stats = agent.stats(&store);
     assert_eq!(count(&stats, "claim"), 5, "{stats:?}");
+    // One claim at a time: each its own batch; SQLite's claims are never queued.
+    let batches = if store["type"] == "sqlite" { 0 } else { 5 };
+    assert_eq!(stats.claim_batches, batches, "{stats:?}");
     assert!(count(&stats, "attachment") >= 1, "{stats:?}");
     assert!(count(&stats, "probe") >= 1, "{stats:?}");
     assert!(count(&stats, "count_between") >= 1, "{stats:?}");
