@@ -1,14 +1,17 @@
 //! Multi-node simulation: 8 "nodes" (plugin processes with different NODE_NAMEs) × 4
 //! concurrent callers each, churning ADD/DEL through the real binary on a pool sized exactly
 //! to the peak number of live attachments, against each backend: SQLite, and the shared
-//! PostgreSQL and etcd started by `scripts/with-servers`. Zero duplicates, zero failures
-//! (the pool never runs out unless an address leaks), store == live set at the end.
+//! PostgreSQL and etcd started by `scripts/with-servers`, the latter two also through one
+//! node agent (`plexusd node`) per node, as they are deployed. Zero duplicates, zero
+//! failures (the pool never runs out unless an address leaks), store == live set at the
+//! end.
 
 mod common;
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
+use common::agent::AgentProcess;
 use common::{Reply, exec, plugin_binary};
 use serde_json::{Value, json};
 use tempfile::TempDir;
@@ -106,33 +109,46 @@ fn stored(store: &Value, network: &str) -> BTreeSet<(String, String)> {
     })
 }
 
-fn simulate(backend: &str) {
+fn simulate(backend: &str, via_agents: bool) {
     let dir = TempDir::new().unwrap();
     let Some(store) = store_for(backend, &dir) else {
         return;
     };
-    let network = format!("mn-{backend}-{}", std::process::id());
+    let agents: Vec<AgentProcess> = if via_agents {
+        (0..NODES)
+            .map(|n| AgentProcess::start(&dir.path().join(format!("agent-{n}/agent.sock"))))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let via = if via_agents { "-agents" } else { "" };
+    let network = format!("mn-{backend}{via}-{}", std::process::id());
     // 10.60.0.16 ..= 10.60.0.143: exactly POOL addresses, eight whole /28 blocks, one per
     // node (a node's 4 callers × 4 live = 16). Per-node blocks are how plexus avoids
     // cross-node contention; borrowing is exercised by the conformance suite.
     let last = 15 + POOL;
-    let conf = Arc::new(json!({
-        "cniVersion": "1.1.0", "name": network, "type": "macvlan",
-        "ipam": {"type": "plexus-ipam", "range": "10.60.0.0/24",
-                 "range_start": "10.60.0.16", "range_end": format!("10.60.0.{last}"),
-                 "blocks": {"v4": 28}, "store": store}
-    }));
+    let conf_of = |node: usize| {
+        let agent = agents.get(node).map_or(json!(false), |a| json!(a.socket()));
+        json!({
+            "cniVersion": "1.1.0", "name": network, "type": "macvlan",
+            "ipam": {"type": "plexus-ipam", "range": "10.60.0.0/24",
+                     "range_start": "10.60.0.16", "range_end": format!("10.60.0.{last}"),
+                     "blocks": {"v4": 28}, "store": store, "agent": agent}
+        })
+    };
+    let confs: Arc<Vec<Value>> = Arc::new((0..NODES).map(conf_of).collect());
     let live: Arc<Mutex<HashMap<String, String>>> = Arc::default();
     let mut callers = Vec::new();
     for node in 0..NODES {
         for caller in 0..CALLERS_PER_NODE {
-            let (conf, live) = (Arc::clone(&conf), Arc::clone(&live));
+            let (confs, live) = (Arc::clone(&confs), Arc::clone(&live));
             callers.push(std::thread::spawn(move || {
+                let conf = &confs[node];
                 let mut mine: Vec<(String, String)> = Vec::new();
                 for op in 0..OPS_PER_CALLER {
                     if mine.len() < LIVE_PER_CALLER && op % 5 != 4 {
                         let container = format!("n{node}c{caller}op{op}");
-                        let reply = add_as_a_runtime_would(node, &container, &conf);
+                        let reply = add_as_a_runtime_would(node, &container, conf);
                         let ip = reply.ips().pop().expect("one address");
                         let holder = live.lock().unwrap().insert(ip.clone(), container.clone());
                         assert!(
@@ -143,7 +159,7 @@ fn simulate(backend: &str) {
                     } else if !mine.is_empty() {
                         let (container, ip) = mine.remove(op % mine.len());
                         live.lock().unwrap().remove(&ip);
-                        call("DEL", node, &container, &conf).ok();
+                        call("DEL", node, &container, conf).ok();
                     }
                 }
                 mine
@@ -161,9 +177,21 @@ fn simulate(backend: &str) {
         expected,
         "{backend}: store == live attachments"
     );
+    for (node, agent) in agents.iter().enumerate() {
+        let stats = agent.stats(&store);
+        let claims = stats.calls.get("claim").copied().unwrap_or(0);
+        assert!(
+            claims > 0,
+            "node {node}'s agent served its claims: {stats:?}"
+        );
+        assert!(
+            (1..=claims).contains(&stats.claim_batches),
+            "node {node}: claims go to the store in batches: {stats:?}"
+        );
+    }
     // Clean up so the shared servers do not keep this run's allocations.
     let cleanup = json!({"cniVersion": "1.1.0", "name": network, "type": "macvlan",
-        "ipam": conf["ipam"].clone(), "cni.dev/valid-attachments": []});
+        "ipam": confs[0]["ipam"].clone(), "cni.dev/valid-attachments": []});
     call("GC", 0, "", &cleanup).ok();
     assert!(
         stored(&store, &network).is_empty(),
@@ -173,15 +201,25 @@ fn simulate(backend: &str) {
 
 #[test]
 fn eight_nodes_on_sqlite() {
-    simulate("sqlite");
+    simulate("sqlite", false);
 }
 
 #[test]
 fn eight_nodes_on_postgres() {
-    simulate("postgres");
+    simulate("postgres", false);
 }
 
 #[test]
 fn eight_nodes_on_etcd() {
-    simulate("etcd");
+    simulate("etcd", false);
+}
+
+#[test]
+fn eight_nodes_on_postgres_via_agents() {
+    simulate("postgres", true);
+}
+
+#[test]
+fn eight_nodes_on_etcd_via_agents() {
+    simulate("etcd", true);
 }
