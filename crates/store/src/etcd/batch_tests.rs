@@ -22,6 +22,23 @@ fn keys(prefix: &str, n: usize) -> Vec<AttachmentKey> {
         .collect()
 }
 
+/// One request per key, all with the same owner, claims and context.
+fn requests_for<'a>(
+    keys: &'a [AttachmentKey],
+    owner: &'a Owner,
+    claims: &'a [Claim<'a>],
+    ctx: &'a ClaimContext,
+) -> Vec<ClaimRequest<'a>> {
+    keys.iter()
+        .map(|key| ClaimRequest {
+            key,
+            owner,
+            claims,
+            ctx,
+        })
+        .collect()
+}
+
 #[tokio::test]
 async fn a_claim_and_a_batch_of_claims_each_read_once_before_the_commit() {
     let Some(endpoints) = endpoints("batch_reads") else {
@@ -40,15 +57,7 @@ async fn a_claim_and_a_batch_of_claims_each_read_once_before_the_commit() {
 
     for size in [1, 4] {
         let keys = keys(&format!("s{size}-"), size);
-        let requests: Vec<ClaimRequest<'_>> = keys
-            .iter()
-            .map(|key| ClaimRequest {
-                key,
-                owner: &owner,
-                claims: &dynamic,
-                ctx: &ctx,
-            })
-            .collect();
+        let requests = requests_for(&keys, &owner, &dynamic, &ctx);
         let mut txn = store.inner.begin().await.unwrap();
         let answers = claim_batch_in(&mut txn, &requests, &store.inner.block_bounds)
             .await
@@ -138,15 +147,7 @@ async fn agent(
     let mut answers = Vec::new();
     for round in 0..8 {
         let keys = keys(&format!("{node}-{round}-"), 4);
-        let requests: Vec<ClaimRequest<'_>> = keys
-            .iter()
-            .map(|key| ClaimRequest {
-                key,
-                owner: &owner,
-                claims: &dynamic,
-                ctx: &ctx,
-            })
-            .collect();
+        let requests = requests_for(&keys, &owner, &dynamic, &ctx);
         answers.extend(store.claim_batch(&requests).await);
     }
     answers

@@ -26,13 +26,13 @@ use crate::types::{Allocation, AttachmentKey, Claim, ClaimContext, ClaimRequest,
 
 /// An owned [`Claim`], to move a claim onto the I/O thread.
 #[derive(Debug, Clone)]
-pub(super) enum OwnedClaim {
+enum OwnedClaim {
     Dynamic(RangeSet),
     Static { set: RangeSet, ip: IpAddr },
 }
 
 impl OwnedClaim {
-    pub(super) fn of(claim: &Claim<'_>) -> Self {
+    fn of(claim: &Claim<'_>) -> Self {
         match claim {
             Claim::Dynamic(set) => OwnedClaim::Dynamic((*set).clone()),
             Claim::Static { set, ip } => OwnedClaim::Static {
@@ -42,7 +42,7 @@ impl OwnedClaim {
         }
     }
 
-    pub(super) fn borrow(&self) -> Claim<'_> {
+    fn borrow(&self) -> Claim<'_> {
         match self {
             OwnedClaim::Dynamic(set) => Claim::Dynamic(set),
             OwnedClaim::Static { set, ip } => Claim::Static { set, ip: *ip },

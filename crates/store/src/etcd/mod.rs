@@ -33,7 +33,7 @@ use etcd_client::{Client, Compare, CompareOp, KvClient, Txn, TxnOp};
 use plexus_ipam_core::BlockPolicy;
 
 use self::buffered::BufferedTxn;
-use self::claims::{BlockBounds, OwnedClaim, OwnedRequest};
+use self::claims::{BlockBounds, OwnedRequest};
 use self::conn::{Attempts, Connector, Failure};
 use self::keys::Keys;
 use self::runtime::Executor;
@@ -326,26 +326,18 @@ impl Store for EtcdStore {
         claims: &[Claim<'_>],
         ctx: &ClaimContext,
     ) -> Result<Vec<Allocation>, StoreError> {
-        let (key, owner, ctx) = (key.clone(), owner.clone(), ctx.clone());
-        let claims: Vec<OwnedClaim> = claims.iter().map(OwnedClaim::of).collect();
-        self.run(|inner| async move {
-            let claims: Vec<Claim<'_>> = claims.iter().map(OwnedClaim::borrow).collect();
-            let request = ClaimRequest {
-                key: &key,
-                owner: &owner,
-                claims: &claims,
-                ctx: &ctx,
-            };
-            let (claimed, seen) = in_txn!(&*inner, |txn| {
-                txn.prefetch_claims(&[request], &inner.block_bounds).await?;
-                let claimed = engine::claim_all(txn, &key, &owner, &claims, &ctx).await?;
-                Ok((claimed, std::mem::take(&mut txn.blocks_seen)))
-            })?;
-            inner.block_bounds.remember(seen);
-            inner.after_appends(&key.network, false).await;
-            Ok(claimed)
+        // One claim is a batch of one: the same prefetch, transaction and retries.
+        let request = ClaimRequest {
+            key,
+            owner,
+            claims,
+            ctx,
+        };
+        self.claim_batch(&[request]).await.pop().unwrap_or_else(|| {
+            Err(StoreError::Internal {
+                reason: "a batch of one claim came back without its answer".into(),
+            })
         })
-        .await
     }
 
     async fn claim_batch(

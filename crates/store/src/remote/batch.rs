@@ -180,29 +180,26 @@ mod tests {
         })
     }
 
+    /// `claim` for `container` on its own task, as a connection of the agent runs it.
+    fn spawn_claim(
+        batcher: &Arc<ClaimBatcher>,
+        run: &BatchRunner,
+        container: String,
+        patience: Duration,
+    ) -> tokio::task::JoinHandle<Answer> {
+        let (batcher, run) = (batcher.clone(), run.clone());
+        tokio::spawn(async move { batcher.claim(&run, claim(&container), patience).await })
+    }
+
     #[tokio::test]
     async fn claims_arriving_during_a_batch_form_the_next_one() {
         let sizes = Arc::new(Mutex::new(Vec::new()));
         let run = recording(Duration::from_millis(100), sizes.clone());
         let batcher = Arc::new(ClaimBatcher::default());
-        let first = {
-            let (batcher, run) = (batcher.clone(), run.clone());
-            tokio::spawn(async move {
-                batcher
-                    .claim(&run, claim("c0"), Duration::from_secs(5))
-                    .await
-            })
-        };
+        let first = spawn_claim(&batcher, &run, "c0".into(), Duration::from_secs(5));
         tokio::time::sleep(Duration::from_millis(20)).await;
         let later: Vec<_> = (1..=3)
-            .map(|i| {
-                let (batcher, run) = (batcher.clone(), run.clone());
-                tokio::spawn(async move {
-                    batcher
-                        .claim(&run, claim(&format!("c{i}")), Duration::from_secs(5))
-                        .await
-                })
-            })
+            .map(|i| spawn_claim(&batcher, &run, format!("c{i}"), Duration::from_secs(5)))
             .collect();
         assert_eq!(first.await.unwrap().unwrap(), Value::from("c0"));
         for (i, task) in later.into_iter().enumerate() {
@@ -222,14 +219,7 @@ mod tests {
         let run = recording(Duration::from_millis(30), sizes.clone());
         let batcher = Arc::new(ClaimBatcher::default());
         let tasks: Vec<_> = (0..(2 * MAX_BATCH + 3))
-            .map(|i| {
-                let (batcher, run) = (batcher.clone(), run.clone());
-                tokio::spawn(async move {
-                    batcher
-                        .claim(&run, claim(&format!("c{i}")), Duration::from_secs(5))
-                        .await
-                })
-            })
+            .map(|i| spawn_claim(&batcher, &run, format!("c{i}"), Duration::from_secs(5)))
             .collect();
         for (i, task) in tasks.into_iter().enumerate() {
             assert_eq!(task.await.unwrap().unwrap(), Value::from(format!("c{i}")));
@@ -261,14 +251,7 @@ mod tests {
             })
         };
         let batcher = Arc::new(ClaimBatcher::default());
-        let slow = {
-            let (batcher, run) = (batcher.clone(), run.clone());
-            tokio::spawn(async move {
-                batcher
-                    .claim(&run, claim("slow"), Duration::from_secs(10))
-                    .await
-            })
-        };
+        let slow = spawn_claim(&batcher, &run, "slow".into(), Duration::from_secs(10));
         tokio::time::sleep(Duration::from_millis(20)).await;
         let started = Instant::now();
         let patience = Duration::from_millis(200);
