@@ -58,7 +58,7 @@ async fn a_claim_and_a_batch_of_claims_each_read_once_before_the_commit() {
     for size in [1, 4] {
         let keys = keys(&format!("s{size}-"), size);
         let requests = requests_for(&keys, &owner, &dynamic, &ctx);
-        let mut txn = store.inner.begin().await.unwrap();
+        let mut txn = store.inner.begin(true).await.unwrap();
         let answers = claim_batch_in(&mut txn, &requests, &store.inner.block_bounds)
             .await
             .unwrap();

@@ -62,6 +62,12 @@ pub(crate) struct BufferedTxn {
     failure: Option<Failure>,
     /// Read requests sent so far (tests check what a claim costs).
     reads_sent: usize,
+    /// Whether [`prefetch`](Self::prefetch) may be answered from the member's local state
+    /// (a serializable read, see [`read_prefetch_locally`](Self::read_prefetch_locally)).
+    local_prefetch: bool,
+    /// Whether the prefetch was answered from a member's local state: the commit must
+    /// then check the reads even when there is nothing to write.
+    read_locally: bool,
 }
 
 /// What a read saw of a present key.
@@ -122,7 +128,20 @@ impl BufferedTxn {
             writes: BTreeMap::new(),
             failure: None,
             reads_sent: 0,
+            local_prefetch: false,
+            read_locally: false,
         }
+    }
+
+    /// Lets the prefetch be a serializable read: the member answers from its own state
+    /// without a round of consensus (a linearizable read costs the server a raft read-index
+    /// round per request). Safe because every read is re-checked by the commit's compares:
+    /// a member that lags makes the commit fail as a conflict, never commit on stale data
+    /// (a transaction that read locally checks its reads even with nothing to write, see
+    /// [`commit`](Self::commit)). Only a first attempt does this, so a retry after a conflict reads linearizably and
+    /// cannot meet the same stale state again.
+    pub(crate) fn read_prefetch_locally(&mut self) {
+        self.local_prefetch = true;
     }
 
     /// The read requests this transaction has sent to the server so far.
@@ -267,20 +286,28 @@ impl BufferedTxn {
         if self.snapshot.is_some() || (points.is_empty() && ranges.is_empty()) {
             return Ok(());
         }
+        let local = self.local_prefetch;
+        let options = move || {
+            let options = GetOptions::new();
+            if local {
+                options.with_serializable()
+            } else {
+                options
+            }
+        };
         let mut ops: Vec<TxnOp> = points
             .iter()
-            .map(|key| TxnOp::get(key.as_str(), None))
+            .map(|key| TxnOp::get(key.as_str(), Some(options())))
             .collect();
         ops.extend(ranges.iter().map(|range| {
-            let mut options = GetOptions::new()
-                .with_range(range.end.clone())
-                .with_limit(PAGE);
+            let mut options = options().with_range(range.end.clone()).with_limit(PAGE);
             if range.keys_only {
                 options = options.with_keys_only();
             }
             TxnOp::get(range.start.as_str(), Some(options))
         }));
         self.reads_sent += 1;
+        self.read_locally = local;
         let response = match self.kv.txn(Txn::new().and_then(ops)).await {
             Ok(response) => response,
             Err(err) => return Err(self.fail(err)),
@@ -512,9 +539,15 @@ impl BufferedTxn {
         if let Some(failure) = self.failure.take() {
             return Err(failure);
         }
-        if self.writes.is_empty() {
+        if self.writes.is_empty() && !self.read_locally {
+            // Linearizable reads and nothing to write: what was read was true when read.
             return Ok(());
         }
+        // With writes, the compares make them depend on what was read. Without (an
+        // idempotent re-claim), the compares alone check that a local read was not stale:
+        // a lagging member could still show an attachment that was released meanwhile,
+        // whose address may already be someone else's. Etcd runs a transaction without
+        // writes as a linearizable read.
         tracing::trace!(
             reads = self.reads_sent,
             writes = self.writes.len(),

@@ -286,6 +286,11 @@ impl Attempts {
         }
     }
 
+    /// Whether no attempt has failed yet.
+    pub(crate) fn is_first(&self) -> bool {
+        self.count == 0
+    }
+
     /// `step` cut off at the deadline.
     pub(crate) async fn bounded<T>(
         &self,

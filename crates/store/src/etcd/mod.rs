@@ -60,7 +60,7 @@ macro_rules! in_txn {
         let mut attempts = Attempts::new(inner.timeout);
         loop {
             let step = async {
-                let mut txn = inner.begin().await?;
+                let mut txn = inner.begin(attempts.is_first()).await?;
                 let result = {
                     let $txn = &mut txn;
                     $body
@@ -172,14 +172,17 @@ impl Inner {
     }
 
     /// Opens an optimistic transaction on a ready client.
-    async fn begin(&self) -> Result<EtcdTxn<'_>, Failure> {
+    async fn begin(&self, first_attempt: bool) -> Result<EtcdTxn<'_>, Failure> {
         let kv = self.ready().await?;
-        let inner = BufferedTxn::new(
+        let mut inner = BufferedTxn::new(
             kv,
             self.conn.clone(),
             self.keys.layout(),
             layout::value(LATEST_LAYOUT),
         );
+        if first_attempt {
+            inner.read_prefetch_locally();
+        }
         Ok(EtcdTxn::new(inner, &self.keys))
     }
 

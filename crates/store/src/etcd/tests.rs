@@ -283,8 +283,9 @@ mod hot_keys {
     use crate::conformance::range_set;
     use crate::engine;
     use crate::etcd::EtcdStore;
+    use crate::etcd::conn::Failure;
     use crate::etcd::txn::EtcdTxn;
-    use crate::{AttachmentKey, Claim, ClaimContext, Owner, Store};
+    use crate::{AttachmentKey, Claim, ClaimContext, ClaimRequest, Owner, Store};
 
     fn ctx() -> ClaimContext {
         ClaimContext::new("node-1", BlockPolicy::default())
@@ -332,8 +333,8 @@ mod hot_keys {
         assert_eq!(claim(&store, "b").await, plus(first, 1));
         let set = range_set("10.77.0.0/24");
         let inner = &store.inner;
-        let mut release = inner.begin().await.unwrap();
-        let mut add = inner.begin().await.unwrap();
+        let mut release = inner.begin(true).await.unwrap();
+        let mut add = inner.begin(true).await.unwrap();
         // Both read before either commits: each works on its own snapshot.
         let released = engine::release(&mut release, &key("a"), ctx().now)
             .await
@@ -374,8 +375,8 @@ mod hot_keys {
         let held = claim(&store, "a").await;
         let set = range_set("10.77.0.0/24");
         let inner = &store.inner;
-        let mut dynamic_txn = inner.begin().await.unwrap();
-        let mut static_txn = inner.begin().await.unwrap();
+        let mut dynamic_txn = inner.begin(true).await.unwrap();
+        let mut static_txn = inner.begin(true).await.unwrap();
         let dynamic = claim_in(&mut dynamic_txn, "b", Claim::Dynamic(&set)).await;
         assert_eq!(dynamic, plus(held, 1));
         // Another claim in the same block, on another address (here a static one).
@@ -403,8 +404,8 @@ mod hot_keys {
         let store = fresh_store(&endpoints, "unmarked");
         let forgotten = crate::conformance::unmarked_block_setup(&store).await;
         let inner = &store.inner;
-        let mut first = inner.begin().await.unwrap();
-        let mut second = inner.begin().await.unwrap();
+        let mut first = inner.begin(true).await.unwrap();
+        let mut second = inner.begin(true).await.unwrap();
         let now = crate::types::unix_now();
         let released = engine::release(&mut first, &forgotten[0], now)
             .await
@@ -417,5 +418,55 @@ mod hot_keys {
         first.commit().await.expect("the first release commits");
         second.commit().await.expect("the second release commits");
         crate::conformance::unmarked_block_check(&store, &forgotten).await;
+    }
+
+    /// An idempotent re-claim answered from a local (serializable) prefetch writes nothing,
+    /// yet its commit still checks what it read: here the attachment is released between
+    /// the prefetch and the commit, which is what a lagging member would hide, and the
+    /// commit fails as a conflict (the retry reads linearizably) instead of handing back an
+    /// address that is free again. A linearizable read in the same place was true when
+    /// made, and its commit has nothing to check.
+    #[tokio::test]
+    async fn a_re_claim_read_locally_is_checked_at_commit() {
+        let Some(endpoints) = endpoints("local_reclaim") else {
+            return;
+        };
+        let store = fresh_store(&endpoints, "local_reclaim");
+        let set = range_set("10.77.0.0/24");
+        let inner = &store.inner;
+        let claims = [Claim::Dynamic(&set)];
+        let (owner, ctx, attachment) = (Owner::default(), ctx(), key("a"));
+        let request = ClaimRequest {
+            key: &attachment,
+            owner: &owner,
+            claims: &claims,
+            ctx: &ctx,
+        };
+        for local in [true, false] {
+            let held = claim(&store, "a").await;
+            // Nobody interferes: the check passes.
+            let mut txn = inner.begin(local).await.unwrap();
+            txn.prefetch_claims(std::slice::from_ref(&request), &inner.block_bounds)
+                .await
+                .unwrap();
+            assert_eq!(claim_in(&mut txn, "a", claims[0]).await, held);
+            txn.commit().await.expect("an unchanged re-claim commits");
+            // The attachment is released before the commit.
+            let mut txn = inner.begin(local).await.unwrap();
+            txn.prefetch_claims(std::slice::from_ref(&request), &inner.block_bounds)
+                .await
+                .unwrap();
+            assert_eq!(claim_in(&mut txn, "a", claims[0]).await, held);
+            store.release(&attachment).await.unwrap();
+            let outcome = txn.commit().await;
+            if local {
+                assert!(
+                    matches!(outcome, Err(Failure::Conflict(_))),
+                    "a stale local read must not commit: {outcome:?}"
+                );
+            } else {
+                assert!(outcome.is_ok(), "{outcome:?}");
+            }
+        }
     }
 }
