@@ -4,6 +4,7 @@
 //! The socket is blocking, like the SQLite backend: a plugin process drives one call on a
 //! current-thread runtime without an I/O driver, so there is nothing else to run meanwhile.
 
+use std::io::Write;
 use std::net::IpAddr;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -61,8 +62,14 @@ pub struct RemoteStore {
     socket: PathBuf,
     config: StoreConfig,
     store_json: Value,
-    conn: Mutex<Option<UnixStream>>,
+    conn: Mutex<Option<Connection>>,
     direct: tokio::sync::OnceCell<Box<dyn Store>>,
+}
+
+/// The connection to the agent, and whether its hello was answered yet.
+struct Connection {
+    stream: UnixStream,
+    greeted: bool,
 }
 
 impl std::fmt::Debug for RemoteStore {
@@ -75,47 +82,30 @@ impl std::fmt::Debug for RemoteStore {
 }
 
 impl RemoteStore {
-    /// Connects to the agent at `socket` and checks it speaks [`PROTOCOL_VERSION`].
+    /// Connects to the agent at `socket`. The hello naming [`PROTOCOL_VERSION`] goes out
+    /// with the first request, in the same write: a CNI call then costs one round trip to
+    /// the agent instead of two. An agent that refuses the hello never runs that request,
+    /// so an incompatible agent found then still means the store is used directly.
     pub fn connect(socket: &Path, config: &StoreConfig) -> Result<RemoteStore, AgentUnavailable> {
-        let unreachable = |reason: String| AgentUnavailable::Unreachable {
+        let stream = UnixStream::connect(socket).map_err(|e| AgentUnavailable::Unreachable {
             socket: socket.to_path_buf(),
-            reason,
-        };
-        let mut stream = UnixStream::connect(socket).map_err(|e| unreachable(e.to_string()))?;
-        set_timeouts(&stream, CONNECT_TIMEOUT).map_err(|e| unreachable(e.to_string()))?;
-        let hello = ClientMessage::Hello {
-            version: PROTOCOL_VERSION,
-        };
-        match exchange(&mut stream, &hello) {
-            Ok(ServerMessage::Hello { version, .. }) if version == PROTOCOL_VERSION => {}
-            Ok(ServerMessage::ProtocolError { reason }) => {
-                return Err(AgentUnavailable::Incompatible {
-                    socket: socket.to_path_buf(),
-                    reason,
-                });
-            }
-            Ok(other) => {
-                return Err(AgentUnavailable::Incompatible {
-                    socket: socket.to_path_buf(),
-                    reason: format!("unexpected answer to hello: {}", message_kind(&other)),
-                });
-            }
-            Err(e) => return Err(unreachable(e.to_string())),
-        }
-        set_timeouts(&stream, config.deadline() + ANSWER_SLACK)
-            .map_err(|e| unreachable(e.to_string()))?;
+            reason: e.to_string(),
+        })?;
         Ok(RemoteStore {
             socket: socket.to_path_buf(),
             config: config.clone(),
             store_json: config.to_json(),
-            conn: Mutex::new(Some(stream)),
+            conn: Mutex::new(Some(Connection {
+                stream,
+                greeted: false,
+            })),
             direct: tokio::sync::OnceCell::new(),
         })
     }
 
     /// The agent's counters.
     pub fn stats(&self) -> Result<AgentStats, StoreError> {
-        match self.send(&ClientMessage::Stats) {
+        match self.send(&ClientMessage::Stats, true) {
             Ok(ServerMessage::Stats { stats }) => Ok(stats),
             Ok(other) => Err(StoreError::Internal {
                 reason: format!(
@@ -129,17 +119,81 @@ impl RemoteStore {
         }
     }
 
-    /// Sends one message on the live connection; a failure drops the connection.
-    fn send(&self, message: &ClientMessage) -> Result<ServerMessage, CallError> {
+    /// Sends one message on the live connection; a failure drops the connection. On a
+    /// connection not greeted yet, the hello goes first: in the same write as `message`
+    /// when `pipeline` allows it (the request is safe to run twice, should the agent answer
+    /// the hello too late and run it after the plugin went direct), else in a round trip
+    /// of its own.
+    fn send(&self, message: &ClientMessage, pipeline: bool) -> Result<ServerMessage, CallError> {
         let mut guard = self.conn.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(stream) = guard.as_mut() else {
+        let Some(conn) = guard.as_mut() else {
             return Err(CallError::Gone);
         };
-        let answer = exchange(stream, message);
+        let answer = if conn.greeted {
+            exchange(&mut conn.stream, message)
+        } else {
+            self.greet_and_exchange(conn, message, pipeline)
+        };
         if answer.is_err() {
             *guard = None;
         }
         answer
+    }
+
+    fn greet_and_exchange(
+        &self,
+        conn: &mut Connection,
+        message: &ClientMessage,
+        pipeline: bool,
+    ) -> Result<ServerMessage, CallError> {
+        let unusable = |e: AgentUnavailable| CallError::Unusable(Box::new(e));
+        let unreachable = |reason: String| {
+            unusable(AgentUnavailable::Unreachable {
+                socket: self.socket.clone(),
+                reason,
+            })
+        };
+        let stream = &mut conn.stream;
+        set_timeouts(stream, CONNECT_TIMEOUT).map_err(|e| unreachable(e.to_string()))?;
+        let hello = serde_json::to_vec(&ClientMessage::Hello {
+            version: PROTOCOL_VERSION,
+        })?;
+        let mut bytes = frame::encode(&hello)?;
+        if pipeline {
+            bytes.extend(frame::encode(&serde_json::to_vec(message)?)?);
+        }
+        stream
+            .write_all(&bytes)
+            .map_err(|e| unreachable(e.to_string()))?;
+        let answer = frame::read_sync(stream)
+            .map_err(|e| unreachable(e.to_string()))
+            .and_then(|bytes| {
+                serde_json::from_slice(&bytes).map_err(|e| unreachable(e.to_string()))
+            })?;
+        match answer {
+            ServerMessage::Hello { version, .. } if version == PROTOCOL_VERSION => {}
+            ServerMessage::ProtocolError { reason } => {
+                return Err(unusable(AgentUnavailable::Incompatible {
+                    socket: self.socket.clone(),
+                    reason,
+                }));
+            }
+            other => {
+                return Err(unusable(AgentUnavailable::Incompatible {
+                    socket: self.socket.clone(),
+                    reason: format!("unexpected answer to hello: {}", message_kind(&other)),
+                }));
+            }
+        }
+        conn.greeted = true;
+        set_timeouts(stream, self.config.deadline() + ANSWER_SLACK)
+            .map_err(|e| unreachable(e.to_string()))?;
+        if pipeline {
+            let answer = frame::read_sync(stream)?;
+            Ok(serde_json::from_slice(&answer)?)
+        } else {
+            exchange(stream, message)
+        }
     }
 
     /// Runs `op` through the agent, or directly once the agent is gone.
@@ -149,7 +203,7 @@ impl RemoteStore {
                 store: self.store_json.clone(),
                 op: op.clone(),
             };
-            match self.send(&message) {
+            match self.send(&message, op.is_idempotent()) {
                 Ok(ServerMessage::Result { value }) => return Ok(value),
                 Ok(ServerMessage::Error { error }) => return Err(error),
                 Ok(other) => {
@@ -159,6 +213,12 @@ impl RemoteStore {
                             message_kind(&other)
                         ),
                     });
+                }
+                Err(e @ (CallError::Unusable(_) | CallError::Gone)) => {
+                    // The agent refused or never answered the hello, or the connection was
+                    // lost before this call: the agent did not take the call (pipelined
+                    // behind a hello answered too late, it runs one that is safe to repeat).
+                    tracing::debug!(error = %e, "node agent not usable; using the store directly");
                 }
                 Err(CallError::Frame(FrameError::Io(e)))
                     if matches!(
@@ -221,6 +281,9 @@ enum CallError {
     Json(#[from] serde_json::Error),
     #[error("connection already lost")]
     Gone,
+    /// The hello failed: the agent did not take the request.
+    #[error("{0}")]
+    Unusable(Box<AgentUnavailable>),
 }
 
 fn set_timeouts(stream: &UnixStream, limit: Duration) -> std::io::Result<()> {

@@ -279,3 +279,138 @@ async fn agent_dying_mid_call_repeats_only_idempotent_calls_directly() {
     assert!(matches!(err, StoreError::Unavailable { .. }), "{err:?}");
     fake.join().unwrap();
 }
+
+/// A claim of attachment `c` on a small dynamic range (no blocks): the arguments of
+/// [`Store::claim`] the fallback tests send.
+fn small_claim(
+    container: &str,
+) -> (
+    crate::AttachmentKey,
+    plexus_ipam_core::range::RangeSet,
+    crate::ClaimContext,
+) {
+    let range = plexus_ipam_core::range::Range::new(
+        "10.9.0.0/29".parse().unwrap(),
+        None,
+        None,
+        None,
+        Vec::new(),
+    )
+    .unwrap();
+    (
+        crate::AttachmentKey::new("n", container, "eth0"),
+        plexus_ipam_core::range::RangeSet::new(vec![range]).unwrap(),
+        crate::ClaimContext::new("node", crate::BlockPolicy::disabled()),
+    )
+}
+
+/// A fake agent that accepts `connections` connections and, on each, waits until the
+/// client wrote, reads ONCE, and answers with `answer` to what that one read held (the
+/// frames, decoded): the test sees whether the hello came with the request.
+fn one_read_agent(
+    socket: &Path,
+    connections: usize,
+    answer: fn(&[Vec<u8>]) -> Vec<ServerMessage>,
+) -> std::thread::JoinHandle<Vec<usize>> {
+    let listener = std::os::unix::net::UnixListener::bind(socket).unwrap();
+    std::thread::spawn(move || {
+        let mut frames_per_read = Vec::new();
+        for _ in 0..connections {
+            let (mut stream, _) = listener.accept().unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            let mut buffer = vec![0u8; 1 << 16];
+            let n = stream.read(&mut buffer).unwrap();
+            let mut rest = &buffer[..n];
+            let mut frames = Vec::new();
+            while let Some((payload, used)) = frame::decode(rest).unwrap() {
+                frames.push(payload.to_vec());
+                rest = &rest[used..];
+            }
+            frames_per_read.push(frames.len());
+            for message in answer(&frames) {
+                frame::write_sync(&mut stream, &serde_json::to_vec(&message).unwrap()).unwrap();
+            }
+        }
+        frames_per_read
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_hello_travels_with_the_first_idempotent_call_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("one-read.sock");
+    let fake = one_read_agent(&socket, 2, |frames| {
+        let hello: ClientMessage = serde_json::from_slice(&frames[0]).unwrap();
+        assert!(matches!(hello, ClientMessage::Hello { .. }), "{hello:?}");
+        let mut answers = vec![ServerMessage::Hello {
+            version: PROTOCOL_VERSION,
+            agent: "fake".into(),
+        }];
+        if frames.len() == 2 {
+            answers.push(ServerMessage::Result {
+                value: serde_json::json!(null),
+            });
+        }
+        answers
+    });
+    let cfg = sqlite(dir.path(), "p.db");
+    // A probe may run twice: its hello and call go out in one write, one round trip.
+    RemoteStore::connect(&socket, &cfg)
+        .unwrap()
+        .probe()
+        .await
+        .unwrap();
+    // Recording history may not: the hello is answered before the call is sent.
+    let remote = RemoteStore::connect(&socket, &cfg).unwrap();
+    let err = remote.record_history(&[]).await.unwrap_err();
+    // (The fake hangs up after the hello: the outcome of the call is unknown.)
+    assert!(matches!(err, StoreError::Unavailable { .. }), "{err:?}");
+    assert_eq!(fake.join().unwrap(), vec![2, 1]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_that_refuses_or_ignores_the_hello_means_direct_store_access() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = sqlite(dir.path(), "r.db");
+    let direct = crate::open(&cfg).await.unwrap();
+    let (key, set, ctx) = small_claim("c1");
+    let claims = [crate::Claim::Dynamic(&set)];
+
+    // Refused (another protocol version): the pipelined claim was never run by the agent
+    // and runs directly; a call that may not run twice is also safe to run directly.
+    let socket = dir.path().join("refusing.sock");
+    let refusing = one_read_agent(&socket, 2, |_| {
+        vec![ServerMessage::ProtocolError {
+            reason: "unsupported protocol version".into(),
+        }]
+    });
+    let remote = RemoteStore::connect(&socket, &cfg).unwrap();
+    let got = remote
+        .claim(&key, &crate::Owner::default(), &claims, &ctx)
+        .await
+        .unwrap();
+    assert_eq!(direct.attachment(&key).await.unwrap(), got);
+    // Later calls on the same store go direct without asking the agent again.
+    assert_eq!(remote.attachment(&key).await.unwrap(), got);
+    let remote = RemoteStore::connect(&socket, &cfg).unwrap();
+    remote.record_history(&[]).await.unwrap();
+    assert_eq!(refusing.join().unwrap(), vec![2, 1]);
+
+    // Silent (wedged): after CONNECT_TIMEOUT the call runs directly.
+    let socket = dir.path().join("silent.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+    let remote = RemoteStore::connect(&socket, &cfg).unwrap();
+    let started = std::time::Instant::now();
+    let (key, _, _) = small_claim("c2");
+    let got = remote
+        .claim(&key, &crate::Owner::default(), &claims, &ctx)
+        .await
+        .unwrap();
+    assert_eq!(direct.attachment(&key).await.unwrap(), got);
+    let waited = started.elapsed();
+    assert!(
+        waited >= CONNECT_TIMEOUT && waited < CONNECT_TIMEOUT * 10,
+        "{waited:?}"
+    );
+    drop(listener);
+}
