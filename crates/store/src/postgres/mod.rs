@@ -18,6 +18,7 @@
 //! - All I/O runs on a worker thread owned by the store (see `executor`), so the store
 //!   works from any caller runtime, including one without I/O or timers.
 
+mod batch;
 mod config;
 mod connect;
 mod errors;
@@ -42,9 +43,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use plexus_ipam_core::BlockPolicy;
-use plexus_ipam_core::range::RangeSet;
 use tokio_postgres::Client;
 
+use self::batch::OwnedClaim;
 use self::connect::{OpFuture, Source};
 use self::errors::ErrCtx;
 use self::executor::Executor;
@@ -53,7 +54,9 @@ use crate::engine;
 use crate::error::StoreError;
 use crate::records::{HistoryEvent, HistoryQuery, NetworkDeletion, NetworkRecord, PutMode};
 use crate::store::Store;
-use crate::types::{Allocation, AttachmentKey, Block, Claim, ClaimContext, GcReport, Owner};
+use crate::types::{
+    Allocation, AttachmentKey, Block, Claim, ClaimContext, ClaimRequest, GcReport, Owner,
+};
 
 pub use self::config::{
     DEFAULT_PG_PORT, DEFAULT_PG_TIMEOUT, Layout, PasswordSource, PostgresConfig, Secret, SslMode,
@@ -87,28 +90,6 @@ struct Shared {
     ctx: ErrCtx,
     /// Set once this store has seen the schema current: later connections skip the check.
     schema_ready: AtomicBool,
-}
-
-/// A claim that owns its range set, so it can move to the store's runtime.
-enum OwnedClaim {
-    Dynamic(RangeSet),
-    Static(RangeSet, IpAddr),
-}
-
-impl OwnedClaim {
-    fn of(claim: &Claim<'_>) -> Self {
-        match claim {
-            Claim::Dynamic(set) => OwnedClaim::Dynamic((*set).clone()),
-            Claim::Static { set, ip } => OwnedClaim::Static((*set).clone(), *ip),
-        }
-    }
-
-    fn borrow(&self) -> Claim<'_> {
-        match self {
-            OwnedClaim::Dynamic(set) => Claim::Dynamic(set),
-            OwnedClaim::Static(set, ip) => Claim::Static { set, ip: *ip },
-        }
-    }
 }
 
 impl PostgresStore {
@@ -415,6 +396,13 @@ impl Store for PostgresStore {
             })
         })
         .await
+    }
+
+    async fn claim_batch(
+        &self,
+        requests: &[ClaimRequest<'_>],
+    ) -> Vec<Result<Vec<Allocation>, StoreError>> {
+        batch::claim_batch(self, requests).await
     }
 
     async fn release(&self, key: &AttachmentKey) -> Result<Vec<Allocation>, StoreError> {

@@ -356,3 +356,78 @@ async fn talk_layout_reports_an_unparsable_row_as_corrupt() {
     assert!(matches!(err, StoreError::Unavailable { .. }), "{err:?}");
     assert!(err.to_string().contains("plexus_ips_addr"), "{err}");
 }
+
+/// A node's batch of claims commits as ONE transaction (its rows carry one inserting
+/// transaction id, `xmin`), unless a claim of it fails on its own: then each runs alone,
+/// the others still succeed and the failed one keeps nothing.
+#[tokio::test]
+async fn a_node_batch_of_claims_is_one_transaction_unless_one_fails() {
+    let test = "postgres_batch_one_transaction";
+    let Some(server) = PgServer::shared(test) else {
+        return;
+    };
+    let cfg = server.fresh_database("batch_one_transaction");
+    let store = PostgresStore::pooled(&cfg, 2).unwrap();
+    let set = range_set("10.62.0.0/24");
+    let ctx = ClaimContext::new("node-1", BlockPolicy::default());
+    let who = Owner::default();
+    let dynamic = [Claim::Dynamic(&set)];
+    let keys: Vec<AttachmentKey> = ["c1", "c2", "c3", "c4", "bad", "c5"]
+        .iter()
+        .map(|c| AttachmentKey::new("batch", *c, "eth0"))
+        .collect();
+    let request = |key| ClaimRequest {
+        key,
+        owner: &who,
+        claims: &dynamic,
+        ctx: &ctx,
+    };
+    let transactions = |containers: &str| {
+        server
+            .superuser_query(
+                &cfg.dbname,
+                &format!(
+                    "SELECT count(DISTINCT xmin::text) FROM plexus_allocations \
+                     WHERE container_id IN ({containers})"
+                ),
+            )
+            .trim()
+            .to_string()
+    };
+
+    let answers = store
+        .claim_batch(&[request(&keys[0]), request(&keys[1]), request(&keys[2])])
+        .await;
+    let ips: Vec<IpAddr> = answers.iter().map(|a| a.as_ref().unwrap()[0].ip).collect();
+    assert_eq!(ips.len(), 3);
+    assert!(
+        ips[0] != ips[1] && ips[1] != ips[2] && ips[0] != ips[2],
+        "{ips:?}"
+    );
+    assert_eq!(transactions("'c1','c2','c3'"), "1");
+
+    // A static claim of an address c1 holds fails; the two around it still commit.
+    let taken = [Claim::Static {
+        set: &set,
+        ip: ips[0],
+    }];
+    let answers = store
+        .claim_batch(&[
+            request(&keys[3]),
+            ClaimRequest {
+                claims: &taken,
+                ..request(&keys[4])
+            },
+            request(&keys[5]),
+        ])
+        .await;
+    assert!(answers[0].is_ok() && answers[2].is_ok(), "{answers:?}");
+    assert!(
+        matches!(answers[1], Err(StoreError::AddressTaken { .. })),
+        "{:?}",
+        answers[1]
+    );
+    assert_eq!(transactions("'c4','c5'"), "2");
+    assert!(store.attachment(&keys[4]).await.unwrap().is_empty());
+    assert_eq!(store.list("batch").await.unwrap().len(), 5);
+}

@@ -74,8 +74,19 @@ impl PgServer {
 
     /// Runs `sql` as the superuser on database `db`.
     pub fn superuser_sql(&self, db: &str, sql: &str) {
+        self.psql(db, sql, &["-q"]);
+    }
+
+    /// Runs query `sql` as the superuser on database `db` and returns its rows: one line
+    /// per row, columns separated by `|` (`psql -At`).
+    pub fn superuser_query(&self, db: &str, sql: &str) -> String {
+        self.psql(db, sql, &["-A", "-t"])
+    }
+
+    fn psql(&self, db: &str, sql: &str, format: &[&str]) -> String {
         let output = Command::new(self.bin.join("psql"))
-            .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", &self.host])
+            .args(["-X", "-v", "ON_ERROR_STOP=1", "-h", &self.host])
+            .args(format)
             .args([
                 "-p",
                 &self.port.to_string(),
@@ -93,6 +104,7 @@ impl PgServer {
             "psql {sql:?} failed: {}",
             String::from_utf8_lossy(&output.stderr)
         );
+        String::from_utf8_lossy(&output.stdout).into_owned()
     }
 
     /// A new empty database owned by the store's role, and a store configuration for it.
