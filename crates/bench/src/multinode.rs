@@ -57,6 +57,12 @@ pub struct MultinodeArgs {
     /// floor and host-local, which every table needs for its ratios (profiling one row).
     #[arg(long)]
     only: Option<String>,
+    /// Rounds of the saturated table: every row runs once per round, rows interleaved, and
+    /// the table shows per row the median over rounds (ratios: the median of each round's
+    /// ratio to that round's floor and host-local), so a slow spell of a noisy machine
+    /// does not land on one row only.
+    #[arg(long, default_value_t = 1, overrides_with = "rounds")]
+    rounds: usize,
 }
 
 /// The `plexusd node` processes of `--agent`, one per simulated node; killed on drop.
@@ -299,7 +305,21 @@ fn run_subject(
     })
 }
 
-/// Runs every subject once and prints a Markdown table.
+/// The median of `values` (the mean of the middle two for an even count; 0 when empty).
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    match values.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => values[n / 2],
+        n => (values[n / 2 - 1] + values[n / 2]) / 2.0,
+    }
+}
+
+/// Index of the floor and of host-local in [`subjects`]' list (always first, in this order).
+const FLOOR: usize = 0;
+const HOST_LOCAL: usize = 1;
+
+/// Runs every subject `--rounds` times and prints Markdown tables.
 pub fn run(args: &MultinodeArgs) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let agents = if args.agent {
@@ -315,54 +335,104 @@ pub fn run(args: &MultinodeArgs) -> anyhow::Result<()> {
         .into_iter()
         .map(Arc::new)
         .collect();
+    let rounds = args.rounds.max(1);
+    let mut outcomes: Vec<Vec<Outcome>> = subjects.iter().map(|_| Vec::new()).collect();
+    let mut batches = vec![(0u64, 0u64); subjects.len()];
+    for round in 1..=rounds {
+        for (i, subject) in subjects.iter().enumerate() {
+            let counters = |subject: &Subject| match (&agents, &subject.agent_store) {
+                (Some(agents), Some(store)) => agents.claim_counters(store).map(Some),
+                _ => Ok(None),
+            };
+            let before = counters(subject)?;
+            let o = run_subject(subject, args, None).with_context(|| subject.name.clone())?;
+            if let (Some((c0, b0)), Some((c1, b1))) = (before, counters(subject)?) {
+                batches[i].0 += c1 - c0;
+                batches[i].1 += b1 - b0;
+            }
+            outcomes[i].push(o);
+        }
+        if rounds > 1 {
+            eprintln!("multinode: round {round} of {rounds} done");
+        }
+    }
     println!(
-        "# {} nodes × {} processes, {} ADDs then {} DELs per process (whole processes)\n",
-        args.nodes, args.procs, args.adds, args.adds
+        "# {} nodes × {} processes, {} ADDs then {} DELs per process (whole processes){}\n",
+        args.nodes,
+        args.procs,
+        args.adds,
+        args.adds,
+        if rounds > 1 {
+            format!("; median of {rounds} interleaved rounds")
+        } else {
+            String::new()
+        }
     );
     println!(
         "| plugin | ADD/s | DEL/s | ADD p50 (ms) | ADD p99 (ms) | duplicates | % of floor ADD/s | × host-local ADD/s |"
     );
     println!("|---|---|---|---|---|---|---|---|");
-    let mut floor_rate = None;
-    let mut host_local_rate = None;
-    let mut batch_notes = Vec::new();
-    for subject in &subjects {
-        let name = subject.name.clone();
-        let counters = |subject: &Subject| match (&agents, &subject.agent_store) {
-            (Some(agents), Some(store)) => agents.claim_counters(store).map(Some),
-            _ => Ok(None),
+    let ratio = |i: usize, to: usize| {
+        median(
+            outcomes[i]
+                .iter()
+                .zip(&outcomes[to])
+                .map(|(o, base)| o.add_rate / base.add_rate)
+                .collect(),
+        )
+    };
+    let median_of = |i: usize, f: fn(&Outcome) -> f64| median(outcomes[i].iter().map(f).collect());
+    for (i, subject) in subjects.iter().enumerate() {
+        let vs_hl = if i > HOST_LOCAL {
+            format!("{:.2}", ratio(i, HOST_LOCAL))
+        } else {
+            String::new()
         };
-        let before = counters(subject)?;
-        let o = run_subject(subject, args, None).with_context(|| name.clone())?;
-        if let (Some((c0, b0)), Some((c1, b1))) = (before, counters(subject)?) {
-            let (claims, batches) = (c1 - c0, b1 - b0);
-            // SQLite serializes its writers itself: its claims are never queued.
-            if batches > 0 {
-                batch_notes.push(format!(
-                    "{name}: {claims} claims in {batches} batches ({:.2} per batch)",
-                    claims as f64 / batches as f64
-                ));
-            }
-        }
-        let floor = *floor_rate.get_or_insert(o.add_rate);
-        let vs_hl =
-            host_local_rate.map_or("".to_string(), |h: f64| format!("{:.2}", o.add_rate / h));
-        if name.starts_with("host-local") {
-            host_local_rate = Some(o.add_rate);
-        }
+        let secs = |d: Duration| d.as_secs_f64();
         println!(
-            "| {name} | {:.0} | {:.0} | {} | {} | {} | {:.0}% | {vs_hl} |",
-            o.add_rate,
-            o.del_rate,
-            ms(o.add.p50),
-            ms(o.add.p99),
-            o.duplicates,
-            100.0 * o.add_rate / floor
+            "| {} | {:.0} | {:.0} | {} | {} | {} | {:.0}% | {vs_hl} |",
+            subject.name,
+            median_of(i, |o| o.add_rate),
+            median_of(i, |o| o.del_rate),
+            ms(Duration::from_secs_f64(median(
+                outcomes[i].iter().map(|o| secs(o.add.p50)).collect()
+            ))),
+            ms(Duration::from_secs_f64(median(
+                outcomes[i].iter().map(|o| secs(o.add.p99)).collect()
+            ))),
+            outcomes[i].iter().map(|o| o.duplicates).sum::<usize>(),
+            100.0 * ratio(i, FLOOR)
         );
     }
-    if !batch_notes.is_empty() {
+    if rounds > 1 {
+        println!("\nADD/s of each round:\n");
+        let header: Vec<String> = (1..=rounds).map(|r| format!("round {r}")).collect();
+        println!("| plugin | {} |", header.join(" | "));
+        println!("|---|{}", "---|".repeat(rounds));
+        for (i, subject) in subjects.iter().enumerate() {
+            let rates: Vec<String> = outcomes[i]
+                .iter()
+                .map(|o| format!("{:.0}", o.add_rate))
+                .collect();
+            println!("| {} | {} |", subject.name, rates.join(" | "));
+        }
+    }
+    let notes: Vec<String> = subjects
+        .iter()
+        .zip(&batches)
+        // SQLite serializes its writers itself: its claims are never queued.
+        .filter(|(_, (_, batches))| *batches > 0)
+        .map(|(subject, (claims, batches))| {
+            format!(
+                "{}: {claims} claims in {batches} batches ({:.2} per batch)",
+                subject.name,
+                *claims as f64 / *batches as f64
+            )
+        })
+        .collect();
+    if !notes.is_empty() {
         println!("\nClaim batches of the node agents (group commit per node and network):\n");
-        for note in batch_notes {
+        for note in notes {
             println!("- {note}");
         }
     }
@@ -389,4 +459,17 @@ pub fn run(args: &MultinodeArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::median;
+
+    #[test]
+    fn median_of_odd_even_and_no_values() {
+        assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(vec![4.0, 1.0, 3.0, 2.0]), 2.5);
+        assert_eq!(median(vec![7.0]), 7.0);
+        assert_eq!(median(Vec::new()), 0.0);
+    }
 }
