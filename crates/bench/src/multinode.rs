@@ -188,7 +188,7 @@ fn subjects(
         out.push(Subject {
             name: format!("plexus-ipam on {backend}"),
             binary: args.plexus.clone(),
-            confs: same(json!({"cniVersion": "1.0.0", "name": format!("bench-{backend}-{}", std::process::id()),
+            confs: same(json!({"cniVersion": "1.0.0", "name": format!("bench-{backend}-{}-{ROUND}", std::process::id()),
                 "type": "bridge", "ipam": {"type": "plexus-ipam", "range": range, "store": store,
                 "agent": false}})),
             check_duplicates: true,
@@ -203,7 +203,7 @@ fn subjects(
                     .iter()
                     .map(|socket| {
                         json!({"cniVersion": "1.0.0",
-                            "name": format!("bench-{backend}-agent-{}", std::process::id()),
+                            "name": format!("bench-{backend}-agent-{}-{ROUND}", std::process::id()),
                             "type": "bridge", "ipam": {"type": "plexus-ipam", "range": range,
                             "store": store, "agent": socket}})
                         .to_string()
@@ -220,6 +220,12 @@ fn subjects(
     Ok(out)
 }
 
+/// Stands for the round in a network name: every round (and the open-loop table) claims
+/// in a network of its own, so rounds repeat one experiment instead of each inheriting the
+/// churn of the rounds before it (which a long-running network shows differently: see
+/// docs/benchmarks.md).
+const ROUND: &str = "@round@";
+
 /// What one subject measured.
 struct Outcome {
     add_rate: f64,
@@ -235,6 +241,7 @@ fn phase(
     args: &MultinodeArgs,
     verb: &'static str,
     rate: Option<f64>,
+    round: &str,
 ) -> anyhow::Result<(Duration, Vec<Duration>, Vec<String>)> {
     let callers = args.nodes * args.procs;
     let started = Instant::now();
@@ -242,6 +249,7 @@ fn phase(
         .map(|caller| {
             let subject = Arc::clone(subject);
             let (node, adds) = (caller / args.procs, args.adds);
+            let conf = subject.confs[node].replace(ROUND, round);
             std::thread::spawn(move || -> anyhow::Result<(Vec<Duration>, Vec<String>)> {
                 let node_name = format!("node-{node}");
                 let mut times = Vec::with_capacity(adds);
@@ -258,7 +266,7 @@ fn phase(
                         &subject.binary,
                         verb,
                         &container,
-                        &subject.confs[node],
+                        &conf,
                         &[("NODE_NAME", &node_name)],
                     )?;
                     // Behind schedule, the wait for the caller counts too.
@@ -280,13 +288,15 @@ fn phase(
     Ok((started.elapsed(), times, ips))
 }
 
+/// Runs `subject`'s ADDs, then its DELs, in the networks of `round`.
 fn run_subject(
     subject: &Arc<Subject>,
     args: &MultinodeArgs,
     rate: Option<f64>,
+    round: &str,
 ) -> anyhow::Result<Outcome> {
-    let (add_wall, mut add_times, ips) = phase(subject, args, "ADD", rate)?;
-    let (del_wall, _, _) = phase(subject, args, "DEL", None)?;
+    let (add_wall, mut add_times, ips) = phase(subject, args, "ADD", rate, round)?;
+    let (del_wall, _, _) = phase(subject, args, "DEL", None, round)?;
     // host-local's addresses are per node; plexus' are cluster-wide: strip the node for plexus.
     let keys: Vec<String> = if subject.name.starts_with("host-local") {
         ips
@@ -345,7 +355,8 @@ pub fn run(args: &MultinodeArgs) -> anyhow::Result<()> {
                 _ => Ok(None),
             };
             let before = counters(subject)?;
-            let o = run_subject(subject, args, None).with_context(|| subject.name.clone())?;
+            let o = run_subject(subject, args, None, &round.to_string())
+                .with_context(|| subject.name.clone())?;
             if let (Some((c0, b0)), Some((c1, b1))) = (before, counters(subject)?) {
                 batches[i].0 += c1 - c0;
                 batches[i].1 += b1 - b0;
@@ -447,7 +458,8 @@ pub fn run(args: &MultinodeArgs) -> anyhow::Result<()> {
         println!("|---|---|---|---|---|---|");
         for subject in &subjects {
             let name = subject.name.clone();
-            let o = run_subject(subject, args, Some(args.rate)).with_context(|| name.clone())?;
+            let o = run_subject(subject, args, Some(args.rate), "open")
+                .with_context(|| name.clone())?;
             println!(
                 "| {name} | {:.0} | {} | {} | {} | {} |",
                 o.add_rate,
