@@ -23,6 +23,10 @@ use etcd_client::{Compare, CompareOp, GetOptions, KvClient, Txn, TxnOp, TxnOpRes
 use super::conn::{Connector, Failure};
 use crate::error::StoreError;
 
+mod start;
+
+pub(crate) use self::start::{ReadBack, ReadBackSink};
+
 /// Keys per page of a range read: bounded responses however large a network grows.
 const PAGE: i64 = 1000;
 
@@ -65,9 +69,11 @@ pub(crate) struct BufferedTxn {
     /// Whether [`prefetch`](Self::prefetch) may be answered from the member's local state
     /// (a serializable read, see [`read_prefetch_locally`](Self::read_prefetch_locally)).
     local_prefetch: bool,
-    /// Whether the prefetch was answered from a member's local state: the commit must
-    /// then check the reads even when there is nothing to write.
-    read_locally: bool,
+    /// Whether the reads may be older than the request (a local prefetch, a seeded view):
+    /// the commit must then check them even when there is nothing to write.
+    maybe_stale: bool,
+    /// Ranges a successful commit reads back, and where they go (see [`start`]).
+    read_back: Option<(Vec<PrefetchRange>, start::ReadBackSink)>,
 }
 
 /// What a read saw of a present key.
@@ -129,19 +135,9 @@ impl BufferedTxn {
             failure: None,
             reads_sent: 0,
             local_prefetch: false,
-            read_locally: false,
+            maybe_stale: false,
+            read_back: None,
         }
-    }
-
-    /// Lets the prefetch be a serializable read: the member answers from its own state
-    /// without a round of consensus (a linearizable read costs the server a raft read-index
-    /// round per request). Safe because every read is re-checked by the commit's compares:
-    /// a member that lags makes the commit fail as a conflict, never commit on stale data
-    /// (a transaction that read locally checks its reads even with nothing to write, see
-    /// [`commit`](Self::commit)). Only a first attempt does this, so a retry after a conflict reads linearizably and
-    /// cannot meet the same stale state again.
-    pub(crate) fn read_prefetch_locally(&mut self) {
-        self.local_prefetch = true;
     }
 
     /// The read requests this transaction has sent to the server so far.
@@ -272,80 +268,6 @@ impl BufferedTxn {
                     })
                     .collect()
             })
-    }
-
-    /// Reads the given keys and ranges in ONE read-only etcd transaction, before any other
-    /// read: it pins the snapshot, and the reads that follow inside them are answered
-    /// without a server call (guarded or not as those reads ask). Nothing is guarded by the
-    /// prefetch itself. A range with more keys than a page is left to its own read.
-    pub(crate) async fn prefetch(
-        &mut self,
-        points: &[String],
-        ranges: &[PrefetchRange],
-    ) -> Result<(), StoreError> {
-        if self.snapshot.is_some() || (points.is_empty() && ranges.is_empty()) {
-            return Ok(());
-        }
-        let local = self.local_prefetch;
-        let options = move || {
-            let options = GetOptions::new();
-            if local {
-                options.with_serializable()
-            } else {
-                options
-            }
-        };
-        let mut ops: Vec<TxnOp> = points
-            .iter()
-            .map(|key| TxnOp::get(key.as_str(), Some(options())))
-            .collect();
-        ops.extend(ranges.iter().map(|range| {
-            let mut options = options().with_range(range.end.clone()).with_limit(PAGE);
-            if range.keys_only {
-                options = options.with_keys_only();
-            }
-            TxnOp::get(range.start.as_str(), Some(options))
-        }));
-        self.reads_sent += 1;
-        self.read_locally = local;
-        let response = match self.kv.txn(Txn::new().and_then(ops)).await {
-            Ok(response) => response,
-            Err(err) => return Err(self.fail(err)),
-        };
-        self.pin(response.header().map(|h| h.revision()));
-        let requested = points
-            .iter()
-            .map(|key| {
-                let mut end = key.as_bytes().to_vec();
-                end.push(0);
-                (key.as_bytes().to_vec(), end, true)
-            })
-            .chain(
-                ranges
-                    .iter()
-                    .map(|r| (r.start.as_bytes().to_vec(), r.end.clone(), !r.keys_only)),
-            );
-        for ((start, end, values), op) in requested.zip(response.op_responses()) {
-            let TxnOpResponse::Get(mut get) = op else {
-                continue;
-            };
-            let complete = !get.more();
-            for kv in get.take_kvs() {
-                let mod_revision = kv.mod_revision();
-                let (key, value) = kv.into_key_value();
-                let seen = self.known.entry(key).or_insert(Seen {
-                    mod_revision,
-                    value: None,
-                });
-                if values {
-                    seen.value = Some(value);
-                }
-            }
-            if complete {
-                self.listed.push(Listing { start, end, values });
-            }
-        }
-        Ok(())
     }
 
     /// The buffered writes as they are now, for [`rollback_to`](Self::rollback_to).
@@ -539,7 +461,7 @@ impl BufferedTxn {
         if let Some(failure) = self.failure.take() {
             return Err(failure);
         }
-        if self.writes.is_empty() && !self.read_locally {
+        if self.writes.is_empty() && !self.maybe_stale {
             // Linearizable reads and nothing to write: what was read was true when read.
             return Ok(());
         }
@@ -554,23 +476,26 @@ impl BufferedTxn {
             "committing an etcd transaction"
         );
         let compares = self.compares();
-        let ops: Vec<TxnOp> = std::mem::take(&mut self.writes)
+        let mut ops: Vec<TxnOp> = std::mem::take(&mut self.writes)
             .into_iter()
             .map(|(key, write)| match write {
                 Write::Put(value) => TxnOp::put(key, value, None),
                 Write::Delete => TxnOp::delete(key, None),
             })
             .collect();
+        let writes = ops.len();
+        ops.extend(self.read_back_ops(writes));
         let txn = Txn::new()
             .when(compares)
             .and_then(ops)
             .or_else(vec![TxnOp::get(self.layout_key.clone(), None)]);
-        let response = self
+        let mut response = self
             .kv
             .txn(txn)
             .await
             .map_err(|err| self.conn.classify(err))?;
         if response.succeeded() {
+            self.deliver_read_back(&mut response, writes);
             return Ok(());
         }
         let layout = response.op_responses().into_iter().find_map(|op| match op {
@@ -649,49 +574,4 @@ pub(crate) fn merge_by_directory(ranges: Vec<(Vec<u8>, Vec<u8>)>) -> Vec<(Vec<u8
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn range(start: &str, end: &str) -> (Vec<u8>, Vec<u8>) {
-        (start.as_bytes().to_vec(), end.as_bytes().to_vec())
-    }
-
-    #[test]
-    fn merging_covers_every_range_of_a_directory() {
-        let merged = merge_by_directory(vec![
-            range("/p/alloc/n/0005", "/p/alloc/n/0007"),
-            range("/p/alloc/n/0001", "/p/alloc/n/0003"),
-            range("/p/alloc/m/0009", "/p/alloc/m/000a"),
-            range("/p/attach/n/c/e/", "/p/attach/n/c/e0"),
-        ]);
-        assert_eq!(
-            merged,
-            vec![
-                range("/p/alloc/m/0009", "/p/alloc/m/000a"),
-                range("/p/alloc/n/0001", "/p/alloc/n/0007"),
-                range("/p/attach/n/c/e/", "/p/attach/n/c/e0"),
-            ]
-        );
-    }
-
-    proptest::proptest! {
-        /// Every key inside one of the input ranges is inside one of the merged ranges.
-        #[test]
-        fn merged_ranges_cover_the_inputs(
-            bounds in proptest::collection::vec((0u16..400, 0u16..400, 0u8..3), 1..20),
-            probe in 0u16..400,
-            dir in 0u8..3,
-        ) {
-            let key = |d: u8, n: u16| format!("/p/d{d}/{n:04x}").into_bytes();
-            let ranges: Vec<_> = bounds
-                .iter()
-                .map(|&(a, b, d)| (key(d, a.min(b)), key(d, a.max(b) + 1)))
-                .collect();
-            let probe = key(dir, probe);
-            let inside = |rs: &[(Vec<u8>, Vec<u8>)]| rs.iter().any(|(s, e)| *s <= probe && probe < *e);
-            if inside(&ranges) {
-                proptest::prop_assert!(inside(&merge_by_directory(ranges.clone())));
-            }
-        }
-    }
-}
+mod tests;

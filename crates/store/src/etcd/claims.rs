@@ -10,15 +10,22 @@
 //! ([`BlockBounds`]): the window a claim searches lies inside one of them, and is answered
 //! without a server call. A batch of `n` claims then costs two round trips instead of
 //! `5 n` (three when the node's blocks changed since, as the window is read on its own).
+//!
+//! A batch's commit also reads back the node's blocks, cursors and block address keys as
+//! they are after it ([`NodeViews`]): the next batch of the node starts from that view and
+//! costs ONE round trip, its commit. A view is only a starting point: every read from it is
+//! guarded at commit, the batch's attachment keys are required absent, and a refusal
+//! found on it is re-checked on a fresh snapshot (see `super::buffered::view`).
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use plexus_ipam_core::addr::canonical;
 use plexus_ipam_core::range::RangeSet;
 
-use super::buffered::PrefetchRange;
+use super::buffered::{PrefetchRange, ReadBack, ReadBackSink};
 use super::txn::{EtcdTxn, NodeSet};
 use crate::engine;
 use crate::error::StoreError;
@@ -115,6 +122,62 @@ impl BlockBounds {
     }
 }
 
+/// How long a node's view serves as a batch's starting point. Short: a view older than
+/// the last change by someone else costs the batch a failed commit; and well inside any
+/// compaction retention (reads at the view's revision must still be answerable).
+const VIEW_TTL: Duration = Duration::from_secs(2);
+
+/// Per node (and network and range set): what its last claim batch's commit read back.
+#[derive(Debug, Default)]
+pub(super) struct NodeViews(Mutex<HashMap<NodeSet, (Instant, Arc<ReadBack>)>>);
+
+impl NodeViews {
+    fn fresh(&self, whose: &NodeSet) -> Option<Arc<ReadBack>> {
+        let views = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let (taken, view) = views.get(whose)?;
+        (taken.elapsed() < VIEW_TTL).then(|| view.clone())
+    }
+
+    /// Keeps what a batch's commit read back as `whose` view.
+    pub(super) fn remember(&self, whose: NodeSet, view: ReadBack) {
+        let mut views = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        views.insert(whose, (Instant::now(), Arc::new(view)));
+    }
+
+    /// Drops the views of `network` (after a release or GC there, which a claim's commit
+    /// would only find out about by failing).
+    pub(super) fn forget(&self, network: &str) {
+        let mut views = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        views.retain(|(net, _, _), _| net != network);
+    }
+}
+
+/// The one node, network and range set all claims of `requests` claim in from blocks, if
+/// they do (only such batches read back and start from a view).
+pub(super) fn single_node_set(requests: &[ClaimRequest<'_>]) -> Option<NodeSet> {
+    let mut whose: Option<NodeSet> = None;
+    for request in requests {
+        for claim in request.claims {
+            let Claim::Dynamic(set) = claim else {
+                return None;
+            };
+            if !request.ctx.blocks.enabled {
+                return None;
+            }
+            let this = (
+                request.key.network.clone(),
+                set.id(),
+                request.ctx.node.clone(),
+            );
+            match &whose {
+                Some(seen) if *seen != this => return None,
+                _ => whose = Some(this),
+            }
+        }
+    }
+    whose
+}
+
 impl EtcdTxn<'_> {
     /// Reads, in one request, what the claims of `requests` read first: each attachment's
     /// index key, and per dynamic claim its node's blocks and their cursor hints (with
@@ -174,6 +237,13 @@ impl EtcdTxn<'_> {
     }
 }
 
+/// Where a batch starts from and what its commit reads back: the node's views and the
+/// sink for the read-back (see the module docs).
+pub(super) struct ViewUse<'v> {
+    pub(super) views: &'v NodeViews,
+    pub(super) sink: &'v ReadBackSink,
+}
+
 /// Runs every request of a batch in `txn` (one snapshot, one commit). `Err` when the batch
 /// as a whole must be retried or fails (a lost race, a server failure); otherwise one
 /// answer per request, a failed request leaving none of its writes behind.
@@ -181,8 +251,38 @@ pub(super) async fn claim_batch_in(
     txn: &mut EtcdTxn<'_>,
     requests: &[ClaimRequest<'_>],
     hints: &BlockBounds,
+    view: Option<ViewUse<'_>>,
 ) -> Result<Vec<Result<Vec<Allocation>, StoreError>>, StoreError> {
-    txn.prefetch_claims(requests, hints).await?;
+    let whose = view.as_ref().and(single_node_set(requests));
+    // Only a first attempt (the one that may read locally) starts from a view: a retry
+    // follows a conflict, and reads afresh.
+    let seeded = match (&view, &whose) {
+        (Some(view), Some(whose)) if txn.inner.may_read_locally() => {
+            match view.views.fresh(whose) {
+                Some(read_back) => {
+                    txn.inner.seed(&read_back);
+                    for request in requests {
+                        let key = request.key;
+                        for claim in request.claims {
+                            let set_id = claim.range_set().id();
+                            txn.inner.assume_absent(&txn.keys.attach(
+                                &key.network,
+                                &key.container_id,
+                                &key.ifname,
+                                &set_id,
+                            ));
+                        }
+                    }
+                    true
+                }
+                None => false,
+            }
+        }
+        _ => false,
+    };
+    if !seeded {
+        txn.prefetch_claims(requests, hints).await?;
+    }
     let mut answers = Vec::with_capacity(requests.len());
     for request in requests {
         let savepoint = txn.inner.savepoint();
@@ -194,11 +294,55 @@ pub(super) async fn claim_batch_in(
             Err(err) if matches!(err, StoreError::Busy { .. }) || txn.inner.has_failed() => {
                 return Err(err);
             }
+            // Reads that may predate the request (a local read, a view) cannot refuse it:
+            // the pool may have been freed since. A fresh snapshot decides.
+            Err(err) if txn.inner.maybe_stale() => {
+                return Err(StoreError::Busy {
+                    reason: format!("re-checking on a fresh snapshot: {err}"),
+                });
+            }
             Err(err) => {
                 txn.inner.rollback_to(savepoint);
                 answers.push(Err(err));
             }
         }
     }
+    if let (Some(view), Some(whose)) = (view, whose) {
+        txn.inner
+            .read_back_at_commit(view_ranges(txn, &whose), view.sink.clone());
+    }
     Ok(answers)
+}
+
+/// What a batch of `whose` reads back at commit: the node's blocks and cursors, and the
+/// address keys of its blocks (as the batch found them) that are small enough.
+fn view_ranges(txn: &EtcdTxn<'_>, whose: &NodeSet) -> Vec<PrefetchRange> {
+    let (network, set_id, node) = whose;
+    let with_values = |(start, end)| PrefetchRange {
+        start,
+        end,
+        keys_only: false,
+    };
+    let mut ranges = vec![
+        with_values(txn.keys.node_blocks(network, set_id, node)),
+        with_values(txn.keys.block_cursors(network, set_id, node)),
+    ];
+    let blocks = txn
+        .blocks_seen
+        .iter()
+        .filter(|(seen, _)| seen == whose)
+        .flat_map(|(_, bounds)| bounds.iter().copied());
+    for (lo, hi) in blocks {
+        if hi.saturating_sub(lo) < MAX_PREFETCHED_BLOCK {
+            let (start, end) = txn.keys.alloc_range(network, lo, hi);
+            ranges.push(PrefetchRange {
+                start,
+                end,
+                keys_only: true,
+            });
+        }
+    }
+    ranges.sort();
+    ranges.dedup();
+    ranges
 }

@@ -32,8 +32,8 @@ use std::time::Duration;
 use etcd_client::{Client, Compare, CompareOp, KvClient, Txn, TxnOp};
 use plexus_ipam_core::BlockPolicy;
 
-use self::buffered::BufferedTxn;
-use self::claims::{BlockBounds, OwnedRequest};
+use self::buffered::{BufferedTxn, ReadBackSink};
+use self::claims::{BlockBounds, NodeViews, OwnedRequest, ViewUse};
 use self::conn::{Attempts, Connector, Failure};
 use self::keys::Keys;
 use self::runtime::Executor;
@@ -103,6 +103,8 @@ struct Inner {
     history_limit: u32,
     /// Where each node's blocks were at its last claim (what claims prefetch).
     block_bounds: BlockBounds,
+    /// What each node's last claim batch read back at its commit (where the next starts).
+    views: NodeViews,
 }
 
 impl std::fmt::Debug for Inner {
@@ -129,6 +131,7 @@ impl EtcdStore {
                 layout_checked: AtomicBool::new(false),
                 history_limit: cfg.history_limit,
                 block_bounds: BlockBounds::default(),
+                views: NodeViews::default(),
             }),
             executor: Executor::start()?,
         })
@@ -269,6 +272,8 @@ impl Inner {
         policy: &BlockPolicy,
         now: i64,
     ) -> Result<GcReport, StoreError> {
+        // GC releases and deletes blocks wholesale: claims start from fresh reads after it.
+        self.views.forget(network);
         let attached = in_txn!(self, |txn| txn.attachments_of(network).await)?;
         let mut report = GcReport::default();
         // One transaction per stale attachment: each release stands on its own.
@@ -357,12 +362,25 @@ impl Store for EtcdStore {
                     .zip(&claims)
                     .map(|(request, claims)| request.request(claims))
                     .collect();
+                let sink = ReadBackSink::default();
                 let (answers, seen) = in_txn!(&*inner, |txn| {
-                    let answers =
-                        claims::claim_batch_in(txn, &requests, &inner.block_bounds).await?;
-                    Ok((answers, std::mem::take(&mut txn.blocks_seen)))
+                    let view = ViewUse {
+                        views: &inner.views,
+                        sink: &sink,
+                    };
+                    // No `?` here: an error must reach `finish`, which tells a lost race
+                    // (re-run) from a failure that ends the call.
+                    claims::claim_batch_in(txn, &requests, &inner.block_bounds, Some(view))
+                        .await
+                        .map(|answers| (answers, std::mem::take(&mut txn.blocks_seen)))
                 })?;
                 inner.block_bounds.remember(seen);
+                let read_back = sink.lock().unwrap_or_else(|p| p.into_inner()).take();
+                if let (Some(read_back), Some(whose)) =
+                    (read_back, claims::single_node_set(&requests))
+                {
+                    inner.views.remember(whose, read_back);
+                }
                 let mut networks: Vec<&str> = owned.iter().map(OwnedRequest::network).collect();
                 networks.sort_unstable();
                 networks.dedup();
