@@ -173,8 +173,10 @@ async fn a_batch_after_a_batch_starts_from_its_view_and_reads_nothing() {
         let keys = keys(&format!("v{size}-"), size);
         let requests = requests_for(&keys, &owner, &dynamic, &ctx);
         let sink = ReadBackSink::default();
+        let whose = single_node_set(&requests).unwrap();
         let view = ViewUse {
             views: &store.inner.views,
+            whose: &whose,
             sink: &sink,
         };
         let mut txn = store.inner.begin(true).await.unwrap();
@@ -185,7 +187,6 @@ async fn a_batch_after_a_batch_starts_from_its_view_and_reads_nothing() {
         assert!(answers.iter().all(Result::is_ok), "{answers:?}");
         txn.commit().await.expect("the batch commits");
         let read_back = sink.lock().unwrap().take().expect("the commit read back");
-        let whose = single_node_set(&requests).unwrap();
         store.inner.views.remember(whose, read_back);
     }
     let held: Vec<IpAddr> = store

@@ -15,7 +15,7 @@
 //! they are after it ([`NodeViews`]): the next batch of the node starts from that view and
 //! costs ONE round trip, its commit. A view is only a starting point: every read from it is
 //! guarded at commit, the batch's attachment keys are required absent, and a refusal
-//! found on it is re-checked on a fresh snapshot (see `super::buffered::view`).
+//! found on it is re-checked on a fresh snapshot (see `super::buffered::start`).
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -26,6 +26,7 @@ use plexus_ipam_core::addr::canonical;
 use plexus_ipam_core::range::RangeSet;
 
 use super::buffered::{PrefetchRange, ReadBack, ReadBackSink};
+use super::keys::Keys;
 use super::txn::{EtcdTxn, NodeSet};
 use crate::engine;
 use crate::error::StoreError;
@@ -144,8 +145,8 @@ impl NodeViews {
         views.insert(whose, (Instant::now(), Arc::new(view)));
     }
 
-    /// Drops the views of `network` (after a release or GC there, which a claim's commit
-    /// would only find out about by failing).
+    /// Drops the views of `network` (after GC there, which releases and deletes blocks
+    /// wholesale: a claim's commit would only find out about it by failing).
     pub(super) fn forget(&self, network: &str) {
         let mut views = self.0.lock().unwrap_or_else(|p| p.into_inner());
         views.retain(|(net, _, _), _| net != network);
@@ -205,25 +206,9 @@ impl EtcdTxn<'_> {
                         points.push(self.keys.alloc(network, canonical(*ip)));
                     }
                     Claim::Dynamic(_) if request.ctx.blocks.enabled => {
-                        let node = &request.ctx.node;
-                        let with_values = |(start, end)| PrefetchRange {
-                            start,
-                            end,
-                            keys_only: false,
-                        };
-                        ranges.push(with_values(self.keys.node_blocks(network, &set_id, node)));
-                        ranges.push(with_values(self.keys.block_cursors(network, &set_id, node)));
-                        let whose = (network.clone(), set_id.clone(), node.clone());
-                        for (lo, hi) in hints.of(&whose) {
-                            if hi.saturating_sub(lo) < MAX_PREFETCHED_BLOCK {
-                                let (start, end) = self.keys.alloc_range(network, lo, hi);
-                                ranges.push(PrefetchRange {
-                                    start,
-                                    end,
-                                    keys_only: true,
-                                });
-                            }
-                        }
+                        let whose = (network.clone(), set_id.clone(), request.ctx.node.clone());
+                        let bounds = hints.of(&whose);
+                        ranges.extend(node_ranges(self.keys, &whose, bounds));
                     }
                     Claim::Dynamic(_) => points.push(self.keys.cursor(network, &set_id)),
                 }
@@ -237,10 +222,12 @@ impl EtcdTxn<'_> {
     }
 }
 
-/// Where a batch starts from and what its commit reads back: the node's views and the
-/// sink for the read-back (see the module docs).
+/// Where a batch of one node set ([`single_node_set`]) starts from and what its commit
+/// reads back: the views, the node set, and the sink for the read-back (see the module
+/// docs).
 pub(super) struct ViewUse<'v> {
     pub(super) views: &'v NodeViews,
+    pub(super) whose: &'v NodeSet,
     pub(super) sink: &'v ReadBackSink,
 }
 
@@ -253,31 +240,28 @@ pub(super) async fn claim_batch_in(
     hints: &BlockBounds,
     view: Option<ViewUse<'_>>,
 ) -> Result<Vec<Result<Vec<Allocation>, StoreError>>, StoreError> {
-    let whose = view.as_ref().and(single_node_set(requests));
     // Only a first attempt (the one that may read locally) starts from a view: a retry
     // follows a conflict, and reads afresh.
-    let seeded = match (&view, &whose) {
-        (Some(view), Some(whose)) if txn.inner.may_read_locally() => {
-            match view.views.fresh(whose) {
-                Some(read_back) => {
-                    txn.inner.seed(&read_back);
-                    for request in requests {
-                        let key = request.key;
-                        for claim in request.claims {
-                            let set_id = claim.range_set().id();
-                            txn.inner.assume_absent(&txn.keys.attach(
-                                &key.network,
-                                &key.container_id,
-                                &key.ifname,
-                                &set_id,
-                            ));
-                        }
+    let seeded = match &view {
+        Some(view) if txn.inner.may_read_locally() => match view.views.fresh(view.whose) {
+            Some(read_back) => {
+                txn.inner.seed(&read_back);
+                for request in requests {
+                    let key = request.key;
+                    for claim in request.claims {
+                        let set_id = claim.range_set().id();
+                        txn.inner.assume_absent(&txn.keys.attach(
+                            &key.network,
+                            &key.container_id,
+                            &key.ifname,
+                            &set_id,
+                        ));
                     }
-                    true
                 }
-                None => false,
+                true
             }
-        }
+            None => false,
+        },
         _ => false,
     };
     if !seeded {
@@ -307,16 +291,35 @@ pub(super) async fn claim_batch_in(
             }
         }
     }
-    if let (Some(view), Some(whose)) = (view, whose) {
-        txn.inner
-            .read_back_at_commit(view_ranges(txn, &whose), view.sink.clone());
+    if let Some(view) = view {
+        let ranges = view_ranges(txn, view.whose);
+        txn.inner.read_back_at_commit(ranges, view.sink.clone());
     }
     Ok(answers)
 }
 
-/// What a batch of `whose` reads back at commit: the node's blocks and cursors, and the
-/// address keys of its blocks (as the batch found them) that are small enough.
+/// What a batch of `whose` reads back at commit: its node's ranges, with the blocks as
+/// the batch found them.
 fn view_ranges(txn: &EtcdTxn<'_>, whose: &NodeSet) -> Vec<PrefetchRange> {
+    let bounds = txn
+        .blocks_seen
+        .iter()
+        .filter(|(seen, _)| seen == whose)
+        .flat_map(|(_, bounds)| bounds.iter().copied());
+    let mut ranges = node_ranges(txn.keys, whose, bounds);
+    ranges.sort();
+    ranges.dedup();
+    ranges
+}
+
+/// The ranges a claim of `whose` reads first (prefetched, or read back for the next
+/// batch): the node's block records and cursor hints, and the address keys of the blocks
+/// in `bounds` that are small enough.
+fn node_ranges(
+    keys: &Keys,
+    whose: &NodeSet,
+    bounds: impl IntoIterator<Item = (u128, u128)>,
+) -> Vec<PrefetchRange> {
     let (network, set_id, node) = whose;
     let with_values = |(start, end)| PrefetchRange {
         start,
@@ -324,17 +327,12 @@ fn view_ranges(txn: &EtcdTxn<'_>, whose: &NodeSet) -> Vec<PrefetchRange> {
         keys_only: false,
     };
     let mut ranges = vec![
-        with_values(txn.keys.node_blocks(network, set_id, node)),
-        with_values(txn.keys.block_cursors(network, set_id, node)),
+        with_values(keys.node_blocks(network, set_id, node)),
+        with_values(keys.block_cursors(network, set_id, node)),
     ];
-    let blocks = txn
-        .blocks_seen
-        .iter()
-        .filter(|(seen, _)| seen == whose)
-        .flat_map(|(_, bounds)| bounds.iter().copied());
-    for (lo, hi) in blocks {
+    for (lo, hi) in bounds {
         if hi.saturating_sub(lo) < MAX_PREFETCHED_BLOCK {
-            let (start, end) = txn.keys.alloc_range(network, lo, hi);
+            let (start, end) = keys.alloc_range(network, lo, hi);
             ranges.push(PrefetchRange {
                 start,
                 end,
@@ -342,7 +340,5 @@ fn view_ranges(txn: &EtcdTxn<'_>, whose: &NodeSet) -> Vec<PrefetchRange> {
             });
         }
     }
-    ranges.sort();
-    ranges.dedup();
     ranges
 }

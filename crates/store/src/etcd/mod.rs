@@ -61,10 +61,13 @@ macro_rules! in_txn {
         loop {
             let step = async {
                 let mut txn = inner.begin(attempts.is_first()).await?;
-                let result = {
+                // The body's own `?` must end the body, not the attempt: its error goes
+                // to `finish`, which tells a lost race (re-run) from one that ends the call.
+                let result = store_result(async {
                     let $txn = &mut txn;
                     $body
-                };
+                })
+                .await;
                 inner.finish(txn, result).await
             };
             match attempts.bounded(step).await {
@@ -77,6 +80,13 @@ macro_rules! in_txn {
             }
         }
     }};
+}
+
+/// `body` as it is: names the error type of an `in_txn!` body for its `?`.
+fn store_result<T>(
+    body: impl std::future::Future<Output = Result<T, StoreError>>,
+) -> impl std::future::Future<Output = Result<T, StoreError>> {
+    body
 }
 
 /// Emptied blocks released per GC transaction, so one transaction stays well below etcd's
@@ -363,22 +373,20 @@ impl Store for EtcdStore {
                     .map(|(request, claims)| request.request(claims))
                     .collect();
                 let sink = ReadBackSink::default();
+                let whose = claims::single_node_set(&requests);
                 let (answers, seen) = in_txn!(&*inner, |txn| {
-                    let view = ViewUse {
+                    let view = whose.as_ref().map(|whose| ViewUse {
                         views: &inner.views,
+                        whose,
                         sink: &sink,
-                    };
-                    // No `?` here: an error must reach `finish`, which tells a lost race
-                    // (re-run) from a failure that ends the call.
-                    claims::claim_batch_in(txn, &requests, &inner.block_bounds, Some(view))
-                        .await
-                        .map(|answers| (answers, std::mem::take(&mut txn.blocks_seen)))
+                    });
+                    let answers =
+                        claims::claim_batch_in(txn, &requests, &inner.block_bounds, view).await?;
+                    Ok((answers, std::mem::take(&mut txn.blocks_seen)))
                 })?;
                 inner.block_bounds.remember(seen);
                 let read_back = sink.lock().unwrap_or_else(|p| p.into_inner()).take();
-                if let (Some(read_back), Some(whose)) =
-                    (read_back, claims::single_node_set(&requests))
-                {
+                if let (Some(read_back), Some(whose)) = (read_back, whose) {
                     inner.views.remember(whose, read_back);
                 }
                 let mut networks: Vec<&str> = owned.iter().map(OwnedRequest::network).collect();

@@ -254,17 +254,7 @@ async fn agent_dying_mid_call_repeats_only_idempotent_calls_directly() {
 
     // Claims are idempotent per attachment: repeated directly, they allocate once.
     let remote = RemoteStore::connect(&socket, &cfg).unwrap();
-    let range = plexus_ipam_core::range::Range::new(
-        "10.9.0.0/29".parse().unwrap(),
-        None,
-        None,
-        None,
-        Vec::new(),
-    )
-    .unwrap();
-    let set = plexus_ipam_core::range::RangeSet::new(vec![range]).unwrap();
-    let key = crate::AttachmentKey::new("n", "c1", "eth0");
-    let ctx = crate::ClaimContext::new("node", crate::BlockPolicy::disabled());
+    let (key, set, ctx) = small_claim("c1");
     let claims = [crate::Claim::Dynamic(&set)];
     let first = remote
         .claim(&key, &crate::Owner::default(), &claims, &ctx)
@@ -280,8 +270,8 @@ async fn agent_dying_mid_call_repeats_only_idempotent_calls_directly() {
     fake.join().unwrap();
 }
 
-/// A claim of attachment `c` on a small dynamic range (no blocks): the arguments of
-/// [`Store::claim`] the fallback tests send.
+/// A claim of attachment `container` on a small dynamic range (no blocks): the arguments
+/// of [`Store::claim`] the fallback tests send.
 fn small_claim(
     container: &str,
 ) -> (
