@@ -20,9 +20,11 @@ pub struct MultinodeArgs {
     /// The plexus-ipam binary (`scripts/build-release` builds it).
     #[arg(long)]
     plexus: PathBuf,
-    /// The floor plugin (`cni-floor`, built next to plexus-bench).
-    #[arg(long)]
-    floor: PathBuf,
+    /// The floor plugin (`cni-floor`), as `[LABEL=]PATH`. Repeat it to show floors built
+    /// differently side by side (e.g. `musl=…/cni-floor glibc=…/glibc/cni-floor`): each is
+    /// a row and a "% of floor" column; the first is the floor of the per-round ratios.
+    #[arg(long, required = true, value_parser = parse_floor)]
+    floor: Vec<Floor>,
     /// Debian's host-local.
     #[arg(long, default_value = "/usr/lib/cni/host-local")]
     host_local: PathBuf,
@@ -128,6 +130,48 @@ impl Drop for Agents {
     }
 }
 
+/// A floor plugin and the label of its row and column.
+#[derive(Debug, Clone, PartialEq)]
+struct Floor {
+    label: Option<String>,
+    binary: PathBuf,
+}
+
+/// `[LABEL=]PATH` of `--floor`.
+fn parse_floor(value: &str) -> Result<Floor, String> {
+    let (label, path) = match value.split_once('=') {
+        Some((label, path)) if !label.is_empty() && !label.contains('/') => {
+            (Some(label.to_string()), path)
+        }
+        _ => (None, value),
+    };
+    if path.is_empty() {
+        return Err("an empty path".into());
+    }
+    Ok(Floor {
+        label,
+        binary: PathBuf::from(path),
+    })
+}
+
+impl Floor {
+    /// The name of the floor's row.
+    fn row(&self) -> String {
+        match &self.label {
+            Some(label) => format!("floor (fixed result, {label})"),
+            None => "floor (fixed result)".into(),
+        }
+    }
+
+    /// The header of the floor's "% of floor" column.
+    fn column(&self) -> String {
+        match &self.label {
+            Some(label) => format!("% of floor ({label}) ADD/s"),
+            None => "% of floor ADD/s".into(),
+        }
+    }
+}
+
 /// One plugin configuration under test; `conf(node)` gives the stdin for a node.
 struct Subject {
     name: String,
@@ -161,13 +205,19 @@ fn subjects(
 ) -> anyhow::Result<Vec<Subject>> {
     let range = "10.96.0.0/16";
     let same = |conf: Value| vec![conf.to_string(); args.nodes];
-    let mut out = vec![Subject {
-        name: "floor (fixed result)".into(),
-        binary: args.floor.clone(),
-        confs: same(json!({"cniVersion": "1.0.0", "name": "bench", "type": "bridge", "ipam": {}})),
-        check_duplicates: false,
-        agent_store: None,
-    }];
+    let mut out: Vec<Subject> = args
+        .floor
+        .iter()
+        .map(|floor| Subject {
+            name: floor.row(),
+            binary: floor.binary.clone(),
+            confs: same(
+                json!({"cniVersion": "1.0.0", "name": "bench", "type": "bridge", "ipam": {}}),
+            ),
+            check_duplicates: false,
+            agent_store: None,
+        })
+        .collect();
     out.push(Subject {
         name: "host-local (one data dir per node)".into(),
         binary: args.host_local.clone(),
@@ -325,10 +375,6 @@ fn median(mut values: Vec<f64>) -> f64 {
     }
 }
 
-/// Index of the floor and of host-local in [`subjects`]' list (always first, in this order).
-const FLOOR: usize = 0;
-const HOST_LOCAL: usize = 1;
-
 /// Runs every subject `--rounds` times and prints Markdown tables.
 pub fn run(args: &MultinodeArgs) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
@@ -346,6 +392,8 @@ pub fn run(args: &MultinodeArgs) -> anyhow::Result<()> {
         .map(Arc::new)
         .collect();
     let rounds = args.rounds.max(1);
+    // [`subjects`] lists the floors first, then host-local.
+    let host_local = args.floor.len();
     let mut outcomes: Vec<Vec<Outcome>> = subjects.iter().map(|_| Vec::new()).collect();
     let mut batches = vec![(0u64, 0u64); subjects.len()];
     for round in 1..=rounds {
@@ -379,10 +427,15 @@ pub fn run(args: &MultinodeArgs) -> anyhow::Result<()> {
             String::new()
         }
     );
+    let floor_columns: Vec<String> = args.floor.iter().map(Floor::column).collect();
     println!(
-        "| plugin | ADD/s | DEL/s | ADD p50 (ms) | ADD p99 (ms) | duplicates | % of floor ADD/s | × host-local ADD/s |"
+        "| plugin | ADD/s | DEL/s | ADD p50 (ms) | ADD p99 (ms) | duplicates | {} | × host-local ADD/s |",
+        floor_columns.join(" | ")
     );
-    println!("|---|---|---|---|---|---|---|---|");
+    println!(
+        "|---|---|---|---|---|---|{}---|",
+        "---|".repeat(floor_columns.len())
+    );
     let ratio = |i: usize, to: usize| {
         median(
             outcomes[i]
@@ -394,14 +447,17 @@ pub fn run(args: &MultinodeArgs) -> anyhow::Result<()> {
     };
     let median_of = |i: usize, f: fn(&Outcome) -> f64| median(outcomes[i].iter().map(f).collect());
     for (i, subject) in subjects.iter().enumerate() {
-        let vs_hl = if i > HOST_LOCAL {
-            format!("{:.2}", ratio(i, HOST_LOCAL))
+        let vs_hl = if i > host_local {
+            format!("{:.2}", ratio(i, host_local))
         } else {
             String::new()
         };
+        let of_floors: Vec<String> = (0..args.floor.len())
+            .map(|floor| format!("{:.0}%", 100.0 * ratio(i, floor)))
+            .collect();
         let secs = |d: Duration| d.as_secs_f64();
         println!(
-            "| {} | {:.0} | {:.0} | {} | {} | {} | {:.0}% | {vs_hl} |",
+            "| {} | {:.0} | {:.0} | {} | {} | {} | {} | {vs_hl} |",
             subject.name,
             median_of(i, |o| o.add_rate),
             median_of(i, |o| o.del_rate),
@@ -412,7 +468,7 @@ pub fn run(args: &MultinodeArgs) -> anyhow::Result<()> {
                 outcomes[i].iter().map(|o| secs(o.add.p99)).collect()
             ))),
             outcomes[i].iter().map(|o| o.duplicates).sum::<usize>(),
-            100.0 * ratio(i, FLOOR)
+            of_floors.join(" | ")
         );
     }
     if rounds > 1 {
@@ -475,7 +531,33 @@ pub fn run(args: &MultinodeArgs) -> anyhow::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::median;
+    use std::path::PathBuf;
+
+    use super::{Floor, median, parse_floor};
+
+    #[test]
+    fn a_floor_is_a_path_with_an_optional_label() {
+        assert_eq!(
+            parse_floor("musl=/t/bin/cni-floor").unwrap(),
+            Floor {
+                label: Some("musl".into()),
+                binary: PathBuf::from("/t/bin/cni-floor")
+            }
+        );
+        let plain = parse_floor("/t/bin/glibc/cni-floor").unwrap();
+        assert_eq!(plain.label, None);
+        assert_eq!(plain.row(), "floor (fixed result)");
+        // A '=' inside the path is not a label.
+        let odd = parse_floor("/t/a=b/cni-floor").unwrap();
+        assert_eq!(odd.binary, PathBuf::from("/t/a=b/cni-floor"));
+        assert_eq!(odd.label, None);
+        assert_eq!(
+            parse_floor("glibc=/x").unwrap().column(),
+            "% of floor (glibc) ADD/s"
+        );
+        assert!(parse_floor("").is_err());
+        assert!(parse_floor("musl=").is_err());
+    }
 
     #[test]
     fn median_of_odd_even_and_no_values() {

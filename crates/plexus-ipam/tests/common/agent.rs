@@ -9,8 +9,6 @@ use plexus_store::remote::protocol::AgentStats;
 use plexus_store::{RemoteStore, StoreConfig};
 use serde_json::Value;
 
-use super::plugin_binary;
-
 /// The `plexusd` binary next to the plugin's, built once per test process (cargo builds
 /// only this crate's binaries for its tests).
 pub fn plexusd_binary() -> PathBuf {
@@ -23,7 +21,8 @@ pub fn plexusd_binary() -> PathBuf {
                 .status()
                 .expect("run cargo build -p plexusd");
             assert!(status.success(), "cargo build -p plexusd failed");
-            plugin_binary().with_file_name("plexusd")
+            // Next to the plugin cargo built (not PLEXUS_TEST_PLUGIN's): the one just built.
+            PathBuf::from(env!("CARGO_BIN_EXE_plexus-ipam")).with_file_name("plexusd")
         })
         .clone()
 }

@@ -17,9 +17,14 @@ use serde_json::{Value, json};
 
 pub mod scenario;
 
-/// Path of the plugin binary cargo built for these tests.
+/// Path of the plugin binary under test: `PLEXUS_TEST_PLUGIN` when set (the release
+/// build, which links against musl: `.ci/run` runs the process-level tests on it too),
+/// else the one cargo built for these tests.
 pub fn plugin_binary() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_plexus-ipam"))
+    match std::env::var_os("PLEXUS_TEST_PLUGIN") {
+        Some(path) if !path.is_empty() => PathBuf::from(path),
+        _ => PathBuf::from(env!("CARGO_BIN_EXE_plexus-ipam")),
+    }
 }
 
 /// No plugin call may take longer than this; past it the harness kills it and fails.
