@@ -47,8 +47,7 @@ pub(crate) async fn claim_all<T: StoreTxn + ?Sized>(
         }
         allocations.push(allocation);
     }
-    // History last: a backend that serializes appends (PostgreSQL's history lock) then
-    // holds that lock only from here to the commit, never while waiting for another lock.
+    // History last, once every claim of the request has succeeded.
     for event in &events {
         txn.append_history(event).await?;
     }

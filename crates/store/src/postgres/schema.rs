@@ -21,6 +21,8 @@
 //! - v3: stored networks (`plexus_networks`, the definition as `jsonb`), the bounded
 //!   claim/release history (`plexus_history`, keyed by `(network, seq)`) and the owner's
 //!   opaque `details` (`jsonb`) on allocations.
+//! - v4: `plexus_history_seq`, the sequence every history append draws its `seq` from
+//!   (appends no longer lock their network's history), started past every stored `seq`.
 
 use tokio_postgres::Client;
 use tokio_postgres::error::SqlState;
@@ -29,7 +31,7 @@ use super::errors::ErrCtx;
 use crate::error::StoreError;
 
 /// The native schema version this build creates and understands.
-pub const LATEST_VERSION: i32 = 3;
+pub const LATEST_VERSION: i32 = 4;
 
 /// Advisory lock (one `bigint` key) serializing migrations of the native schema: "plexus",
 /// then 1.
@@ -114,6 +116,12 @@ pub(crate) const MIGRATIONS: &[(i32, &str)] = &[
              WHERE pod_name IS NOT NULL;
            CREATE INDEX plexus_history_by_uid ON plexus_history (pod_uid)
              WHERE pod_uid IS NOT NULL;"#,
+    ),
+    (
+        4,
+        r#"CREATE SEQUENCE plexus_history_seq AS bigint;
+           SELECT setval('plexus_history_seq',
+                         coalesce((SELECT max(seq) FROM plexus_history), 0) + 1, false);"#,
     ),
 ];
 
@@ -245,7 +253,12 @@ mod tests {
     #[test]
     fn every_table_is_prefixed() {
         for (_, sql) in MIGRATIONS {
-            for word in ["CREATE TABLE ", "CREATE INDEX ", "ALTER TABLE "] {
+            for word in [
+                "CREATE TABLE ",
+                "CREATE INDEX ",
+                "ALTER TABLE ",
+                "CREATE SEQUENCE ",
+            ] {
                 for (at, _) in sql.match_indices(word) {
                     let name = &sql[at + word.len()..];
                     assert!(name.starts_with("plexus_"), "{word}{name:.40}");

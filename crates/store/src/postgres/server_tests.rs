@@ -127,6 +127,59 @@ async fn schema_v2_is_migrated_to_v3_keeping_rows() {
     assert_eq!(got[0].owner.details, Some(details));
 }
 
+/// A database a v3 build left, with history (seq 1..=7 in one network, 3 in another), is
+/// migrated to v4: the events are kept and new appends are numbered past every stored one.
+#[tokio::test]
+async fn schema_v3_history_is_continued_by_the_v4_sequence() {
+    let test = "postgres_v3_to_v4";
+    let Some(server) = PgServer::shared(test) else {
+        return;
+    };
+    let cfg = server.fresh_database("v3_to_v4");
+    let v3: Vec<&str> = schema::MIGRATIONS
+        .iter()
+        .filter(|(version, _)| *version <= 3)
+        .map(|(_, sql)| *sql)
+        .collect();
+    let events = "INSERT INTO plexus_history (network, seq, at, kind, addr, container_id, \
+                  ifname, pod_namespace, pod_name) \
+                  SELECT CASE WHEN s <= 7 THEN 'old' ELSE 'other' END, \
+                         CASE WHEN s <= 7 THEN s ELSE 3 END, 1700000000, 'claim', \
+                         '\\x00000000000000000000ffff0a3e0007'::bytea, 'c' || s, 'eth0', \
+                         'ns', 'p' \
+                  FROM generate_series(1, 8) AS s;";
+    server.superuser_sql(
+        &cfg.dbname,
+        &format!(
+            "SET ROLE {}; {} INSERT INTO plexus_schema_version VALUES (1, 3); {events}",
+            cfg.user,
+            v3.join("\n")
+        ),
+    );
+    let store = PostgresStore::open(&cfg).unwrap();
+    let set = range_set("10.62.0.0/24");
+    let key = AttachmentKey::new("old", "new", "eth0");
+    store
+        .claim(&key, &owner(), &[Claim::Dynamic(&set)], &ctx())
+        .await
+        .unwrap();
+    store.release(&key).await.unwrap();
+    let history = store
+        .history(&crate::HistoryQuery::Network {
+            network: "old".into(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(history.len(), 9, "{history:?}");
+    let seqs: Vec<u64> = history.iter().map(|e| e.seq).collect();
+    assert_eq!(&seqs[..7], &[1, 2, 3, 4, 5, 6, 7]);
+    assert!(seqs[7] > 7 && seqs[8] > seqs[7], "{seqs:?}");
+    assert_eq!(
+        (history[8].kind, history[8].container_id.as_str()),
+        (crate::HistoryKind::Release, "new")
+    );
+}
+
 fn ctx() -> ClaimContext {
     ClaimContext::new("node-a", BlockPolicy::default())
 }

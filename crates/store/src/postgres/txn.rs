@@ -16,8 +16,8 @@
 //! claim that lost an address to another node that way is retried (`engine::lost_race`).
 //! What runs side by side is kept consistent by row locks: borrowers read the set's
 //! cursor `FOR UPDATE`, racing block claims meet on the blocks' primary key, a block is
-//! deleted only while its emptied mark is still set, and history appends take the
-//! network's history lock (see `records::append_history`).
+//! deleted only while its emptied mark is still set, and history appends draw their
+//! `seq` from a sequence (see `records::append_history`).
 
 use std::net::IpAddr;
 
@@ -37,9 +37,6 @@ pub(crate) const NETWORK_LOCK_CLASS: i32 = 0x706c_6578;
 
 /// First key of the two-key advisory locks of (network, node) claims: "plxn".
 pub(crate) const NODE_LOCK_CLASS: i32 = 0x706c_786e;
-
-/// First key of the two-key advisory locks of networks' history appends: "plxh".
-pub(crate) const HISTORY_LOCK_CLASS: i32 = 0x706c_7868;
 
 /// Takes the transaction-scoped exclusive two-key lock (`$1` class, `hashtext($2)`).
 pub(crate) const EXCLUSIVE_LOCK_SQL: &str = "SELECT pg_advisory_xact_lock($1, hashtext($2))";
