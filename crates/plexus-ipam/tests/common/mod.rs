@@ -6,21 +6,15 @@
 pub mod agent;
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde_json::{Value, json};
 
-/// Path of the plugin binary under test: `PLEXUS_TEST_PLUGIN` when set (the release
-/// build, which links against musl: `.ci/run` runs the process-level tests on it too),
-/// else the one cargo built for these tests.
-pub fn plugin_binary() -> PathBuf {
-    match std::env::var_os("PLEXUS_TEST_PLUGIN") {
-        Some(path) if !path.is_empty() => PathBuf::from(path),
-        _ => PathBuf::from(env!("CARGO_BIN_EXE_plexus-ipam")),
-    }
-}
+#[path = "../support/plugin.rs"]
+mod plugin;
+pub use plugin::plugin_binary;
 
 /// What one plugin invocation produced.
 #[derive(Debug)]

@@ -8,7 +8,7 @@
 use std::io::{Read, Write};
 use std::net::IpAddr;
 use std::os::unix::process::ExitStatusExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -17,15 +17,9 @@ use serde_json::{Value, json};
 
 pub mod scenario;
 
-/// Path of the plugin binary under test: `PLEXUS_TEST_PLUGIN` when set (the release
-/// build, which links against musl: `.ci/run` runs the process-level tests on it too),
-/// else the one cargo built for these tests.
-pub fn plugin_binary() -> PathBuf {
-    match std::env::var_os("PLEXUS_TEST_PLUGIN") {
-        Some(path) if !path.is_empty() => PathBuf::from(path),
-        _ => PathBuf::from(env!("CARGO_BIN_EXE_plexus-ipam")),
-    }
-}
+#[path = "../support/plugin.rs"]
+mod plugin;
+pub use plugin::plugin_binary;
 
 /// No plugin call may take longer than this; past it the harness kills it and fails.
 pub const HANG_LIMIT: Duration = Duration::from_secs(60);

@@ -7,6 +7,8 @@
 //! release holds at the same time, so a deletion's count of allocations and the deletion
 //! are one atomic step with respect to claims.
 
+use std::sync::LazyLock;
+
 use tokio_postgres::types::Type;
 use tokio_postgres::{Client, Row};
 
@@ -117,6 +119,15 @@ pub(crate) async fn remove_network(
     .map_err(|e| ctx.map(&e))
 }
 
+/// The append of [`append_history`], built once from [`HISTORY_COLUMNS`].
+static APPEND_SQL: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "INSERT INTO plexus_history ({HISTORY_COLUMNS}) \
+         VALUES ($1, nextval('plexus_history_seq'), $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+         RETURNING seq"
+    )
+});
+
 /// Appends `event`; once every [`prune_interval`] appends (by its `seq`), prunes its
 /// network's history to the newest `limit` events.
 ///
@@ -138,10 +149,7 @@ pub(crate) async fn append_history(
     let map = |e: tokio_postgres::Error| ctx.map(&e);
     let rows = statements::query_typed(
         client,
-        "INSERT INTO plexus_history (network, seq, at, kind, addr, container_id, ifname, \
-                                    pod_namespace, pod_name, pod_uid, node) \
-         VALUES ($1, nextval('plexus_history_seq'), $2, $3, $4, $5, $6, $7, $8, $9, $10) \
-         RETURNING seq",
+        &APPEND_SQL,
         &[
             (&event.network, Type::TEXT),
             (&event.at, Type::INT8),

@@ -68,6 +68,24 @@ async fn history_is_bounded() {
     crate::conformance::history_is_bounded(&store, 5).await;
 }
 
+/// Leaves `cfg`'s database as a build of schema `version` would, holding `rows` (SQL run
+/// after the schema, as the store's role).
+fn leave_old_schema(server: &PgServer, cfg: &PostgresConfig, version: i32, rows: &str) {
+    let steps: Vec<&str> = schema::MIGRATIONS
+        .iter()
+        .filter(|(step, _)| *step <= version)
+        .map(|(_, sql)| *sql)
+        .collect();
+    server.superuser_sql(
+        &cfg.dbname,
+        &format!(
+            "SET ROLE {}; {} INSERT INTO plexus_schema_version VALUES (1, {version}); {rows}",
+            cfg.user,
+            steps.join("\n")
+        ),
+    );
+}
+
 /// A database a v2 build left (one allocation) is migrated to v3: the row is kept, and
 /// history, networks and details work.
 #[tokio::test]
@@ -77,22 +95,14 @@ async fn schema_v2_is_migrated_to_v3_keeping_rows() {
         return;
     };
     let cfg = server.fresh_database("v2_to_v3");
-    let v2: Vec<&str> = schema::MIGRATIONS
-        .iter()
-        .filter(|(version, _)| *version <= 2)
-        .map(|(_, sql)| *sql)
-        .collect();
-    server.superuser_sql(
-        &cfg.dbname,
-        &format!(
-            "SET ROLE {}; {} INSERT INTO plexus_schema_version VALUES (1, 2); \
-             INSERT INTO plexus_allocations (network, addr, range_set, container_id, ifname, \
-             pod_namespace, pod_name, created_at, node) VALUES ('old', \
-             '\\x00000000000000000000ffff0a3d0007'::bytea, '10.61.0.0/24[10.61.0.1-10.61.0.254]', \
-             'c', 'eth0', 'ns', 'p', 1700000000, 'n1');",
-            cfg.user,
-            v2.join("\n")
-        ),
+    leave_old_schema(
+        &server,
+        &cfg,
+        2,
+        "INSERT INTO plexus_allocations (network, addr, range_set, container_id, ifname, \
+         pod_namespace, pod_name, created_at, node) VALUES ('old', \
+         '\\x00000000000000000000ffff0a3d0007'::bytea, '10.61.0.0/24[10.61.0.1-10.61.0.254]', \
+         'c', 'eth0', 'ns', 'p', 1700000000, 'n1');",
     );
     let store = PostgresStore::open(&cfg).unwrap();
     let held = store.list("old").await.unwrap();
@@ -136,11 +146,6 @@ async fn schema_v3_history_is_continued_by_the_v4_sequence() {
         return;
     };
     let cfg = server.fresh_database("v3_to_v4");
-    let v3: Vec<&str> = schema::MIGRATIONS
-        .iter()
-        .filter(|(version, _)| *version <= 3)
-        .map(|(_, sql)| *sql)
-        .collect();
     let events = "INSERT INTO plexus_history (network, seq, at, kind, addr, container_id, \
                   ifname, pod_namespace, pod_name) \
                   SELECT CASE WHEN s <= 7 THEN 'old' ELSE 'other' END, \
@@ -148,14 +153,7 @@ async fn schema_v3_history_is_continued_by_the_v4_sequence() {
                          '\\x00000000000000000000ffff0a3e0007'::bytea, 'c' || s, 'eth0', \
                          'ns', 'p' \
                   FROM generate_series(1, 8) AS s;";
-    server.superuser_sql(
-        &cfg.dbname,
-        &format!(
-            "SET ROLE {}; {} INSERT INTO plexus_schema_version VALUES (1, 3); {events}",
-            cfg.user,
-            v3.join("\n")
-        ),
-    );
+    leave_old_schema(&server, &cfg, 3, events);
     let store = PostgresStore::open(&cfg).unwrap();
     let set = range_set("10.62.0.0/24");
     let key = AttachmentKey::new("old", "new", "eth0");

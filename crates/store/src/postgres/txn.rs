@@ -39,7 +39,7 @@ pub(crate) const NETWORK_LOCK_CLASS: i32 = 0x706c_6578;
 pub(crate) const NODE_LOCK_CLASS: i32 = 0x706c_786e;
 
 /// Takes the transaction-scoped exclusive two-key lock (`$1` class, `hashtext($2)`).
-pub(crate) const EXCLUSIVE_LOCK_SQL: &str = "SELECT pg_advisory_xact_lock($1, hashtext($2))";
+const EXCLUSIVE_LOCK_SQL: &str = "SELECT pg_advisory_xact_lock($1, hashtext($2))";
 
 /// How a write transaction locks its network (see the module docs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
