@@ -11,7 +11,7 @@ use std::time::Duration;
 use ipnet::IpNet;
 use plexus_cni::{Dns, Error as CniError, IpConfig, Plugin, Request, Route, SuccessResult, codes};
 use plexus_ipam_core::PoolConfig;
-use plexus_store::{AgentSetting, Allocation, ClaimContext, Store, StoreConfig};
+use plexus_store::{AgentSetting, Allocation, ClaimContext, GcScope, Store, StoreConfig};
 use serde_json::Value;
 
 use crate::retry::{self, DEFAULT_DEADLINE};
@@ -208,18 +208,22 @@ impl IpamPlugin {
             .iter()
             .map(|a| (a.container_id.clone(), a.ifname.clone()))
             .collect();
+        // The runtime's valid attachments are this node's only: on a shared store, GC must
+        // never consider what other nodes (or no known node) claimed.
+        let scope = GcScope::node(request::node_name(&req.conf)?);
         let now = plexus_store::unix_now();
         let (pool, report) = block_on(async {
             let store = open_store(&store_config, &agent).await?;
             let pool = stored::resolve(&req.conf, source, &*store).await?;
             let report = retry::with_deadline(self.retry_deadline(&store_config), || {
-                store.gc(&pool.network, &valid, &pool.blocks, now)
+                store.gc(&pool.network, &valid, &scope, &pool.blocks, now)
             })
             .await?;
             Ok::<_, IpamError>((pool, report))
         })??;
         tracing::info!(
             network = %pool.network,
+            scope = %scope.describe(),
             released = report.released.len(),
             released_blocks = report.released_blocks.len(),
             "GC done"

@@ -129,9 +129,6 @@ pub fn attachment_key(network: &str, env: &Environment) -> Result<AttachmentKey,
     })
 }
 
-/// Where the kernel keeps this host's name (the UTS namespace of the plugin process).
-const HOSTNAME_FILE: &str = "/proc/sys/kernel/hostname";
-
 /// The name of this node, which per-node address blocks are claimed for: `ipam.node_name`
 /// from the netconf, else the `NODE_NAME` environment variable (the Kubernetes downward
 /// API convention), else the host name.
@@ -149,25 +146,13 @@ pub fn node_name(conf: &NetConf) -> Result<String, IpamError> {
             )));
         }
     };
-    let from_env = || {
-        std::env::var("NODE_NAME")
-            .ok()
-            .map(|n| n.trim().to_string())
-            .filter(|n| !n.is_empty())
-    };
-    let from_host = || {
-        std::fs::read_to_string(HOSTNAME_FILE)
-            .ok()
-            .map(|n| n.trim().to_string())
-            .filter(|n| !n.is_empty())
-    };
     Ok(configured
-        .or_else(from_env)
-        .or_else(from_host)
+        .or_else(plexus_store::local_node_name)
         .unwrap_or_else(|| {
-            // Only placement suffers (nodes share blocks); uniqueness is the store's job.
+            // Placement suffers (nodes share blocks) and GC scopes to every such node;
+            // uniqueness is the store's job.
             tracing::warn!(
-                "no node name in ipam.node_name, NODE_NAME or {HOSTNAME_FILE}; using \"unknown\""
+                "no node name in ipam.node_name, NODE_NAME or the kernel host name; using \"unknown\""
             );
             "unknown".to_string()
         }))

@@ -22,6 +22,7 @@ mod config;
 mod engine;
 mod error;
 mod etcd;
+mod gc_scope;
 mod memory;
 mod postgres;
 mod records;
@@ -45,6 +46,7 @@ pub use etcd::{
     DEFAULT_ETCD_PREFIX, DEFAULT_ETCD_TIMEOUT, EtcdConfig, EtcdStore,
     LATEST_LAYOUT as ETCD_LAYOUT_VERSION,
 };
+pub use gc_scope::{GcScope, NodeScope, local_node_name};
 pub use memory::MemoryStore;
 pub use plexus_ipam_core::BlockPolicy;
 pub use postgres::{

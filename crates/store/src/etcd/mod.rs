@@ -40,6 +40,7 @@ use self::runtime::Executor;
 use self::txn::EtcdTxn;
 use crate::engine::{self, StoreTxn};
 use crate::error::StoreError;
+use crate::gc_scope::GcScope;
 use crate::records::{HistoryEvent, HistoryQuery, NetworkDeletion, NetworkRecord, PutMode};
 use crate::store::Store;
 use crate::types::{
@@ -279,6 +280,7 @@ impl Inner {
         &self,
         network: &str,
         valid: &[(String, String)],
+        scope: &GcScope,
         policy: &BlockPolicy,
         now: i64,
     ) -> Result<GcReport, StoreError> {
@@ -287,7 +289,7 @@ impl Inner {
         let attached = in_txn!(self, |txn| txn.attachments_of(network).await)?;
         let mut report = GcReport::default();
         // One transaction per stale attachment: each release stands on its own.
-        for (container_id, ifname) in engine::stale_attachments(attached, valid) {
+        for (container_id, ifname) in engine::stale_attachments(attached, valid, scope) {
             let key = AttachmentKey::new(network, container_id, ifname);
             match in_txn!(self, |txn| engine::release(txn, &key, now).await) {
                 Ok(released) => report.released.extend(released),
@@ -303,8 +305,10 @@ impl Inner {
             .sort_by_key(|a| plexus_ipam_core::addr::key(a.ip));
         // Blocks left empty but unmarked (see `engine::unmarked_empty_blocks`): each
         // confirmed and marked in a transaction of its own.
-        let unmarked = in_txn!(self, |txn| engine::unmarked_empty_blocks(txn, network)
-            .await)?;
+        let unmarked = in_txn!(self, |txn| engine::unmarked_empty_blocks(
+            txn, network, scope
+        )
+        .await)?;
         let mut marked = 0usize;
         for base in unmarked {
             let done = in_txn!(self, |txn| engine::mark_if_empty(txn, network, base, now)
@@ -315,7 +319,7 @@ impl Inner {
         loop {
             let (released, more) = in_txn!(self, |txn| {
                 txn.limit_emptied(EXPIRE_BATCH);
-                match engine::expire_blocks(txn, network, policy, now).await {
+                match engine::expire_blocks(txn, network, scope, policy, now).await {
                     Ok(released) => Ok((released, txn.emptied_truncated())),
                     Err(err) => Err(err),
                 }
@@ -553,11 +557,13 @@ impl Store for EtcdStore {
         &self,
         network: &str,
         valid: &[(String, String)],
+        scope: &GcScope,
         policy: &BlockPolicy,
         now: i64,
     ) -> Result<GcReport, StoreError> {
-        let (network, valid, policy) = (network.to_string(), valid.to_vec(), *policy);
-        self.run(|inner| async move { inner.gc(&network, &valid, &policy, now).await })
+        let (network, valid, scope, policy) =
+            (network.to_string(), valid.to_vec(), scope.clone(), *policy);
+        self.run(|inner| async move { inner.gc(&network, &valid, &scope, &policy, now).await })
             .await
     }
 

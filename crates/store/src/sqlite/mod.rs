@@ -35,6 +35,7 @@ use self::txn::SqlTxn;
 use crate::config::SqliteConfig;
 use crate::engine;
 use crate::error::StoreError;
+use crate::gc_scope::GcScope;
 use crate::records::{HistoryEvent, HistoryQuery, NetworkDeletion, NetworkRecord, PutMode};
 use crate::store::Store;
 use crate::types::{
@@ -405,6 +406,7 @@ impl Store for SqliteStore {
         &self,
         network: &str,
         valid: &[(String, String)],
+        scope: &GcScope,
         policy: &BlockPolicy,
         now: i64,
     ) -> Result<GcReport, StoreError> {
@@ -412,7 +414,7 @@ impl Store for SqliteStore {
         // fail alone while the others are released.
         self.write(async |txn| {
             let attached = rows::attachments_of(txn.conn, &txn.ctx, network)?;
-            let stale = engine::stale_attachments(attached, valid);
+            let stale = engine::stale_attachments(attached, valid, scope);
             let mut report = GcReport::default();
             for (container_id, ifname) in stale {
                 let key = AttachmentKey::new(network, container_id, ifname);
@@ -435,7 +437,7 @@ impl Store for SqliteStore {
             report
                 .released
                 .sort_by_key(|a| plexus_ipam_core::addr::key(a.ip));
-            report.released_blocks = engine::sweep_blocks(txn, network, policy, now).await?;
+            report.released_blocks = engine::sweep_blocks(txn, network, scope, policy, now).await?;
             Ok(report)
         })
     }
