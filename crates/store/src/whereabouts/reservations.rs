@@ -36,7 +36,10 @@ pub fn range_keys(ipam: &Map<String, Value>) -> Vec<String> {
         );
     }
     let mut keys = Vec::new();
-    for text in texts.into_iter().map(str::trim).filter(|t| !t.is_empty()) {
+    // A text no range parser accepts cannot name a key whereabouts wrote (and a key with
+    // control characters is refused by the etcd configuration, which DEL must not be).
+    let usable = |t: &&str| !t.is_empty() && !t.chars().any(char::is_control);
+    for text in texts.into_iter().map(str::trim).filter(usable) {
         for range in [Some(text.to_string()), normalised(text)]
             .into_iter()
             .flatten()
@@ -177,6 +180,11 @@ mod tests {
             ]
         );
         assert!(keys(json!({"ranges": [[{"subnet": "10.0.0.0/24"}]]})).is_empty());
+        assert!(
+            keys(json!({"range": "10.0.0.0/24\n"})).len() == 1,
+            "trimmed"
+        );
+        assert!(keys(json!({"range": "10.0.\u{7}0.0/24"})).is_empty());
         assert_eq!(
             key_range("/whereabouts/10.0.0.5-10.0.0.50/24"),
             Some("10.0.0.0/24".parse().unwrap())
