@@ -4,6 +4,7 @@
 //! store operation under a deadline ([`crate::retry`]). Uniqueness is the store's job: the
 //! plugin never decides "free" by reading and then writing.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::net::IpAddr;
 use std::time::Duration;
@@ -11,6 +12,7 @@ use std::time::Duration;
 use ipnet::IpNet;
 use plexus_cni::{Dns, Error as CniError, IpConfig, Plugin, Request, Route, SuccessResult, codes};
 use plexus_ipam_core::PoolConfig;
+use plexus_ipam_core::addr::Family;
 use plexus_store::{AgentSetting, Allocation, ClaimContext, GcScope, Store, StoreConfig};
 use serde_json::Value;
 
@@ -108,6 +110,13 @@ impl IpamPlugin {
     }
 
     fn del_inner(&self, req: &Request) -> Result<(), IpamError> {
+        if request::names_kubernetes_datastore(&req.conf) {
+            // ADD refuses this configuration, so nothing was ever allocated for it.
+            tracing::warn!(
+                "DEL: whereabouts' Kubernetes datastore and no ipam.store; nothing to release"
+            );
+            return Ok(());
+        }
         let (network, store_config) = request::network_and_store_lenient(&req.conf)?;
         let agent = request::agent_lenient(&req.conf);
         let key = request::attachment_key(&network, &req.env)?;
@@ -289,9 +298,13 @@ pub fn build_result(pool: &PoolConfig, allocations: &[Allocation]) -> SuccessRes
         .filter_map(|a| {
             let range = pool.range_sets.iter().find_map(|set| set.find(a.ip))?;
             let address = IpNet::new(a.ip, range.subnet.prefix_len()).ok()?;
+            // whereabouts reports a gateway outside every range; it is never reserved.
+            let unreserved = pool
+                .unreserved_gateway
+                .filter(|gw| Family::of(*gw) == range.family());
             Some(IpConfig {
                 address,
-                gateway: range.gateway,
+                gateway: range.gateway.or(unreserved),
                 interface: None,
             })
         })
@@ -344,44 +357,52 @@ fn dns_from(value: &Value) -> Option<Dns> {
     (!empty).then_some(dns)
 }
 
+/// Every verb's start: whereabouts' flat file merged in (a whereabouts-style section
+/// only), then logging as the merged section says.
+fn prepare(req: &Request) -> Result<Cow<'_, Request>, CniError> {
+    let req = crate::flatfile::with_flat_file(req)?;
+    logging::init(req.conf.ipam.as_ref());
+    Ok(req)
+}
+
 impl Plugin for IpamPlugin {
     fn add(&self, req: &Request) -> Result<SuccessResult, CniError> {
-        logging::init(req.conf.ipam.as_ref());
+        let req = prepare(req)?;
         if let Some(list) = crate::static_echo::section(&req.conf) {
             return crate::static_echo::result(list);
         }
-        Ok(self.add_inner(req)?)
+        Ok(self.add_inner(&req)?)
     }
 
     fn del(&self, req: &Request) -> Result<(), CniError> {
-        logging::init(req.conf.ipam.as_ref());
+        let req = prepare(req)?;
         if crate::static_echo::section(&req.conf).is_some() {
             return Ok(());
         }
-        Ok(self.del_inner(req)?)
+        Ok(self.del_inner(&req)?)
     }
 
     fn check(&self, req: &Request) -> Result<(), CniError> {
-        logging::init(req.conf.ipam.as_ref());
+        let req = prepare(req)?;
         if crate::static_echo::section(&req.conf).is_some() {
             return Ok(());
         }
-        Ok(self.check_inner(req)?)
+        Ok(self.check_inner(&req)?)
     }
 
     fn status(&self, req: &Request) -> Result<(), CniError> {
-        logging::init(req.conf.ipam.as_ref());
+        let req = prepare(req)?;
         if crate::static_echo::section(&req.conf).is_some() {
             return Ok(());
         }
-        Ok(self.status_inner(req)?)
+        Ok(self.status_inner(&req)?)
     }
 
     fn gc(&self, req: &Request) -> Result<(), CniError> {
-        logging::init(req.conf.ipam.as_ref());
+        let req = prepare(req)?;
         if crate::static_echo::section(&req.conf).is_some() {
             return Ok(());
         }
-        Ok(self.gc_inner(req)?)
+        Ok(self.gc_inner(&req)?)
     }
 }

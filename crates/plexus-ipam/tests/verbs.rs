@@ -297,8 +297,10 @@ fn invalid_configs_fail_with_code_7_naming_field_and_value() {
             json!({"range": "10.0.0.0/24", "range_start": "10.0.1.5"}),
             "10.0.1.5",
         ),
+        // whereabouts syntax reports a gateway outside its range (whereabouts_compat.rs);
+        // host-local syntax refuses it, as host-local does.
         (
-            json!({"range": "10.0.0.0/24", "gateway": "10.9.9.9"}),
+            json!({"ranges": [[{"subnet": "10.0.0.0/24", "gateway": "10.9.9.9"}]]}),
             "10.9.9.9",
         ),
         (

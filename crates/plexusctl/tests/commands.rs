@@ -552,3 +552,48 @@ fn settings_file_and_env_select_the_store() {
     assert_eq!(out.code, 2, "{out:#?}");
     assert!(out.stderr.contains("stroe"), "{out:#?}");
 }
+
+#[test]
+fn whereabouts_etcd_import_is_used_as_documented() {
+    let env = Env::new();
+    // No FILE without --from whereabouts-etcd; no FILE with it; --conf required.
+    let err = env.ctl(&["import"]).fails(2).to_string();
+    assert!(err.contains("name at least one FILE"), "{err}");
+    let conf = env.file(
+        "wb.conf",
+        r#"{"cniVersion":"0.3.1","name":"wb","type":"macvlan",
+            "ipam":{"type":"whereabouts","range":"10.41.0.0/24","etcd_host":"127.0.0.1:1"}}"#,
+    );
+    let err = env
+        .ctl(&[
+            "import",
+            "--from",
+            "whereabouts-etcd",
+            conf.to_str().unwrap(),
+        ])
+        .fails(2)
+        .to_string();
+    assert!(err.contains("give --conf only"), "{err}");
+    let err = env
+        .ctl(&["import", "--from", "whereabouts-etcd"])
+        .fails(2)
+        .to_string();
+    assert!(err.contains("needs --conf FILE"), "{err}");
+    // A configuration without whereabouts' etcd names nothing to read.
+    let k8s = env.file(
+        "k8s.conf",
+        r#"{"name":"wb","ipam":{"type":"whereabouts","range":"10.41.0.0/24",
+            "kubernetes":{"kubeconfig":"/x"}}}"#,
+    );
+    let err = env
+        .ctl(&[
+            "import",
+            "--from",
+            "whereabouts-etcd",
+            "--conf",
+            k8s.to_str().unwrap(),
+        ])
+        .fails(2)
+        .to_string();
+    assert!(err.contains("names no whereabouts etcd"), "{err}");
+}

@@ -18,6 +18,7 @@ mod buffered;
 mod claims;
 mod config;
 mod conn;
+mod foreign;
 mod keys;
 mod layout;
 mod records;
@@ -49,6 +50,7 @@ use crate::types::{
 
 pub(crate) use self::config::parse as parse_config;
 pub use self::config::{DEFAULT_ETCD_PREFIX, DEFAULT_ETCD_TIMEOUT, EtcdConfig};
+pub use self::foreign::{ForeignEtcd, ForeignValue};
 pub use self::layout::LATEST_LAYOUT;
 
 /// Runs `$body` (which uses `$txn: &mut EtcdTxn`) in one optimistic transaction of
@@ -116,6 +118,8 @@ struct Inner {
     block_bounds: BlockBounds,
     /// What each node's last claim batch read back at its commit (where the next starts).
     views: NodeViews,
+    /// Keys every claim requires absent (`require_absent`: whereabouts ranges to import).
+    require_absent: Vec<String>,
 }
 
 impl std::fmt::Debug for Inner {
@@ -143,6 +147,7 @@ impl EtcdStore {
                 history_limit: cfg.history_limit,
                 block_bounds: BlockBounds::default(),
                 views: NodeViews::default(),
+                require_absent: cfg.require_absent.clone(),
             }),
             executor: Executor::start()?,
         })
@@ -379,6 +384,7 @@ impl Store for EtcdStore {
                 let sink = ReadBackSink::default();
                 let whose = claims::single_node_set(&requests);
                 let (answers, seen) = in_txn!(&*inner, |txn| {
+                    txn.inner.require_absent(&inner.require_absent);
                     let view = whose.as_ref().map(|whose| ViewUse {
                         views: &inner.views,
                         whose,
