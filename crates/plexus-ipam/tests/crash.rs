@@ -391,15 +391,19 @@ fn crash_run(backend: Backend) {
             expect_success(&run, "GC");
         }
     }
-    let call = Call {
-        command: "GC",
-        container: "",
-        node: "node-0",
-        conf: &gc,
-    };
-    let run = call.run(None);
-    expect_success(&run, "GC");
-    figures.ops += 1;
+    // Then each worker node's runtime: a node's GC collects that node's allocations only.
+    for index in 0..WORKERS {
+        let node = format!("node-{index}");
+        let call = Call {
+            command: "GC",
+            container: "",
+            node: &node,
+            conf: &gc,
+        };
+        let run = call.run(None);
+        expect_success(&run, "GC");
+        figures.ops += 1;
+    }
 
     let after = by_container(&*reader, &network);
     let dup = duplicates(&after);
@@ -464,13 +468,16 @@ fn crash_run(backend: Backend) {
 
     // Leave nothing behind on the shared servers.
     let clean = gc_conf(&shared.conf, []);
-    let call = Call {
-        command: "GC",
-        container: "",
-        node: "node-0",
-        conf: &clean,
-    };
-    expect_success(&call.run(None), "cleanup GC");
+    for index in 0..WORKERS {
+        let node = format!("node-{index}");
+        let call = Call {
+            command: "GC",
+            container: "",
+            node: &node,
+            conf: &clean,
+        };
+        expect_success(&call.run(None), "cleanup GC");
+    }
     assert!(list(&rt, &*reader, &network).is_empty(), "cleanup GC");
 }
 

@@ -172,8 +172,16 @@ fn why_tells_holders_history_and_pod_attachments() {
         let doc = b.file("allocs.json", &allocations_doc());
         b.ctl(&["import", doc.to_str().unwrap()]).ok();
         let valid = b.file("valid.json", r#"[{"containerID":"c2","ifname":"net1"}]"#);
-        b.ctl(&["gc", "blue", "--valid", valid.to_str().unwrap()])
-            .ok();
+        // The allocations were claimed on node n1: its GC releases them.
+        b.ctl(&[
+            "gc",
+            "blue",
+            "--valid",
+            valid.to_str().unwrap(),
+            "--node",
+            "n1",
+        ])
+        .ok();
 
         let ip = b.ctl(&["-o", "json", "why", "10.88.0.10"]).json();
         assert_eq!(ip[0]["network"], "blue", "{label}: {ip}");
@@ -243,7 +251,14 @@ fn export_import_round_trip_between_backends() {
         source.ctl(&["import", doc.to_str().unwrap()]).ok();
         let valid = source.file("valid.json", r#"[{"containerID":"c1","ifname":"net1"}]"#);
         source
-            .ctl(&["gc", "blue", "--valid", valid.to_str().unwrap()])
+            .ctl(&[
+                "gc",
+                "blue",
+                "--valid",
+                valid.to_str().unwrap(),
+                "--all-nodes",
+                "--yes",
+            ])
             .ok();
         let exported = source.ctl(&["-o", "json", "export"]).json();
         let from_label = source.label;
