@@ -78,7 +78,7 @@ impl FromStr for Command {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error::codes;
+    use crate::codes;
 
     #[test]
     fn every_verb_round_trips_through_its_wire_name() {

@@ -1,42 +1,13 @@
 //! The CNI error type and the single function that renders it as CNI output.
 //!
 //! Every failure a plexus binary reports to its runtime is an [`Error`] carrying one of the
-//! spec's codes ([`codes`]); [`render_error`] is the only place that turns one into the JSON
+//! codes of [`crate::codes`]; [`render_error`] is the only place that turns one into the JSON
 //! error object on stdout and the process exit code.
 
 use serde::Serialize;
 
+use crate::codes;
 use crate::version::CniVersion;
-
-/// The error codes of the CNI specification (1.1.0, "Error" section).
-///
-/// Codes 0–99 are reserved by the spec; plugins define their own codes from 100 up, and those
-/// live with the plugin, not here.
-pub mod codes {
-    /// The runtime asked for a CNI version this plugin does not support.
-    pub const INCOMPATIBLE_VERSION: u32 = 1;
-    /// The configuration contains a field the plugin does not support (the message names it).
-    pub const UNSUPPORTED_FIELD: u32 = 2;
-    /// The container is unknown or no longer exists; the runtime need not clean up.
-    pub const UNKNOWN_CONTAINER: u32 = 3;
-    /// A required environment variable is missing or invalid (the message names it).
-    pub const INVALID_ENV: u32 = 4;
-    /// An I/O failure, such as failing to read stdin.
-    pub const IO_FAILURE: u32 = 5;
-    /// The configuration or a version string could not be decoded.
-    pub const DECODE_FAILURE: u32 = 6;
-    /// The network configuration is invalid.
-    pub const INVALID_CONFIG: u32 = 7;
-    /// A transient failure: the runtime should retry later.
-    pub const TRY_AGAIN_LATER: u32 = 11;
-    /// STATUS: the plugin cannot service ADD requests.
-    pub const NOT_AVAILABLE: u32 = 50;
-    /// STATUS: the plugin cannot service ADD, and existing containers may have limited
-    /// connectivity.
-    pub const NOT_AVAILABLE_LIMITED: u32 = 51;
-    /// An internal error (libcni's `ErrInternal`), e.g. a bug caught as a panic.
-    pub const INTERNAL: u32 = 999;
-}
 
 /// The CNI version written into error objects when the configuration's version is unknown.
 const FALLBACK_ERROR_VERSION: CniVersion = CniVersion::V1_1_0;
@@ -49,7 +20,8 @@ pub const ERROR_EXIT_CODE: i32 = 1;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{msg}{} (CNI error code {code})", details_suffix(.details))]
 pub struct Error {
-    /// The CNI error code (see [`codes`]; plugin-specific codes are 100 or more).
+    /// The CNI error code (see [`crate::codes`]; plexus' own codes, 100 or more, are in
+    /// [`crate::codes::plexus`]).
     pub code: u32,
     /// A short, human-readable description of what went wrong.
     pub msg: String,

@@ -41,6 +41,7 @@
 //! ```
 
 pub mod args;
+pub mod codes;
 pub mod command;
 pub mod env;
 pub mod error;
@@ -52,7 +53,7 @@ pub mod version;
 pub use args::CniArgs;
 pub use command::Command;
 pub use env::Environment;
-pub use error::{Error, codes, render_error};
+pub use error::{Error, render_error};
 pub use netconf::{Attachment, NetConf};
 pub use plugin::{Plugin, Request, run};
 pub use result::{Dns, Interface, IpConfig, Route, SuccessResult, version_reply};

@@ -1,30 +1,20 @@
 //! The plugin's errors and their CNI codes.
 //!
 //! Library errors (configuration, store, static requests) are wrapped here and mapped to a
-//! CNI code in one `From` impl; `plexus_cni::render_error` is the only place that turns the
-//! result into JSON. Codes are documented in `docs/errors.md`.
+//! CNI code in one `From` impl; store errors take the code every plexus binary gives them
+//! (`StoreError::to_cni_error`), and `plexus_cni::render_error` is the only place that
+//! turns the result into JSON. The codes are `plexus_cni::codes`, documented in
+//! `docs/errors.md`.
 
 use std::net::IpAddr;
 
-use plexus_cni::{Error as CniError, codes};
+use plexus_cni::Error as CniError;
+use plexus_cni::codes::{
+    self,
+    plexus::{CHECK_FAILED, STATIC_NOT_ALLOWED},
+};
 use plexus_ipam_core::{ConfigError, StaticError};
 use plexus_store::StoreError;
-
-/// Plugin-specific CNI error codes (≥ 100).
-pub mod plugin_codes {
-    /// No free address left in a range set of the network.
-    pub const POOL_EXHAUSTED: u32 = 100;
-    /// A statically requested address is held by another attachment.
-    pub const ADDRESS_TAKEN: u32 = 101;
-    /// A statically requested address is outside every range, reserved or excluded.
-    pub const STATIC_NOT_ALLOWED: u32 = 102;
-    /// CHECK found that the reservation in `prevResult` is not held by this attachment.
-    pub const CHECK_FAILED: u32 = 103;
-    /// The attachment already holds a different address than the one now requested.
-    pub const ATTACHMENT_HOLDS_OTHER: u32 = 104;
-    /// The store holds data this version cannot use (e.g. a newer schema).
-    pub const STORE_CORRUPT: u32 = 105;
-}
 
 /// Everything that can make a `plexus-ipam` invocation fail.
 #[derive(Debug, thiserror::Error)]
@@ -87,7 +77,6 @@ impl From<CniError> for IpamError {
 
 impl From<IpamError> for CniError {
     fn from(err: IpamError) -> Self {
-        use plugin_codes::*;
         let msg = err.to_string();
         match err {
             IpamError::Cni(inner) => inner,
@@ -104,21 +93,48 @@ impl From<IpamError> for CniError {
                 CniError::new(codes::TRY_AGAIN_LATER, msg, details.join("; "))
             }
             IpamError::NotAvailable(_) => CniError::new(codes::NOT_AVAILABLE, msg, String::new()),
-            IpamError::Store(store) => {
-                let code = match &store {
-                    StoreError::Exhausted { .. } => POOL_EXHAUSTED,
-                    StoreError::AddressTaken { .. } => ADDRESS_TAKEN,
-                    StoreError::AttachmentHoldsOther { .. } => ATTACHMENT_HOLDS_OTHER,
-                    StoreError::Config { .. } => codes::INVALID_CONFIG,
-                    StoreError::Corrupt { .. } => STORE_CORRUPT,
-                    StoreError::Unavailable { .. } | StoreError::Busy { .. } => {
-                        codes::TRY_AGAIN_LATER
-                    }
-                    // The plugin writes no network definitions: a conflict is unexpected.
-                    StoreError::Internal { .. } | StoreError::Conflict { .. } => codes::INTERNAL,
-                };
-                CniError::new(code, msg, String::new())
-            }
+            IpamError::Store(store) => store.to_cni_error(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A store error is reported exactly as the meta-plugin reports it: one mapping.
+    #[test]
+    fn store_errors_take_the_shared_mapping() {
+        let errors = [
+            StoreError::Conflict {
+                reason: "network blue is at revision 3, not 2".into(),
+            },
+            StoreError::Unavailable { reason: "x".into() },
+            StoreError::Exhausted {
+                network: "n".into(),
+                range_set: "r".into(),
+            },
+            StoreError::Internal { reason: "x".into() },
+        ];
+        for store in errors {
+            let shared = store.to_cni_error();
+            assert_eq!(CniError::from(IpamError::Store(store)), shared);
+        }
+        let conflict = CniError::from(IpamError::Store(StoreError::Conflict {
+            reason: "r".into(),
+        }));
+        assert_eq!(conflict.code, codes::TRY_AGAIN_LATER, "was 999 before");
+    }
+
+    #[test]
+    fn own_errors_keep_their_codes() {
+        let check = CniError::from(IpamError::CheckFailed("x".into()));
+        assert_eq!(check.code, CHECK_FAILED);
+        let deadline = CniError::from(IpamError::DeadlineExceeded {
+            waited_ms: 10_000,
+            last: StoreError::Busy { reason: "b".into() },
+        });
+        assert_eq!(deadline.code, codes::TRY_AGAIN_LATER);
+        assert_eq!(deadline.details, "retry the operation later");
     }
 }

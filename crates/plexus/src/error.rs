@@ -2,39 +2,22 @@
 //!
 //! Every failure is a [`PlexusError`]; the one `From` impl below maps it to a
 //! [`plexus_cni::Error`] (code, message, details), which `plexus_cni::render_error` turns
-//! into the JSON on stdout. Codes 100–105 are shared with `plexus-ipam` (store outcomes);
-//! 110 and up are the meta-plugin's own.
+//! into the JSON on stdout. The codes are `plexus_cni::codes` (100–105 shared with
+//! `plexus-ipam`, 110 and up the meta-plugin's own); a store error takes the code and
+//! details every plexus binary gives it (`StoreError::to_cni_error`).
 
-use plexus_cni::{Error as CniError, codes};
+use plexus_cni::Error as CniError;
+use plexus_cni::codes::{
+    self,
+    plexus::{
+        CHECK_FAILED, DATAPLANE, DELEGATE_FAILED, DUPLICATE_ADDRESS, MISSING_PARENT,
+        UNSUPPORTED_LINK,
+    },
+};
 use plexus_model::AnnotationError;
 use plexus_store::StoreError;
 
 use crate::naming::NamingError;
-
-/// CNI error codes of the meta-plugin (100+ is plugin space).
-pub mod plugin_codes {
-    /// A network has no free address left (as `plexus-ipam`).
-    pub const POOL_EXHAUSTED: u32 = 100;
-    /// A static address is held by another attachment (as `plexus-ipam`).
-    pub const ADDRESS_TAKEN: u32 = 101;
-    /// CHECK found the attachment different from what ADD left.
-    pub const CHECK_FAILED: u32 = 103;
-    /// The attachment already holds another address (as `plexus-ipam`).
-    pub const ATTACHMENT_HOLDS_OTHER: u32 = 104;
-    /// The store's contents are not what plexus wrote (as `plexus-ipam`).
-    pub const STORE_CORRUPT: u32 = 105;
-    /// A kernel (netlink) operation on a pod interface failed.
-    pub const DATAPLANE: u32 = 110;
-    /// The host-side parent link of a network is missing on this node.
-    pub const MISSING_PARENT: u32 = 111;
-    /// A delegated CNI plugin failed (its own code and message are in the details).
-    pub const DELEGATE_FAILED: u32 = 112;
-    /// The kernel lacks the link type a network needs (e.g. no ipvlan module).
-    pub const UNSUPPORTED_LINK: u32 = 113;
-    /// A new address is already used by another host on the segment (ARP probe / DAD),
-    /// and no other address could be taken (static request, attempts used up).
-    pub const DUPLICATE_ADDRESS: u32 = 114;
-}
 
 /// Everything that can go wrong in the meta-plugin.
 #[derive(Debug, thiserror::Error)]
@@ -168,7 +151,6 @@ impl PlexusError {
 
     /// The CNI code this error is reported with.
     pub fn code(&self) -> u32 {
-        use plugin_codes::*;
         match self {
             PlexusError::Cni(inner) => inner.code,
             PlexusError::Config { .. }
@@ -181,15 +163,7 @@ impl PlexusError {
                 plexus_netlink::ErrorKind::Unsupported => UNSUPPORTED_LINK,
                 _ => DATAPLANE,
             },
-            PlexusError::Store(store) => match store {
-                StoreError::Exhausted { .. } => POOL_EXHAUSTED,
-                StoreError::AddressTaken { .. } => ADDRESS_TAKEN,
-                StoreError::AttachmentHoldsOther { .. } => ATTACHMENT_HOLDS_OTHER,
-                StoreError::Config { .. } | StoreError::Conflict { .. } => codes::INVALID_CONFIG,
-                StoreError::Corrupt { .. } => STORE_CORRUPT,
-                StoreError::Unavailable { .. } | StoreError::Busy { .. } => codes::TRY_AGAIN_LATER,
-                StoreError::Internal { .. } => codes::INTERNAL,
-            },
+            PlexusError::Store(store) => store.cni_code(),
             PlexusError::Delegate { .. } => DELEGATE_FAILED,
             PlexusError::DuplicateAddress { .. } => DUPLICATE_ADDRESS,
             PlexusError::Deadline { .. } | PlexusError::ReleaseFailed { .. } => {
@@ -207,6 +181,7 @@ impl From<PlexusError> for CniError {
         let code = err.code();
         let details = match &err {
             PlexusError::Cni(inner) => return inner.clone(),
+            PlexusError::Store(store) => return store.to_cni_error(),
             PlexusError::Delegate { code: Some(c), .. } => {
                 format!("the delegate answered CNI code {c}")
             }
@@ -236,14 +211,17 @@ mod tests {
             parent: "blue.700".into(),
         };
         let cni = CniError::from(missing);
-        assert_eq!(cni.code, plugin_codes::MISSING_PARENT);
+        assert_eq!(cni.code, MISSING_PARENT);
         assert!(cni.msg.contains("\"blue.700\""), "{}", cni.msg);
 
         let exhausted = PlexusError::Store(StoreError::Exhausted {
             network: "n".into(),
             range_set: "r".into(),
         });
-        assert_eq!(CniError::from(exhausted).code, plugin_codes::POOL_EXHAUSTED);
+        assert_eq!(
+            CniError::from(exhausted).code,
+            codes::plexus::POOL_EXHAUSTED
+        );
 
         let release = PlexusError::ReleaseFailed {
             count: 2,
@@ -258,5 +236,29 @@ mod tests {
             CniError::from(PlexusError::Cni(passthrough.clone())),
             passthrough
         );
+    }
+
+    /// A store error is reported exactly as `plexus-ipam` reports it: one mapping.
+    #[test]
+    fn store_errors_take_the_shared_mapping() {
+        let errors = [
+            StoreError::Conflict {
+                reason: "network blue is at revision 3, not 2".into(),
+            },
+            StoreError::Busy { reason: "x".into() },
+            StoreError::Corrupt { reason: "x".into() },
+            StoreError::Config {
+                field: "ipam.store.type".into(),
+                reason: "x".into(),
+            },
+        ];
+        for store in errors {
+            let shared = store.to_cni_error();
+            let err = PlexusError::Store(store);
+            assert_eq!(err.code(), shared.code);
+            assert_eq!(CniError::from(err), shared);
+        }
+        let conflict = PlexusError::Store(StoreError::Conflict { reason: "r".into() });
+        assert_eq!(conflict.code(), codes::TRY_AGAIN_LATER);
     }
 }

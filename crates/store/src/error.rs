@@ -1,8 +1,9 @@
 //! The one error type of every store backend.
 //!
-//! Variants describe what went wrong in terms a network engineer can act on; the CNI
-//! layer maps them onto CNI error codes (e.g. [`StoreError::Busy`] → 11 "try again later",
-//! [`StoreError::Config`] → 7 "invalid network config"). Messages never contain secrets:
+//! Variants describe what went wrong in terms a network engineer can act on;
+//! [`StoreError::cni_code`] (in `cni.rs`) maps them onto CNI error codes (e.g.
+//! [`StoreError::Busy`] → 11 "try again later", [`StoreError::Config`] → 7 "invalid
+//! network config"). Messages never contain secrets:
 //! backends put paths and addresses in them, never passwords or tokens.
 
 use std::net::IpAddr;

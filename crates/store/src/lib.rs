@@ -14,11 +14,15 @@
 //! [`remote`] is the node agent (`plexusd node`) and the plugin's [`RemoteStore`], which
 //! reaches it over a Unix socket.
 //!
+//! [`StoreError::cni_code`] and [`StoreError::to_cni_error`] are how every plexus binary
+//! reports a store error to its runtime.
+//!
 //! [`StoreConfig::from_json`] parses the `"store"` object of the IPAM configuration,
 //! [`whereabouts::store_of_section`] picks the store of a whole `ipam` section (its
-//! `store`, else whereabouts' etcd keys) and [`open`] opens the store it names. The `conformance` feature exposes the
-//! [`conformance`] suite every backend must pass.
+//! `store`, else whereabouts' etcd keys) and [`open`] opens the store it names. The
+//! `conformance` feature exposes the [`conformance`] suite every backend must pass.
 
+mod cni;
 mod config;
 mod engine;
 mod error;

@@ -3,7 +3,7 @@
 use std::net::IpAddr;
 
 use super::*;
-use crate::error::codes;
+use crate::codes;
 
 fn parse(s: &str) -> CniArgs {
     CniArgs::parse(s).expect(s)

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use super::*;
-use crate::error::codes;
+use crate::codes;
 
 /// A complete ADD environment; tests remove or override entries.
 fn add_vars() -> HashMap<&'static str, String> {

@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use serde_json::{Value, json};
 
 use super::*;
-use crate::error::codes;
+use crate::codes;
 
 fn parse_value(value: &Value) -> Result<NetConf, Error> {
     NetConf::parse(value.to_string().as_bytes())

@@ -3,7 +3,7 @@
 use serde_json::json;
 
 use super::*;
-use crate::error::codes;
+use crate::codes;
 
 fn net(s: &str) -> IpNet {
     s.parse().expect(s)

@@ -1,7 +1,7 @@
 //! Unit tests for CNI versions.
 
 use super::*;
-use crate::error::codes;
+use crate::codes;
 
 #[test]
 fn parses_and_displays_every_supported_version() {

@@ -92,7 +92,7 @@ pub fn invoke(binary: &Path, command: &str, env: &CniEnv, stdin: &Value) -> CtlR
     if !output.status.success() {
         return Err(CtlError::Plugin(format!(
             "plugin {name} ({command}) failed: {}",
-            describe_error(&stdout, output.status.code())
+            describe_error(&name, &stdout, output.status.code())
         )));
     }
     if stdout.trim().is_empty() {
@@ -105,14 +105,23 @@ pub fn invoke(binary: &Path, command: &str, env: &CniEnv, stdin: &Value) -> CtlR
     })
 }
 
-/// The CNI error object on a failed plugin's stdout, as one line.
-pub fn describe_error(stdout: &str, status: Option<i32>) -> String {
+/// The CNI error object on the stdout of `plugin` (the binary's file name) that failed, as
+/// one line. The code is named after its constant in `plexus_cni::codes` when it has one
+/// for that plugin (`code 100 plexus::POOL_EXHAUSTED`; see `docs/errors.md`).
+pub fn describe_error(plugin: &str, stdout: &str, status: Option<i32>) -> String {
     match serde_json::from_str::<Value>(stdout) {
         Ok(err) if err.get("code").is_some() || err.get("msg").is_some() => {
-            let code = err
-                .get("code")
-                .map(Value::to_string)
-                .unwrap_or_else(|| "?".into());
+            let code = match err.get("code") {
+                None => "?".to_owned(),
+                Some(value) => match value
+                    .as_u64()
+                    .and_then(|n| u32::try_from(n).ok())
+                    .and_then(|n| plexus_cni::codes::name_of(n, plugin))
+                {
+                    Some(name) => format!("{value} {name}"),
+                    None => value.to_string(),
+                },
+            };
             let msg = err.get("msg").and_then(Value::as_str).unwrap_or_default();
             match err
                 .get("details")
@@ -216,14 +225,30 @@ mod tests {
             vs(&["1.0.0"])
         );
         assert_eq!(
-            describe_error(r#"{"code":7,"msg":"bad","details":"x"}"#, Some(1)),
-            "code 7: bad (x)"
+            describe_error("bridge", r#"{"code":7,"msg":"bad","details":"x"}"#, Some(1)),
+            "code 7 INVALID_CONFIG: bad (x)"
         );
         assert_eq!(
-            describe_error("", Some(2)),
+            describe_error("plexus-ipam", r#"{"code":100,"msg":"full"}"#, Some(1)),
+            "code 100 plexus::POOL_EXHAUSTED: full"
+        );
+        // Another plugin's 100 is its own, and unknown codes stay bare.
+        assert_eq!(
+            describe_error("host-local", r#"{"code":100,"msg":"full"}"#, Some(1)),
+            "code 100: full"
+        );
+        assert_eq!(
+            describe_error("plexus", r#"{"code":"x","msg":"odd"}"#, Some(1)),
+            "code \"x\": odd"
+        );
+        assert_eq!(
+            describe_error("bridge", "", Some(2)),
             "exited with status 2 and no error object"
         );
-        assert_eq!(describe_error("boom", None), "exited with a signal: boom");
+        assert_eq!(
+            describe_error("bridge", "boom", None),
+            "exited with a signal: boom"
+        );
     }
 
     #[test]

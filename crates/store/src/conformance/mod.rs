@@ -1,5 +1,9 @@
 //! The behaviour every [`Store`] backend must show, as async checks over a fresh, empty
-//! store. A failed check panics with what differed, so they run as ordinary tests:
+//! store. A failed check panics with what differed, so they run as ordinary tests.
+//!
+//! The checks are listed once, in [`list`] ([`CHECKS`]): each backend of this crate expands
+//! one test per check from that list (`conformance_tests!`), and [`run_all`] runs them all
+//! in one go:
 //!
 //! ```ignore
 //! #[tokio::test]
@@ -9,12 +13,16 @@
 //! ```
 //!
 //! Each check uses its own network names, but expects a store nobody else writes to.
+//! Outside the list, because they need a backend-specific setup: [`history_is_bounded`]
+//! (a store opened with a history limit) and [`unmarked_block_setup`] /
+//! [`unmarked_block_check`] (the backend's own way of emptying a block unmarked).
 //! Available inside this crate's tests and, for other crates, with the `conformance`
 //! feature.
 
 mod batch;
 mod blocks;
 mod gc;
+pub(crate) mod list;
 mod records;
 mod support;
 mod unmarked;
@@ -22,6 +30,9 @@ mod unmarked;
 pub use self::batch::*;
 pub use self::blocks::*;
 pub use self::gc::*;
+pub use self::list::{
+    Backend, CHECKS, Capability, Check, CheckFuture, Fresh, Lack, Refusal, run_check,
+};
 pub use self::records::*;
 pub use self::support::{NODE, ip, no_blocks, range_set, range_set_with};
 pub use self::unmarked::*;
@@ -32,36 +43,12 @@ use self::support::{claim_ip, ips_of, key, ok, owner, release};
 use crate::types::unix_now;
 use crate::{Allocation, BlockPolicy, Claim, GcScope, Store, StoreError};
 
-/// Runs every check, each against a fresh store from `make`.
+/// Runs every check of [`CHECKS`], each against a fresh store from `make` (a backend
+/// without any of the [`Capability`]s they need).
 pub async fn run_all(make: impl Fn() -> Box<dyn Store>) {
-    claim_then_release(&*make()).await;
-    reclaim_is_idempotent(&*make()).await;
-    static_claim(&*make()).await;
-    static_conflict_names_holder(&*make()).await;
-    dynamic_skips_held_addresses(&*make()).await;
-    multi_claim_is_atomic(&*make()).await;
-    exhaustion_at_exact_capacity(&*make()).await;
-    next_fit_does_not_reuse_at_once(&*make()).await;
-    networks_are_independent(&*make()).await;
-    gc_releases_only_stale_of_one_network(&*make()).await;
-    gc_of_a_node_spares_other_nodes(&*make()).await;
-    gc_scoped_to_range_sets(&*make()).await;
-    gc_of_a_node_releases_only_its_blocks(&*make()).await;
-    count_between_counts_a_window(&*make()).await;
-    probe_succeeds(&*make()).await;
-    blocks_two_nodes_get_different_blocks(&*make()).await;
-    blocks_fill_then_claim_another(&*make()).await;
-    blocks_borrow_when_all_claimed(&*make()).await;
-    blocks_released_only_after_grace(&*make()).await;
-    blocks_never_released_while_holding(&*make()).await;
-    owner_details_are_kept(&*make()).await;
-    list_between_pages_in_order(&*make()).await;
-    networks_are_stored_with_revisions(&*make()).await;
-    history_records_claims_and_releases(&*make()).await;
-    history_is_atomic_with_claims(&*make()).await;
-    recorded_history_is_kept(&*make()).await;
-    claim_batch_answers_each_request(&*make()).await;
-    claim_batch_with_blocks_until_exhaustion(&*make()).await;
+    for check in CHECKS {
+        (check.run)(&*make()).await;
+    }
 }
 
 /// A dynamic claim is recorded with its full identity and is released by DEL.

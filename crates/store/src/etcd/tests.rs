@@ -1,6 +1,7 @@
-//! The shared conformance suite against a real etcd (`PLEXUS_TEST_ETCD_ENDPOINTS`, set by
-//! `scripts/with-servers`), each check on a fresh key prefix. Without a server the tests
-//! print `SKIPPED` and pass, unless `PLEXUS_REQUIRE_SERVERS=1`.
+//! The shared conformance suite (and the store's internals) against a real etcd
+//! (`PLEXUS_TEST_ETCD_ENDPOINTS`, set by `scripts/with-servers`), each check on a fresh key
+//! prefix. Without a server the tests print `SKIPPED` and pass, unless
+//! `PLEXUS_REQUIRE_SERVERS=1`.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -40,52 +41,19 @@ pub(super) fn fresh_config(endpoints: &[String], test: &str) -> EtcdConfig {
     cfg
 }
 
-/// One test per check, so a failure names it.
-macro_rules! conformance_tests {
-    ($($check:ident),* $(,)?) => {
-        $(
-            #[tokio::test]
-            async fn $check() {
-                let Some(endpoints) = endpoints(stringify!($check)) else {
-                    return;
-                };
-                let store = fresh_store(&endpoints, stringify!($check));
-                crate::conformance::$check(&store).await;
-            }
-        )*
-    };
-}
-
+/// The conformance suite, one test per check, each on a fresh key prefix.
 mod conformance {
     use super::{endpoints, fresh_store};
+    use crate::conformance::list::conformance_tests;
+    use crate::conformance::{Backend, Fresh};
 
-    conformance_tests!(
-        claim_then_release,
-        reclaim_is_idempotent,
-        static_claim,
-        static_conflict_names_holder,
-        dynamic_skips_held_addresses,
-        multi_claim_is_atomic,
-        exhaustion_at_exact_capacity,
-        next_fit_does_not_reuse_at_once,
-        networks_are_independent,
-        gc_releases_only_stale_of_one_network,
-        count_between_counts_a_window,
-        probe_succeeds,
-        blocks_two_nodes_get_different_blocks,
-        blocks_fill_then_claim_another,
-        blocks_borrow_when_all_claimed,
-        blocks_released_only_after_grace,
-        blocks_never_released_while_holding,
-        owner_details_are_kept,
-        list_between_pages_in_order,
-        networks_are_stored_with_revisions,
-        history_records_claims_and_releases,
-        history_is_atomic_with_claims,
-        recorded_history_is_kept,
-        claim_batch_answers_each_request,
-        claim_batch_with_blocks_until_exhaustion,
-    );
+    const ETCD: Backend = Backend {
+        name: "etcd",
+        lacks: &[],
+        fresh: |check| Some(Fresh::one(fresh_store(&endpoints(check)?, check))),
+    };
+
+    conformance_tests!(ETCD);
 }
 
 #[tokio::test]
@@ -97,14 +65,6 @@ async fn history_is_bounded() {
     cfg.history_limit = 5;
     let store = EtcdStore::open(&cfg).unwrap();
     crate::conformance::history_is_bounded(&store, 5).await;
-}
-
-#[tokio::test]
-async fn run_all_passes() {
-    let Some(endpoints) = endpoints("run_all_passes") else {
-        return;
-    };
-    crate::conformance::run_all(|| Box::new(fresh_store(&endpoints, "run_all"))).await;
 }
 
 /// A [`BufferedTxn`] under a fresh prefix with its layout key written, plus a second,

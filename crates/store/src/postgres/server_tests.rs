@@ -1,7 +1,7 @@
 //! Tests against the shared PostgreSQL of `scripts/with-servers` that need the crate's
-//! internals: the conformance suite (one fresh database per check), racing first calls on
-//! an empty database, and the `cni-1.1-talk` layout. Without a server they print
-//! `SKIPPED` and pass, unless `PLEXUS_REQUIRE_SERVERS=1`.
+//! internals: the conformance suite on both layouts (fresh databases per check), racing
+//! first calls on an empty database, and the `cni-1.1-talk` layout. Without a server they
+//! print `SKIPPED` and pass, unless `PLEXUS_REQUIRE_SERVERS=1`.
 
 #[path = "../../tests/support/postgres.rs"]
 pub(super) mod pg_support;
@@ -9,55 +9,87 @@ pub(super) mod pg_support;
 use pg_support::PgServer;
 
 use super::*;
-use crate::conformance::{ip, range_set};
+use crate::conformance::{Fresh, ip, range_set};
 
-/// One test per conformance check, each on a fresh database.
-macro_rules! conformance_on_postgres {
-    ($($check:ident),* $(,)?) => {
-        mod conformance {
-            $(
-                #[tokio::test]
-                async fn $check() {
-                    let test = concat!("postgres_conformance_", stringify!($check));
-                    let Some(server) = super::PgServer::shared(test) else { return };
-                    let cfg = server.fresh_database(stringify!($check));
-                    let store = super::PostgresStore::open(&cfg).unwrap();
-                    crate::conformance::$check(&store).await;
-                    // The same check passes on warm pooled connections.
-                    let cfg = server.fresh_database(stringify!($check));
-                    let pooled = super::PostgresStore::pooled(&cfg, 2).unwrap();
-                    crate::conformance::$check(&pooled).await;
-                }
-            )*
+/// Fresh databases of `layout` for `check`: one store on its own connection, one on a
+/// warm pool (the same check must pass on both).
+fn fresh_databases(check: &str, layout: Layout) -> Option<Fresh> {
+    let server = PgServer::shared(&format!("postgres_conformance_{check}"))?;
+    let open = |pooled: bool| -> Box<dyn Store> {
+        let mut cfg = server.fresh_database(check);
+        cfg.layout = layout;
+        if pooled {
+            Box::new(PostgresStore::pooled(&cfg, 2).unwrap())
+        } else {
+            Box::new(PostgresStore::open(&cfg).unwrap())
         }
     };
+    Some(Fresh {
+        stores: vec![open(false), open(true)],
+        guard: Box::new(()),
+    })
 }
 
-conformance_on_postgres!(
-    claim_then_release,
-    reclaim_is_idempotent,
-    static_claim,
-    static_conflict_names_holder,
-    dynamic_skips_held_addresses,
-    multi_claim_is_atomic,
-    exhaustion_at_exact_capacity,
-    next_fit_does_not_reuse_at_once,
-    networks_are_independent,
-    gc_releases_only_stale_of_one_network,
-    gc_of_a_node_spares_other_nodes,
-    gc_scoped_to_range_sets,
-    gc_of_a_node_releases_only_its_blocks,
-    count_between_counts_a_window,
-    probe_succeeds,
-    owner_details_are_kept,
-    list_between_pages_in_order,
-    networks_are_stored_with_revisions,
-    history_records_claims_and_releases,
-    history_is_atomic_with_claims,
-    recorded_history_is_kept,
-    claim_batch_answers_each_request,
-    claim_batch_with_blocks_until_exhaustion,
-);
+/// The conformance suite on the native layout, one test per check.
+mod conformance {
+    use super::{Layout, fresh_databases};
+    use crate::conformance::Backend;
+    use crate::conformance::list::conformance_tests;
+
+    const POSTGRES: Backend = Backend {
+        name: "PostgreSQL",
+        lacks: &[],
+        fresh: |check| fresh_databases(check, Layout::Native),
+    };
+
+    conformance_tests!(POSTGRES);
+}
+
+/// The conformance suite on the `cni-1.1-talk` layout (the talk's `ips` table), one test
+/// per check; what the table cannot hold is listed with the refusal that proves it.
+mod conformance_talk {
+    use super::{Layout, fresh_databases};
+    use crate::conformance::list::conformance_tests;
+    use crate::conformance::{Backend, Capability, Lack, Refusal};
+
+    /// What the talk's table cannot hold (`docs/stores.md`, "Compatibility layout").
+    const TALK_LACKS: &[Lack] = &[
+        Lack {
+            capability: Capability::ManyNetworks,
+            reason: "the ips table holds the addresses of one network, bound by its first write",
+            refusal: Refusal::Says("holds the addresses of ONE network"),
+        },
+        Lack {
+            capability: Capability::ManyAddressesPerContainer,
+            reason: "pod_id is unique in the ips table: one address per container",
+            refusal: Refusal::Says("one address per container"),
+        },
+        Lack {
+            capability: Capability::RecordsAndHistory,
+            reason: "only the ips table is written: no network definitions, no history",
+            refusal: Refusal::Says("keeps no network definitions or history"),
+        },
+        Lack {
+            capability: Capability::Blocks,
+            reason: "no per-node blocks: dynamic claims search the whole range set next-fit",
+            refusal: Refusal::Differs,
+        },
+        Lack {
+            capability: Capability::AllocationDetails,
+            reason: "a row is container, interface and address/prefix: an allocation reads \
+                     back without owner or node, its range set being the subnet",
+            refusal: Refusal::Differs,
+        },
+    ];
+
+    const TALK: Backend = Backend {
+        name: "PostgreSQL cni-1.1-talk",
+        lacks: TALK_LACKS,
+        fresh: |check| fresh_databases(check, Layout::Cni11Talk),
+    };
+
+    conformance_tests!(TALK);
+}
 
 #[tokio::test]
 async fn history_is_bounded() {
@@ -362,16 +394,6 @@ async fn talk_layout_writes_rows_the_talk_plugin_reads() {
     assert_eq!(store.release(&a).await.unwrap().len(), 1);
     assert!(ips_rows(&server, &cfg.dbname).is_empty());
     store.probe().await.unwrap();
-}
-
-/// The talk layout records the claiming node in `plexus_node`: a node's GC on a shared
-/// `ips` table spares other nodes' rows and rows with no node (the talk plugin's own).
-#[tokio::test]
-async fn talk_layout_gc_is_scoped_to_its_node() {
-    let Some((_server, _cfg, store)) = talk_store("talk_gc_nodes") else {
-        return;
-    };
-    crate::conformance::gc_of_a_node_spares_other_nodes(&store).await;
 }
 
 /// A table prepared by an older plexus (no `plexus_node` column) gets the column on the

@@ -1,5 +1,5 @@
 //! The agent and [`RemoteStore`] together, over real Unix sockets: the conformance suite
-//! through the agent, error variants across the hop, malformed input, fallback.
+//! through the agent (per check, and `run_all` on one agent), error variants across the hop, malformed input, fallback.
 
 use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
@@ -95,6 +95,34 @@ fn assert_closed(stream: &mut UnixStream) {
     assert_eq!(n, 0, "agent kept talking after a protocol error");
 }
 
+/// The conformance suite through the agent, one test per check: a private agent serving a
+/// fresh SQLite file.
+mod conformance {
+    use super::{RemoteStore, RunningAgent, sqlite};
+    use crate::conformance::list::conformance_tests;
+    use crate::conformance::{Backend, Fresh};
+
+    fn fresh(_check: &str) -> Option<Fresh> {
+        let dir = tempfile::tempdir().unwrap();
+        let agent = RunningAgent::start(&dir.path().join("run/agent.sock"));
+        let store = RemoteStore::connect(&agent.socket, &sqlite(dir.path(), "c.db")).unwrap();
+        Some(Fresh {
+            stores: vec![Box::new(store)],
+            // The agent stops before its directory goes.
+            guard: Box::new((agent, dir)),
+        })
+    }
+
+    const AGENT: Backend = Backend {
+        name: "RemoteStore through the node agent",
+        lacks: &[],
+        fresh,
+    };
+
+    conformance_tests!(AGENT);
+}
+
+/// `run_all` through one agent: every call goes through it, and its stores stay open.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conformance_suite_passes_through_the_agent() {
     let dir = tempfile::tempdir().unwrap();
