@@ -52,6 +52,7 @@ pub async fn run_all(make: impl Fn() -> Box<dyn Store>) {
     owner_details_are_kept(&*make()).await;
     list_between_pages_in_order(&*make()).await;
     networks_are_stored_with_revisions(&*make()).await;
+    allocated_networks_outlive_their_definitions(&*make()).await;
     history_records_claims_and_releases(&*make()).await;
     history_is_atomic_with_claims(&*make()).await;
     recorded_history_is_kept(&*make()).await;

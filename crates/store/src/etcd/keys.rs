@@ -135,6 +135,23 @@ impl Keys {
         (start, end)
     }
 
+    /// The range of every allocation key of every network.
+    pub(crate) fn alloc_every(&self) -> (String, Vec<u8>) {
+        let root = format!("{}/alloc/", self.prefix);
+        let end = prefix_end(&root);
+        (root, end)
+    }
+
+    /// The network of an allocation key and the first key after that network's keys;
+    /// `None` for a key outside the allocations or a segment [`escape`] never writes.
+    pub(crate) fn alloc_network(&self, key: &[u8]) -> Option<(String, Vec<u8>)> {
+        let root = format!("{}/alloc/", self.prefix);
+        let rest = std::str::from_utf8(key).ok()?.strip_prefix(&root)?;
+        let (segment, _) = rest.split_once('/')?;
+        let name = unescape(segment)?;
+        Some((name, prefix_end(&format!("{root}{segment}/"))))
+    }
+
     fn alloc_dir(&self, network: &str) -> String {
         format!("{}/alloc/{}/", self.prefix, escape(network))
     }

@@ -49,6 +49,7 @@ conformance_on_postgres!(
     owner_details_are_kept,
     list_between_pages_in_order,
     networks_are_stored_with_revisions,
+    allocated_networks_outlive_their_definitions,
     history_records_claims_and_releases,
     history_is_atomic_with_claims,
     recorded_history_is_kept,
