@@ -22,7 +22,7 @@ use crate::output::{Table, out_err, stdout, write_structured};
 
 /// Arguments of `gc`.
 #[derive(Debug, Args)]
-#[command(group(clap::ArgGroup::new("source").required(true).args(["valid", "from_runtime"])))]
+#[command(group(clap::ArgGroup::new("source").required(true).args(["valid", "from_runtime", "orphaned"])))]
 pub struct Gc {
     /// The network.
     pub network: String,
@@ -39,6 +39,10 @@ pub struct Gc {
     /// Accept an empty valid set (which releases every allocation of the network).
     #[arg(long)]
     pub allow_empty: bool,
+    /// Release every allocation of NETWORK, which has no definition any more (left by
+    /// `network delete --force`; `check` reports them).
+    #[arg(long)]
+    pub orphaned: bool,
 }
 
 /// One valid attachment as CNI GC sends it.
@@ -64,6 +68,9 @@ struct GcOutcome<'a> {
 impl Gc {
     /// Runs the command.
     pub async fn exec(&self, ctx: &Context) -> CtlResult<()> {
+        if self.orphaned {
+            return super::gc_network::release_orphaned(ctx, &self.network, self.dry_run).await;
+        }
         let valid = match (&self.valid, &self.from_runtime) {
             (Some(file), _) => read_valid_file(file)?,
             (None, Some(dir)) => valid_from_cache(dir)?,
@@ -88,6 +95,7 @@ impl Gc {
             .and_then(|c| c.find(&self.network).ok().map(|d| d.blocks))
             .unwrap_or_default();
         let store = ctx.open_store().await?;
+        super::gc_network::check_network(ctx, store.as_ref(), &self.network).await?;
         let (released, errors) = if self.dry_run {
             let keep: HashSet<(&str, &str)> = pairs
                 .iter()
