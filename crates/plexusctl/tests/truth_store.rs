@@ -297,6 +297,24 @@ fn exit_statuses_follow_one_documented_scheme() {
     );
     let help = ctl_in(root, &[], &["--help"]);
     assert!(help.ok().contains("Exit status:"), "{help:#?}");
+    // The README's plexusctl section states the same scheme and the store forms.
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
+    let section = readme.split("## plexusctl").nth(1).unwrap();
+    for (code, words) in [
+        ("0", "success"),
+        ("1", "problems found"),
+        ("2", "the command could not run"),
+        ("3", "the store is unreachable"),
+    ] {
+        assert!(
+            section.contains(&format!("| {code} | {words}")),
+            "README: status {code}"
+        );
+    }
+    for form in ["sqlite:///", "postgres://", "etcd://"] {
+        assert!(section.contains(form), "README: {form}");
+    }
 
     let s = ["--store", store];
     let code = |args: &[&str]| ctl_in(root, &[], &[&s[..], args].concat()).code;
