@@ -183,7 +183,8 @@ pub fn check_blocks(def: &NetworkDef, blocks: &[(Block, u64)]) -> Vec<Finding> {
             && *held > 0
         {
             findings.push(finding(format!(
-                "marked empty since {since} but holds {held} address(es)"
+                "marked empty since {} but holds {held} address(es)",
+                crate::timefmt::rfc3339(since)
             )));
         }
         if !def.contains(block.base) {
@@ -379,7 +380,7 @@ mod tests {
             [
                 (
                     "10.0.0.128".to_string(),
-                    "marked empty since 100 but holds 2 address(es)"
+                    "marked empty since 1970-01-01T00:01:40Z but holds 2 address(es)"
                 ),
                 ("10.9.0.0".to_string(), "outside every pool of the network")
             ]
