@@ -4,10 +4,13 @@
 use std::convert::Infallible;
 use std::net::IpAddr;
 
+use std::net::Ipv4Addr;
+
 use ipnet::IpNet;
 use plexus_ipam_core::{
     ConfigError, PoolConfig, Range, Route, StaticAddress, find_free, parse_pool_config,
 };
+use proptest::prelude::*;
 use serde_json::{Value, json};
 
 fn ip(s: &str) -> IpAddr {
@@ -94,18 +97,30 @@ fn readme_nad_example_and_range_end_syntax() {
 }
 
 #[test]
-fn readme_ipv6_example_is_refused_because_its_gateway_is_off_subnet() {
-    // 2001::f:1 is not inside 2001::/116 (2001:: - 2001::fff); whereabouts would report it
-    // as the gateway anyway, which the kernel cannot reach.
-    let e = parse_readme(
+fn readme_ipv6_example_reports_its_off_subnet_gateway_without_reserving_it() {
+    // 2001::f:1 is not inside 2001::/116 (2001:: - 2001::fff); whereabouts reports it as
+    // the gateway anyway, and a drop-in must accept what whereabouts accepts.
+    let config = parse_readme(
         json!({"type": "whereabouts", "range": "2001::0/116", "gateway": "2001::f:1"}),
     )
-    .expect_err("gateway outside the subnet");
+    .expect("whereabouts' own README example parses");
+    assert_eq!(config.unreserved_gateway, Some(ip("2001::f:1")));
+    let r = &config.range_sets[0].ranges[0];
     assert_eq!(
-        e.to_string(),
-        "invalid ipam.gateway \"2001::f:1\": gateway 2001::f:1 is outside subnet 2001::/116"
+        r.gateway, None,
+        "not a gateway of the range, so not reserved there"
+    );
+    assert_eq!((r.start, r.end), (ip("2001::1"), ip("2001::fff")));
+    assert_eq!(first_address(&config, 0), Some(ip("2001::1")));
+    assert_eq!(
+        config.warnings,
+        [
+            "ipam.gateway 2001::f:1 lies outside 2001::/116: reported in the result as \
+          whereabouts does, not reserved; check that the node can reach it"
+        ]
     );
     let config = parse(json!({"range": "2001::0/116", "gateway": "2001::1"}));
+    assert_eq!(config.unreserved_gateway, None);
     let r = &config.range_sets[0].ranges[0];
     assert_eq!((r.start, r.end), (ip("2001::1"), ip("2001::fff")));
     assert_eq!(
@@ -113,6 +128,23 @@ fn readme_ipv6_example_is_refused_because_its_gateway_is_off_subnet() {
         Some(ip("2001::2")),
         "the gateway is reserved"
     );
+}
+
+proptest! {
+    /// A gateway outside every range of its family is reported and never reserved: the
+    /// ranges are exactly those without a gateway, whatever the subnet and gateway.
+    #[test]
+    fn an_off_subnet_gateway_is_never_reserved(base in any::<u32>(), prefix in 8u8..=30, gw in any::<u32>()) {
+        let subnet = IpNet::new(IpAddr::from(Ipv4Addr::from(base)), prefix).unwrap().trunc();
+        let gateway = IpAddr::from(Ipv4Addr::from(gw));
+        prop_assume!(!subnet.contains(&gateway));
+        let config = parse(json!({"range": subnet.to_string(), "gateway": gateway.to_string(),
+                                  "ipRanges": [{"range": "fd00::/120"}]}));
+        let without = parse(json!({"range": subnet.to_string(), "ipRanges": [{"range": "fd00::/120"}]}));
+        prop_assert_eq!(config.unreserved_gateway, Some(gateway));
+        prop_assert_eq!(&config.range_sets, &without.range_sets);
+        prop_assert_eq!(config.warnings.len(), 1);
+    }
 }
 
 #[test]
@@ -196,14 +228,31 @@ fn gateway_goes_to_the_ranges_that_hold_it() {
         e.to_string(),
         "invalid ipam.gateway \"10.0.0.1\": gateway 10.0.0.1 is IPv4 but subnet fd00::/64 is IPv6"
     );
-    let e = err(json!({
-        "ipRanges": [{"range": "10.0.0.0/24"}, {"range": "10.1.0.0/24"}],
-        "gateway": "10.2.0.1"
-    }));
+    // Of a family no range has: refused. Outside every range of its family: reported.
+    let e = err(
+        json!({"ipRanges": [{"range": "fd00::/64"}, {"range": "fd01::/64"}],
+                       "gateway": "10.2.0.1"}),
+    );
     assert_eq!(e.field, "gateway");
     assert_eq!(
         e.reason,
-        "not inside any configured range (10.0.0.0/24, 10.1.0.0/24)"
+        "not inside any configured range (fd00::/64, fd01::/64)"
+    );
+    let config = parse(json!({
+        "ipRanges": [{"range": "10.0.0.0/24"}, {"range": "10.1.0.0/24"}, {"range": "fd00::/64"}],
+        "gateway": "10.2.0.1"
+    }));
+    assert_eq!(config.unreserved_gateway, Some(ip("10.2.0.1")));
+    assert!(
+        config
+            .range_sets
+            .iter()
+            .all(|s| s.ranges[0].gateway.is_none())
+    );
+    assert!(
+        config.warnings[0].contains("lies outside 10.0.0.0/24, 10.1.0.0/24:"),
+        "{:?}",
+        config.warnings
     );
     let e = err(json!({"range": "10.0.0.0/24", "gateway": "10.0.0.255"}));
     assert_eq!(e.field, "gateway");
@@ -513,22 +562,27 @@ fn legacy_whereabouts_keys_are_accepted_with_a_warning_and_no_secrets() {
         "datastore": "kubernetes",
         "etcd_host": "127.0.0.1:2379",
         "etcd_password": "s3cret-value",
+        "configuration_path": "/etc/whereabouts.conf",
         "log_file": "/tmp/whereabouts.log",
         "log_level": "debug",
         "leader_lease_duration": 1500,
         "node_slice_size": "/22",
+        "store": {"type": "sqlite", "path": "/tmp/x.db"},
         "ipRanges": [{"range": "10.1.0.0/24", "omit_ranges": []}]
     }));
     assert_eq!(config.range_sets.len(), 2);
     assert_eq!(config.warnings.len(), 7, "{:#?}", config.warnings);
-    for key in [
-        "kubernetes",
-        "datastore",
-        "etcd_host",
-        "etcd_password",
-        "leader_lease_duration",
-        "node_slice_size",
-    ] {
+    for key in ["kubernetes", "datastore", "etcd_host", "etcd_password"] {
+        assert!(
+            config.warnings.contains(&format!(
+                "ipam.{key} is ignored: ipam.store is set, and it wins over whereabouts' \
+                 datastore keys"
+            )),
+            "{key}: {:#?}",
+            config.warnings
+        );
+    }
+    for key in ["leader_lease_duration", "node_slice_size"] {
         assert!(
             config
                 .warnings
@@ -544,4 +598,14 @@ fn legacy_whereabouts_keys_are_accepted_with_a_warning_and_no_secrets() {
             .contains(&"ipam.ipRanges[0].omit_ranges is not a recognised key; ignored".to_owned())
     );
     assert!(config.warnings.iter().all(|w| !w.contains("s3cret")));
+}
+
+#[test]
+fn datastore_keys_without_a_store_pick_the_store_and_are_not_called_ignored() {
+    // Which store they name is the store crate's business (plexus_store::whereabouts).
+    let config = parse(json!({
+        "range": "10.0.0.0/24", "datastore": "etcd", "etcd_host": "10.0.0.1:2379",
+        "etcd_username": "u", "etcd_password": "p", "configuration_path": "/etc/w.conf"
+    }));
+    assert!(config.warnings.is_empty(), "{:#?}", config.warnings);
 }

@@ -218,6 +218,8 @@ impl NetworkPool {
             routes: families.iter().flat_map(|f| f.routes.clone()).collect(),
             dns: None,
             addresses: Vec::new(),
+            // Stored networks refuse a gateway outside their subnet (validation).
+            unreserved_gateway: None,
             store: None,
             overlapping_ranges: true,
             blocks: BlockPolicy {

@@ -11,11 +11,13 @@
 //! - [`error`] — the plugin's error enum and its mapping to CNI error codes (`docs/errors.md`).
 //! - [`plugin`] — ADD, DEL, CHECK, STATUS and GC.
 //! - [`request`] — what one invocation asks for: pool, static addresses, owner, store.
+//! - [`flatfile`] — whereabouts' `whereabouts.conf`, merged into whereabouts-style sections.
 //! - [`static_echo`] — echo mode for the `plexus` meta-plugin's delegates (DANM's fakeipam).
 //! - [`retry`] — bounded retries with jittered backoff for transient store errors.
 //! - [`logging`] — `tracing` to stderr or a file, never stdout.
 
 pub mod error;
+pub mod flatfile;
 pub mod logging;
 pub mod plugin;
 pub mod request;

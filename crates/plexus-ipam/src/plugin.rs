@@ -9,13 +9,15 @@
 //! store naming where they looked; DEL and GC of a store that does not exist have nothing
 //! to release; STATUS of one is ready (the first ADD creates it).
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::net::IpAddr;
 use std::time::Duration;
 
 use plexus_cni::{Dns, Error as CniError, IpConfig, Plugin, Request, Route, SuccessResult, codes};
 use plexus_ipam_core::PoolConfig;
-use plexus_store::{AgentSetting, Allocation, ClaimContext, OpenMode, Store, StoreConfig};
+use plexus_ipam_core::addr::Family;
+use plexus_store::{AgentSetting, Allocation, ClaimContext, GcScope, OpenMode, Store, StoreConfig};
 use serde_json::Value;
 
 use crate::retry::{self, DEFAULT_DEADLINE};
@@ -129,6 +131,13 @@ impl IpamPlugin {
     }
 
     fn del_inner(&self, req: &Request) -> Result<(), IpamError> {
+        if request::names_kubernetes_datastore(&req.conf) {
+            // ADD refuses this configuration, so nothing was ever allocated for it.
+            tracing::warn!(
+                "DEL: whereabouts' Kubernetes datastore and no ipam.store; nothing to release"
+            );
+            return Ok(());
+        }
         let (network, store_config) = request::network_and_store_lenient(&req.conf)?;
         let agent = request::agent_lenient(&req.conf);
         let key = request::attachment_key(&network, &req.env)?;
@@ -247,6 +256,9 @@ impl IpamPlugin {
             .iter()
             .map(|a| (a.container_id.clone(), a.ifname.clone()))
             .collect();
+        // The runtime's valid attachments are this node's only: on a shared store, GC must
+        // never consider what other nodes (or no known node) claimed.
+        let scope = GcScope::node(request::node_name(&req.conf)?);
         let now = plexus_store::unix_now();
         if sqlite_missing(&store_config) {
             tracing::info!(
@@ -261,13 +273,14 @@ impl IpamPlugin {
                 .await?
                 .pool;
             let report = retry::with_deadline(self.retry_deadline(&store_config), || {
-                store.gc(&pool.network, &valid, &pool.blocks, now)
+                store.gc(&pool.network, &valid, &scope, &pool.blocks, now)
             })
             .await?;
             Ok::<_, IpamError>((pool, report))
         })??;
         tracing::info!(
             network = %pool.network,
+            scope = %scope.describe(),
             released = report.released.len(),
             released_blocks = report.released_blocks.len(),
             "GC done"
@@ -334,9 +347,13 @@ pub fn build_result(resolved: &Resolved, allocations: &[Allocation]) -> SuccessR
         .iter()
         .filter_map(|a| {
             let (address, gateway) = resolved.interface_address(a.ip)?;
+            // whereabouts reports a gateway outside every range; it is never reserved.
+            let unreserved = pool
+                .unreserved_gateway
+                .filter(|gw| Family::of(*gw) == Family::of(a.ip));
             Some(IpConfig {
                 address,
-                gateway,
+                gateway: gateway.or(unreserved),
                 interface: None,
             })
         })
@@ -389,44 +406,52 @@ fn dns_from(value: &Value) -> Option<Dns> {
     (!empty).then_some(dns)
 }
 
+/// Every verb's start: whereabouts' flat file merged in (a whereabouts-style section
+/// only), then logging as the merged section says.
+fn prepare(req: &Request) -> Result<Cow<'_, Request>, CniError> {
+    let req = crate::flatfile::with_flat_file(req)?;
+    logging::init(req.conf.ipam.as_ref());
+    Ok(req)
+}
+
 impl Plugin for IpamPlugin {
     fn add(&self, req: &Request) -> Result<SuccessResult, CniError> {
-        logging::init(req.conf.ipam.as_ref());
+        let req = prepare(req)?;
         if let Some(list) = crate::static_echo::section(&req.conf) {
             return crate::static_echo::result(list);
         }
-        Ok(self.add_inner(req)?)
+        Ok(self.add_inner(&req)?)
     }
 
     fn del(&self, req: &Request) -> Result<(), CniError> {
-        logging::init(req.conf.ipam.as_ref());
+        let req = prepare(req)?;
         if crate::static_echo::section(&req.conf).is_some() {
             return Ok(());
         }
-        Ok(self.del_inner(req)?)
+        Ok(self.del_inner(&req)?)
     }
 
     fn check(&self, req: &Request) -> Result<(), CniError> {
-        logging::init(req.conf.ipam.as_ref());
+        let req = prepare(req)?;
         if crate::static_echo::section(&req.conf).is_some() {
             return Ok(());
         }
-        Ok(self.check_inner(req)?)
+        Ok(self.check_inner(&req)?)
     }
 
     fn status(&self, req: &Request) -> Result<(), CniError> {
-        logging::init(req.conf.ipam.as_ref());
+        let req = prepare(req)?;
         if crate::static_echo::section(&req.conf).is_some() {
             return Ok(());
         }
-        Ok(self.status_inner(req)?)
+        Ok(self.status_inner(&req)?)
     }
 
     fn gc(&self, req: &Request) -> Result<(), CniError> {
-        logging::init(req.conf.ipam.as_ref());
+        let req = prepare(req)?;
         if crate::static_echo::section(&req.conf).is_some() {
             return Ok(());
         }
-        Ok(self.gc_inner(req)?)
+        Ok(self.gc_inner(&req)?)
     }
 }

@@ -8,19 +8,32 @@ use std::net::IpAddr;
 use plexus_cni::{Environment, Error as CniError, NetConf, codes};
 use plexus_ipam_core::{PoolConfig, parse_pool_config, place_static};
 use plexus_store::{AgentSetting, AttachmentKey, Claim, Owner, StoreConfig};
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use crate::IpamError;
 
 /// The `ipam` object of the netconf, or a code 7 error when it is missing.
 fn ipam_section(conf: &NetConf) -> Result<&Value, IpamError> {
-    conf.ipam.as_ref().filter(|v| v.is_object()).ok_or_else(|| {
-        IpamError::Cni(CniError::new(
-            codes::INVALID_CONFIG,
-            "missing or invalid \"ipam\" object in the network configuration",
-            format!("network {:?}", conf.name),
-        ))
-    })
+    conf.ipam
+        .as_ref()
+        .filter(|v| v.is_object())
+        .ok_or_else(|| missing_ipam(conf))
+}
+
+/// [`ipam_section`] as a map.
+fn ipam_object(conf: &NetConf) -> Result<&Map<String, Value>, IpamError> {
+    conf.ipam
+        .as_ref()
+        .and_then(Value::as_object)
+        .ok_or_else(|| missing_ipam(conf))
+}
+
+fn missing_ipam(conf: &NetConf) -> IpamError {
+    IpamError::Cni(CniError::new(
+        codes::INVALID_CONFIG,
+        "missing or invalid \"ipam\" object in the network configuration",
+        format!("network {:?}", conf.name),
+    ))
 }
 
 /// Parses the pool (ranges, routes, dns) and logs what was accepted but ignored.
@@ -32,10 +45,24 @@ pub fn pool(conf: &NetConf) -> Result<PoolConfig, IpamError> {
     Ok(pool)
 }
 
-/// Parses the store configuration of the `ipam` section (SQLite at the default path when absent).
+/// The store of the `ipam` section: its `store` object; else the plexus etcd store on
+/// whereabouts' `etcd_host` (`datastore: "etcd"`, or `etcd_host` alone), whose claims wait
+/// for whereabouts' own data in that etcd to be imported; else SQLite at the default path.
+/// whereabouts' Kubernetes datastore without `store` is code 7: plexus has no Kubernetes
+/// store, and a node-local file would hand out one address on two nodes.
 pub fn store(conf: &NetConf) -> Result<StoreConfig, IpamError> {
-    let section = ipam_section(conf)?;
-    Ok(StoreConfig::from_json(section.get("store"))?)
+    let section = ipam_object(conf)?;
+    let chosen = plexus_store::whereabouts::store_of_section(section)?;
+    for note in &chosen.notes {
+        tracing::warn!("{note}");
+    }
+    Ok(chosen.config)
+}
+
+/// Whether the section names whereabouts' Kubernetes datastore (and no `store`): no
+/// address was ever handed out for it, so DEL has nothing to release.
+pub fn names_kubernetes_datastore(conf: &NetConf) -> bool {
+    ipam_object(conf).is_ok_and(plexus_store::whereabouts::names_kubernetes)
 }
 
 /// Whether and where to reach the node agent (`ipam.agent`): a socket path, `false`, or
@@ -67,7 +94,7 @@ pub fn network_and_store_lenient(conf: &NetConf) -> Result<(String, StoreConfig)
         .filter(|s| !s.is_empty())
         .unwrap_or(&conf.name)
         .to_string();
-    Ok((network, StoreConfig::from_json(section.get("store"))?))
+    Ok((network, store(conf)?))
 }
 
 /// Longest accepted network name in bytes (a Kubernetes object name is at most 253).
@@ -129,9 +156,6 @@ pub fn attachment_key(network: &str, env: &Environment) -> Result<AttachmentKey,
     })
 }
 
-/// Where the kernel keeps this host's name (the UTS namespace of the plugin process).
-const HOSTNAME_FILE: &str = "/proc/sys/kernel/hostname";
-
 /// The name of this node, which per-node address blocks are claimed for: `ipam.node_name`
 /// from the netconf, else the `NODE_NAME` environment variable (the Kubernetes downward
 /// API convention), else the host name.
@@ -149,25 +173,13 @@ pub fn node_name(conf: &NetConf) -> Result<String, IpamError> {
             )));
         }
     };
-    let from_env = || {
-        std::env::var("NODE_NAME")
-            .ok()
-            .map(|n| n.trim().to_string())
-            .filter(|n| !n.is_empty())
-    };
-    let from_host = || {
-        std::fs::read_to_string(HOSTNAME_FILE)
-            .ok()
-            .map(|n| n.trim().to_string())
-            .filter(|n| !n.is_empty())
-    };
     Ok(configured
-        .or_else(from_env)
-        .or_else(from_host)
+        .or_else(plexus_store::local_node_name)
         .unwrap_or_else(|| {
-            // Only placement suffers (nodes share blocks); uniqueness is the store's job.
+            // Placement suffers (nodes share blocks) and GC scopes to every such node;
+            // uniqueness is the store's job.
             tracing::warn!(
-                "no node name in ipam.node_name, NODE_NAME or {HOSTNAME_FILE}; using \"unknown\""
+                "no node name in ipam.node_name, NODE_NAME or the kernel host name; using \"unknown\""
             );
             "unknown".to_string()
         }))

@@ -2,14 +2,19 @@
 //! concurrent callers each, churning ADD/DEL through the real binary on a pool sized exactly
 //! to the peak number of live attachments, against each backend: SQLite, and the shared
 //! PostgreSQL and etcd started by `scripts/with-servers`, the latter two also through one
-//! node agent (`plexusd node`) per node, as they are deployed. Zero duplicates, zero
-//! failures (the pool never runs out unless an address leaks), store == live set at the
-//! end.
+//! node agent (`plexusd node`) per node, as they are deployed. In the middle of the churn
+//! every node's runtime sends CNI GC with the attachments IT knows (exclusively on its own
+//! node, as the CNI spec has runtimes do, while the other nodes keep churning): a GC that
+//! reached beyond its node would free live addresses and the next ADDs would duplicate
+//! them. Zero duplicates, zero failures (the pool never runs out unless an address leaks),
+//! store == live set at the end.
 
 mod common;
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
 
 use common::agent::AgentProcess;
 use common::{Reply, exec, plugin_binary};
@@ -22,6 +27,8 @@ const LIVE_PER_CALLER: usize = 4;
 const OPS_PER_CALLER: usize = 40;
 /// Exactly the peak number of live attachments: 8 × 4 × 4.
 const POOL: u32 = (NODES * CALLERS_PER_NODE * LIVE_PER_CALLER) as u32;
+/// At most this many GC rounds (one GC per node each) during the churn.
+const GC_ROUNDS: usize = 4;
 
 /// The `store` object for `backend`, or None (after printing why) when its server is absent.
 fn store_for(backend: &str, dir: &TempDir) -> Option<Value> {
@@ -138,14 +145,22 @@ fn simulate(backend: &str, via_agents: bool) {
     };
     let confs: Arc<Vec<Value>> = Arc::new((0..NODES).map(conf_of).collect());
     let live: Arc<Mutex<HashMap<String, String>>> = Arc::default();
+    // What each node's runtime knows, and the gate its GC runs under exclusively (no ADD
+    // or DEL of that node in flight during its GC, as the CNI spec requires of runtimes).
+    let known: Arc<Vec<Mutex<BTreeSet<String>>>> =
+        Arc::new((0..NODES).map(|_| Mutex::default()).collect());
+    let gates: Arc<Vec<RwLock<()>>> = Arc::new((0..NODES).map(|_| RwLock::default()).collect());
+    let churning = Arc::new(AtomicBool::new(true));
     let mut callers = Vec::new();
     for node in 0..NODES {
         for caller in 0..CALLERS_PER_NODE {
             let (confs, live) = (Arc::clone(&confs), Arc::clone(&live));
+            let (known, gates) = (Arc::clone(&known), Arc::clone(&gates));
             callers.push(std::thread::spawn(move || {
                 let conf = &confs[node];
                 let mut mine: Vec<(String, String)> = Vec::new();
                 for op in 0..OPS_PER_CALLER {
+                    let _runtime_busy = gates[node].read().unwrap();
                     if mine.len() < LIVE_PER_CALLER && op % 5 != 4 {
                         let container = format!("n{node}c{caller}op{op}");
                         let reply = add_as_a_runtime_would(node, &container, conf);
@@ -155,23 +170,61 @@ fn simulate(backend: &str, via_agents: bool) {
                             holder.is_none(),
                             "{ip} given to {container} while {holder:?} holds it"
                         );
+                        known[node].lock().unwrap().insert(container.clone());
                         mine.push((container, ip));
                     } else if !mine.is_empty() {
                         let (container, ip) = mine.remove(op % mine.len());
                         live.lock().unwrap().remove(&ip);
                         call("DEL", node, &container, conf).ok();
+                        known[node].lock().unwrap().remove(&container);
                     }
                 }
                 mine
             }));
         }
     }
+    // Every node's runtime sends GC now and then while all nodes churn.
+    let collector = {
+        let (confs, known, gates, churning) = (
+            Arc::clone(&confs),
+            Arc::clone(&known),
+            Arc::clone(&gates),
+            Arc::clone(&churning),
+        );
+        std::thread::spawn(move || {
+            let mut sent = 0;
+            for _ in 0..GC_ROUNDS {
+                for node in 0..NODES {
+                    if !churning.load(Ordering::Relaxed) {
+                        return sent;
+                    }
+                    let _exclusive = gates[node].write().unwrap();
+                    let valid: Vec<Value> = known[node]
+                        .lock()
+                        .unwrap()
+                        .iter()
+                        .map(|c| json!({"containerID": c, "ifname": "net1"}))
+                        .collect();
+                    let mut conf = confs[node].clone();
+                    conf["cni.dev/valid-attachments"] = json!(valid);
+                    let reply = call("GC", node, "", &conf);
+                    assert_eq!(reply.code, 0, "GC from node-{node}: {}", reply.stdout);
+                    sent += 1;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            sent
+        })
+    };
     let mut expected = BTreeSet::new();
     for caller in callers {
         for (container, ip) in caller.join().expect("a caller failed") {
             expected.insert((container, ip));
         }
     }
+    churning.store(false, Ordering::Relaxed);
+    let gcs = collector.join().expect("a GC failed");
+    assert!(gcs > 0, "{backend}: no GC ran during the churn");
     assert_eq!(
         stored(&store, &network),
         expected,
@@ -189,13 +242,38 @@ fn simulate(backend: &str, via_agents: bool) {
             "node {node}: claims go to the store in batches: {stats:?}"
         );
     }
-    // Clean up so the shared servers do not keep this run's allocations.
-    let cleanup = json!({"cniVersion": "1.1.0", "name": network, "type": "macvlan",
-        "ipam": confs[0]["ipam"].clone(), "cni.dev/valid-attachments": []});
-    call("GC", 0, "", &cleanup).ok();
+    // Clean up so the shared servers do not keep this run's allocations: each node's GC
+    // with an empty list releases that node's allocations, and only those.
+    for node in 0..NODES {
+        let on_node = |held: &BTreeSet<(String, String)>| {
+            held.iter()
+                .filter(|(c, _)| c.starts_with(&format!("n{node}c")))
+                .count()
+        };
+        let before = stored(&store, &network);
+        let mut cleanup = confs[node].clone();
+        cleanup["cni.dev/valid-attachments"] = json!([]);
+        let reply = call("GC", node, "", &cleanup);
+        assert_eq!(
+            reply.code, 0,
+            "cleanup GC from node-{node}: {}",
+            reply.stdout
+        );
+        let after = stored(&store, &network);
+        assert_eq!(
+            on_node(&after),
+            0,
+            "{backend}: node-{node}'s GC released its own"
+        );
+        assert_eq!(
+            before.len() - after.len(),
+            on_node(&before),
+            "{backend}: node-{node}'s GC released nothing of other nodes"
+        );
+    }
     assert!(
         stored(&store, &network).is_empty(),
-        "{backend}: GC with an empty valid list releases all"
+        "{backend}: every node's GC with an empty valid list releases all"
     );
 }
 

@@ -172,17 +172,7 @@ impl PlexusConf {
     pub fn node(&self) -> String {
         self.node_name
             .clone()
-            .or_else(|| {
-                std::env::var("NODE_NAME")
-                    .ok()
-                    .filter(|n| !n.trim().is_empty())
-            })
-            .or_else(|| {
-                std::fs::read_to_string("/proc/sys/kernel/hostname")
-                    .ok()
-                    .map(|n| n.trim().to_owned())
-                    .filter(|n| !n.is_empty())
-            })
+            .or_else(plexus_store::local_node_name)
             .unwrap_or_else(|| "unknown".to_owned())
     }
 }

@@ -88,15 +88,75 @@ fn usage_counts_per_pool_and_block() {
     }
 }
 
+/// `blue` with c1, c2 claimed on node-a, c3 on node-b and c4 imported with no node.
+fn blue_on_nodes(test: &str) -> Vec<Backend> {
+    let all = blue_everywhere(test);
+    for b in &all {
+        let mut doc: serde_json::Value = serde_json::from_str(&export_doc(
+            "blue",
+            SET,
+            &[
+                ("c1", "10.9.0.5", None),
+                ("c2", "10.9.0.70", None),
+                ("c3", "10.9.0.71", None),
+                ("c4", "10.9.0.72", None),
+            ],
+        ))
+        .unwrap();
+        for (row, node) in ["node-a", "node-a", "node-b", ""].iter().enumerate() {
+            if !node.is_empty() {
+                doc["allocations"][row]["node"] = serde_json::json!(node);
+            }
+        }
+        // Replace the three imported by blue_everywhere (no node) with these.
+        let empty = b.file("empty.json", "[]");
+        b.ctl(&[
+            "gc",
+            "blue",
+            "--valid",
+            empty.to_str().unwrap(),
+            "--allow-empty",
+            "--all-nodes",
+            "--yes",
+        ])
+        .ok();
+        let file = b.file("nodes.json", &doc.to_string());
+        b.ctl(&["import", file.to_str().unwrap()]).ok();
+    }
+    all
+}
+
+fn holders(env: &Backend) -> Vec<String> {
+    let v = env.ctl(&["-o", "json", "export", "blue"]).json();
+    let mut held: Vec<String> = v["allocations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["container_id"].as_str().unwrap().to_string())
+        .collect();
+    held.sort();
+    held
+}
+
 #[test]
-fn gc_dry_run_then_release() {
-    for env in blue_everywhere("gc_dry_run") {
+fn gc_is_scoped_to_one_node_by_default() {
+    for env in blue_on_nodes("gc_node") {
         let label = env.label;
         eprintln!("{label}");
         let valid = env.file("valid.json", r#"[{"containerID":"c1","ifname":"eth0"}]"#);
         let valid = valid.to_str().unwrap();
         let dry = env
-            .ctl(&["-o", "json", "gc", "blue", "--valid", valid, "--dry-run"])
+            .ctl(&[
+                "-o",
+                "json",
+                "gc",
+                "blue",
+                "--valid",
+                valid,
+                "--node",
+                "node-a",
+                "--dry-run",
+            ])
             .json();
         let ips: Vec<&str> = dry["released"]
             .as_array()
@@ -104,32 +164,88 @@ fn gc_dry_run_then_release() {
             .iter()
             .map(|a| a["ip"].as_str().unwrap())
             .collect();
-        assert_eq!(ips, ["10.9.0.70", "10.9.0.71"]);
-        // Nothing was released by the dry run.
-        assert_eq!(
-            env.ctl(&["-o", "json", "export", "blue"]).json()["allocations"]
-                .as_array()
-                .unwrap()
-                .len(),
-            3
+        assert_eq!(ips, ["10.9.0.70"], "only node-a's stale c2");
+        assert_eq!(dry["scope"]["nodes"]["node"], "node-a");
+        assert_eq!(holders(&env).len(), 4, "the dry run released nothing");
+        let real = env.ctl(&["gc", "blue", "--valid", valid, "--node", "node-a"]);
+        assert!(real.ok().contains("released 1 address(es)"), "{real:#?}");
+        assert_eq!(holders(&env), ["c1", "c3", "c4"]);
+        // This host is none of those nodes: its GC releases nothing at all.
+        let empty = env.file("empty.json", "[]");
+        env.ctl(&[
+            "gc",
+            "blue",
+            "--valid",
+            empty.to_str().unwrap(),
+            "--allow-empty",
+        ])
+        .ok();
+        assert_eq!(holders(&env), ["c1", "c3", "c4"]);
+    }
+}
+
+#[test]
+fn gc_beyond_one_node_says_what_it_touches_and_needs_yes() {
+    for env in blue_on_nodes("gc_all") {
+        let label = env.label;
+        eprintln!("{label}");
+        let valid = env.file("valid.json", r#"[{"containerID":"c1","ifname":"eth0"}]"#);
+        let valid = valid.to_str().unwrap();
+        let refused = env.ctl(&["gc", "blue", "--valid", valid, "--all-nodes"]);
+        assert_eq!(refused.code, 2, "{refused:#?}");
+        assert!(refused.stderr.contains("--yes"), "{refused:#?}");
+        assert!(
+            refused.stderr.contains("node-a: 2")
+                && refused.stderr.contains("node-b: 1")
+                && refused.stderr.contains("(no recorded node): 1"),
+            "says what it would touch: {refused:#?}"
         );
-        let real = env.ctl(&["gc", "blue", "--valid", valid]);
-        assert!(real.ok().contains("released 2 address(es)"), "{real:#?}");
-        let left = env.ctl(&["-o", "json", "export", "blue"]).json();
-        assert_eq!(left["allocations"][0]["container_id"], "c1");
-        assert_eq!(left["allocations"].as_array().unwrap().len(), 1);
+        assert_eq!(holders(&env).len(), 4, "nothing released without --yes");
+        let dry = env
+            .ctl(&[
+                "-o",
+                "json",
+                "gc",
+                "blue",
+                "--valid",
+                valid,
+                "--all-nodes",
+                "--dry-run",
+            ])
+            .json();
+        assert_eq!(dry["released"].as_array().unwrap().len(), 3);
+        // Allocations with no recorded node: only by their own explicit flag.
+        env.ctl(&["gc", "blue", "--valid", valid, "--unknown-node", "--yes"])
+            .ok();
+        assert_eq!(holders(&env), ["c1", "c2", "c3"]);
+        env.ctl(&["gc", "blue", "--valid", valid, "--all-nodes", "--yes"])
+            .ok();
+        assert_eq!(holders(&env), ["c1"]);
+        // --from-runtime reads one node's cache: never with --all-nodes.
+        let cache = env.dir.path().join("cni");
+        assert_eq!(
+            env.ctl(&[
+                "gc",
+                "blue",
+                "--from-runtime",
+                cache.to_str().unwrap(),
+                "--all-nodes"
+            ])
+            .code,
+            2
+        );
     }
 }
 
 #[test]
 fn gc_refuses_an_empty_valid_set_unless_told() {
-    for env in blue_everywhere("gc_empty") {
+    for env in blue_on_nodes("gc_empty") {
         let label = env.label;
         eprintln!("{label}");
         let empty = env.file("empty.json", "[]");
         let empty = empty.to_str().unwrap();
         let err = env
-            .ctl(&["gc", "blue", "--valid", empty])
+            .ctl(&["gc", "blue", "--valid", empty, "--node", "node-a"])
             .fails(2)
             .to_string();
         assert!(err.contains("--allow-empty"), "{err}");
@@ -137,33 +253,47 @@ fn gc_refuses_an_empty_valid_set_unless_told() {
             env.ctl(&["gc", "blue"]).code != 0,
             "a valid set source is required"
         );
-        env.ctl(&["gc", "blue", "--valid", empty, "--allow-empty"])
-            .ok();
-        assert_eq!(
-            env.ctl(&["-o", "json", "export", "blue"]).json()["allocations"],
-            serde_json::json!([])
-        );
+        env.ctl(&[
+            "gc",
+            "blue",
+            "--valid",
+            empty,
+            "--allow-empty",
+            "--node",
+            "node-a",
+        ])
+        .ok();
+        assert_eq!(holders(&env), ["c3", "c4"], "node-a's, and only node-a's");
     }
 }
 
 #[test]
-fn gc_from_a_libcni_cache() {
-    for env in blue_everywhere("gc_runtime") {
+fn gc_from_a_libcni_cache_is_scoped_to_its_node() {
+    for env in blue_on_nodes("gc_runtime") {
         let label = env.label;
         eprintln!("{label}");
         let results = env.dir.path().join("cni/results");
         std::fs::create_dir_all(&results).unwrap();
         std::fs::write(
-            results.join("blue-c3-eth0"),
-            r#"{"kind":"cniCacheV1","containerId":"c3","ifName":"eth0","networkName":"blue"}"#,
+            results.join("blue-c1-eth0"),
+            r#"{"kind":"cniCacheV1","containerId":"c1","ifName":"eth0","networkName":"blue"}"#,
         )
         .unwrap();
         let cache = env.dir.path().join("cni");
-        env.ctl(&["gc", "blue", "--from-runtime", cache.to_str().unwrap()])
-            .ok();
-        let left = env.ctl(&["-o", "json", "export", "blue"]).json();
-        assert_eq!(left["allocations"].as_array().unwrap().len(), 1);
-        assert_eq!(left["allocations"][0]["container_id"], "c3");
+        env.ctl(&[
+            "gc",
+            "blue",
+            "--from-runtime",
+            cache.to_str().unwrap(),
+            "--node",
+            "node-a",
+        ])
+        .ok();
+        assert_eq!(
+            holders(&env),
+            ["c1", "c3", "c4"],
+            "node-b's c3 and c4 untouched"
+        );
     }
 }
 
@@ -421,4 +551,49 @@ fn settings_file_and_env_select_the_store() {
     );
     assert_eq!(out.code, 2, "{out:#?}");
     assert!(out.stderr.contains("stroe"), "{out:#?}");
+}
+
+#[test]
+fn whereabouts_etcd_import_is_used_as_documented() {
+    let env = Env::new();
+    // No FILE without --from whereabouts-etcd; no FILE with it; --conf required.
+    let err = env.ctl(&["import"]).fails(2).to_string();
+    assert!(err.contains("name at least one FILE"), "{err}");
+    let conf = env.file(
+        "wb.conf",
+        r#"{"cniVersion":"0.3.1","name":"wb","type":"macvlan",
+            "ipam":{"type":"whereabouts","range":"10.41.0.0/24","etcd_host":"127.0.0.1:1"}}"#,
+    );
+    let err = env
+        .ctl(&[
+            "import",
+            "--from",
+            "whereabouts-etcd",
+            conf.to_str().unwrap(),
+        ])
+        .fails(2)
+        .to_string();
+    assert!(err.contains("give --conf only"), "{err}");
+    let err = env
+        .ctl(&["import", "--from", "whereabouts-etcd"])
+        .fails(2)
+        .to_string();
+    assert!(err.contains("needs --conf FILE"), "{err}");
+    // A configuration without whereabouts' etcd names nothing to read.
+    let k8s = env.file(
+        "k8s.conf",
+        r#"{"name":"wb","ipam":{"type":"whereabouts","range":"10.41.0.0/24",
+            "kubernetes":{"kubeconfig":"/x"}}}"#,
+    );
+    let err = env
+        .ctl(&[
+            "import",
+            "--from",
+            "whereabouts-etcd",
+            "--conf",
+            k8s.to_str().unwrap(),
+        ])
+        .fails(2)
+        .to_string();
+    assert!(err.contains("names no whereabouts etcd"), "{err}");
 }

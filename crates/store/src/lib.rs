@@ -14,14 +14,16 @@
 //! [`remote`] is the node agent (`plexusd node`) and the plugin's [`RemoteStore`], which
 //! reaches it over a Unix socket.
 //!
-//! [`StoreConfig::from_json`] parses the `"store"` object of the IPAM configuration and
-//! [`open`] opens the store it names. The `conformance` feature exposes the
+//! [`StoreConfig::from_json`] parses the `"store"` object of the IPAM configuration,
+//! [`whereabouts::store_of_section`] picks the store of a whole `ipam` section (its
+//! `store`, else whereabouts' etcd keys) and [`open`] opens the store it names. The `conformance` feature exposes the
 //! [`conformance`] suite every backend must pass.
 
 mod config;
 mod engine;
 mod error;
 mod etcd;
+mod gc_scope;
 mod memory;
 mod postgres;
 mod records;
@@ -29,6 +31,7 @@ pub mod remote;
 mod sqlite;
 mod store;
 mod types;
+pub mod whereabouts;
 
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
@@ -42,9 +45,10 @@ pub use config::{
 };
 pub use error::StoreError;
 pub use etcd::{
-    DEFAULT_ETCD_PREFIX, DEFAULT_ETCD_TIMEOUT, EtcdConfig, EtcdStore,
+    DEFAULT_ETCD_PREFIX, DEFAULT_ETCD_TIMEOUT, EtcdConfig, EtcdStore, ForeignEtcd, ForeignValue,
     LATEST_LAYOUT as ETCD_LAYOUT_VERSION,
 };
+pub use gc_scope::{GcScope, NodeScope, local_node_name};
 pub use memory::MemoryStore;
 pub use plexus_ipam_core::BlockPolicy;
 pub use postgres::{

@@ -5,6 +5,7 @@ use std::net::IpAddr;
 use plexus_ipam_core::BlockPolicy;
 
 use crate::error::StoreError;
+use crate::gc_scope::GcScope;
 use crate::records::{HistoryEvent, HistoryQuery, NetworkDeletion, NetworkRecord, PutMode};
 use crate::types::{
     Allocation, AttachmentKey, Block, Claim, ClaimContext, ClaimRequest, GcReport, Owner,
@@ -145,10 +146,16 @@ pub trait Store: Send + Sync {
     /// Every block of `network`, ordered by base address (IPv4 before IPv6).
     async fn blocks(&self, network: &str) -> Result<Vec<Block>, StoreError>;
 
-    /// CNI GC: releases every allocation of `network` whose `(container_id, ifname)` is
-    /// not in `valid`, then every block of `network` that has been empty for at least
-    /// `blocks.release_after_secs` at `now` (seconds since the Unix epoch). Only `network`
-    /// is touched; a block that still holds an address is never released.
+    /// CNI GC: releases every allocation of `network` within `scope` whose
+    /// `(container_id, ifname)` is not in `valid`, then every block of `network` within
+    /// `scope` that has been empty for at least `blocks.release_after_secs` at `now`
+    /// (seconds since the Unix epoch). Only `network` is touched; a block that still holds
+    /// an address is never released.
+    ///
+    /// On a shared store `valid` is what ONE node's runtime knows, so a runtime's GC runs
+    /// with [`GcScope::node`]: allocations claimed on other nodes, or with no recorded
+    /// node, are never considered (see [`crate::GcScope`]). An attachment is in scope only
+    /// when every allocation it holds is.
     ///
     /// Keeps going past errors of individual attachments and reports them all in
     /// [`GcReport::errors`]. A store-wide failure ([`StoreError::Unavailable`],
@@ -158,6 +165,7 @@ pub trait Store: Send + Sync {
         &self,
         network: &str,
         valid: &[(String, String)],
+        scope: &GcScope,
         blocks: &BlockPolicy,
         now: i64,
     ) -> Result<GcReport, StoreError>;

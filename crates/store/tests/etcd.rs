@@ -396,7 +396,13 @@ async fn names_that_look_like_paths_stay_apart() {
     }
     // GC of "a" with nothing valid releases exactly the four attachments of "a".
     let report = store
-        .gc("a", &[], &BlockPolicy::default(), 0)
+        .gc(
+            "a",
+            &[],
+            &plexus_store::GcScope::all_nodes(),
+            &BlockPolicy::default(),
+            0,
+        )
         .await
         .unwrap();
     assert_eq!(report.released.len(), 4, "{report:?}");

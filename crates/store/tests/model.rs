@@ -1,5 +1,5 @@
 //! Property: any sequence of claims (from several nodes, with per-node blocks), releases
-//! and GCs gives the same answers, the same held sets and the same blocks from
+//! and GCs (of one node or of every node) gives the same answers, the same held sets and the same blocks from
 //! [`MemoryStore`] and [`SqliteStore`], and never holds an address twice.
 
 mod common;
@@ -10,8 +10,8 @@ use std::net::IpAddr;
 use common::{ip, range_set, runtime};
 use plexus_ipam_core::range::RangeSet;
 use plexus_store::{
-    Allocation, AttachmentKey, Block, BlockPolicy, Claim, ClaimContext, MemoryStore, Owner,
-    SqliteConfig, SqliteStore, Store, StoreError,
+    Allocation, AttachmentKey, Block, BlockPolicy, Claim, ClaimContext, GcScope, MemoryStore,
+    Owner, SqliteConfig, SqliteStore, Store, StoreError,
 };
 use proptest::prelude::*;
 
@@ -36,10 +36,12 @@ enum Op {
         net: usize,
         container: u8,
     },
+    /// `node`: the GC of one node's runtime, or (`None`) an operator's GC of every node.
     Gc {
         net: usize,
         valid_mask: u8,
         late: bool,
+        node: Option<usize>,
     },
 }
 
@@ -51,8 +53,8 @@ fn op() -> impl Strategy<Value = Op> {
                 net, container, sets, static_host, node, blocks
             }),
         2 => (net.clone(), 0..CONTAINERS).prop_map(|(net, container)| Op::Release { net, container }),
-        1 => (net, any::<u8>(), any::<bool>())
-            .prop_map(|(net, valid_mask, late)| Op::Gc { net, valid_mask, late }),
+        1 => (net, any::<u8>(), any::<bool>(), proptest::option::of(0..NODES.len()))
+            .prop_map(|(net, valid_mask, late, node)| Op::Gc { net, valid_mask, late, node }),
     ]
 }
 
@@ -130,14 +132,27 @@ async fn apply(
             net,
             valid_mask,
             late,
+            node,
         } => {
             let valid: Vec<(String, String)> = (0..CONTAINERS)
                 .filter(|c| valid_mask & (1 << c) != 0)
                 .map(|c| (format!("c{c}"), "eth0".to_string()))
                 .collect();
             let at = if late { now + LATE } else { now };
-            let report = store.gc(NETWORKS[net], &valid, &policy(true), at).await?;
+            let scope = node.map_or_else(GcScope::all_nodes, |n| GcScope::node(NODES[n]));
+            let report = store
+                .gc(NETWORKS[net], &valid, &scope, &policy(true), at)
+                .await?;
             assert!(report.errors.is_empty(), "{:?}", report.errors);
+            if let Some(n) = node {
+                // A node's GC releases its own allocations and blocks only.
+                for a in &report.released {
+                    assert_eq!(a.node.as_deref(), Some(NODES[n]), "{report:?}");
+                }
+                for b in &report.released_blocks {
+                    assert_eq!(b.node, NODES[n], "{report:?}");
+                }
+            }
             Ok(report.released)
         }
     }

@@ -404,7 +404,13 @@ fn gc_reports_a_damaged_attachment_and_releases_the_rest() {
         )
         .unwrap();
     let report = rt
-        .block_on(store.gc("n", &[], &plexus_store::BlockPolicy::disabled(), 0))
+        .block_on(store.gc(
+            "n",
+            &[],
+            &plexus_store::GcScope::all_nodes(),
+            &plexus_store::BlockPolicy::disabled(),
+            0,
+        ))
         .unwrap();
     let released: Vec<&str> = report
         .released

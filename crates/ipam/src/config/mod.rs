@@ -65,42 +65,6 @@ const UNUSED_KEYS: &[(&str, &str)] = &[
         "resolvConf",
         "plexus-ipam does not read resolv.conf; set ipam.dns instead",
     ),
-    (
-        "kubernetes",
-        "whereabouts storage setting; plexus uses ipam.store",
-    ),
-    (
-        "datastore",
-        "whereabouts storage setting; plexus uses ipam.store",
-    ),
-    (
-        "etcd_host",
-        "whereabouts etcd setting; plexus uses ipam.store",
-    ),
-    (
-        "etcd_username",
-        "whereabouts etcd setting; plexus uses ipam.store",
-    ),
-    (
-        "etcd_password",
-        "whereabouts etcd setting; plexus uses ipam.store",
-    ),
-    (
-        "etcd_key_file",
-        "whereabouts etcd setting; plexus uses ipam.store",
-    ),
-    (
-        "etcd_cert_file",
-        "whereabouts etcd setting; plexus uses ipam.store",
-    ),
-    (
-        "etcd_ca_cert_file",
-        "whereabouts etcd setting; plexus uses ipam.store",
-    ),
-    (
-        "configuration_path",
-        "plexus reads no whereabouts flat file",
-    ),
     ("leader_lease_duration", "plexus takes no cluster-wide lock"),
     ("leader_renew_deadline", "plexus takes no cluster-wide lock"),
     ("leader_retry_period", "plexus takes no cluster-wide lock"),
@@ -114,6 +78,21 @@ const UNUSED_KEYS: &[(&str, &str)] = &[
         "whereabouts node slices; plexus sizes per-node blocks with ipam.blocks",
     ),
 ];
+/// whereabouts' datastore keys: without `store` they pick the plexus store (the etcd ones
+/// name the plexus etcd store, the Kubernetes ones are refused), with `store` they are
+/// ignored (`plexus_store::whereabouts`).
+const DATASTORE_KEYS: &[&str] = &[
+    "datastore",
+    "kubernetes",
+    "etcd_host",
+    "etcd_username",
+    "etcd_password",
+    "etcd_key_file",
+    "etcd_cert_file",
+    "etcd_ca_cert_file",
+];
+/// Keys the plugin reads before this parser: where whereabouts' flat file is.
+const FLAT_FILE_KEYS: &[&str] = &["configuration_path"];
 /// Route keys of CNI 1.1 that plexus does not pass on yet.
 const UNSUPPORTED_ROUTE_KEYS: &[&str] = &["mtu", "advmss", "priority", "table", "scope"];
 
@@ -130,6 +109,11 @@ pub struct PoolConfig {
     pub dns: Option<Value>,
     /// whereabouts `addresses`: echoed into the result, not allocated.
     pub addresses: Vec<StaticAddress>,
+    /// whereabouts `gateway` when it lies outside every range of its family (as in
+    /// whereabouts' README IPv6 example): reported in the result for the addresses of its
+    /// family, never reserved. `None` when a range holds the gateway (then it is that
+    /// range's reserved [`crate::Range::gateway`]) and for host-local syntax.
+    pub unreserved_gateway: Option<IpAddr>,
     /// The raw `store` object; another crate parses it.
     pub store: Option<Value>,
     /// whereabouts `enable_overlapping_ranges` (default true); informational.
@@ -193,6 +177,7 @@ pub fn parse_pool_config(
 
     let syntax = detect_syntax(ipam)?;
     let mut sets = Vec::new();
+    let mut unreserved_gateway = None;
     if let Some(runtime) = runtime_ip_ranges.filter(|v| !v.is_null()) {
         let path = "runtimeConfig.ipRanges";
         sets.extend(hostlocal::parse_range_sets(path, runtime, &mut warnings)?);
@@ -217,7 +202,11 @@ pub fn parse_pool_config(
                 )?);
             }
         }
-        Syntax::Whereabouts => sets.extend(whereabouts::parse_range_sets(ipam, &mut warnings)?),
+        Syntax::Whereabouts => {
+            let parsed = whereabouts::parse_range_sets(ipam, &mut warnings)?;
+            sets.extend(parsed.sets);
+            unreserved_gateway = parsed.unreserved_gateway;
+        }
     }
     if sets.is_empty() {
         return Err(no_range_error(ipam));
@@ -262,6 +251,7 @@ pub fn parse_pool_config(
             "an object like {\"nameservers\": [\"10.0.0.53\"]}",
         )?,
         addresses,
+        unreserved_gateway,
         store: object_field(ipam, "store", "an object like {\"type\": \"sqlite\"}")?,
         overlapping_ranges,
         blocks,
@@ -404,11 +394,27 @@ fn object_field(ipam: &Object, key: &str, expected: &str) -> Result<Option<Value
 
 /// Warn about top-level keys that are unknown or accepted without effect.
 fn warn_top_level_keys(ipam: &Object, warnings: &mut Vec<String>) {
+    let has_store = field(ipam, "store").is_some();
     for key in ipam.keys() {
-        let known = [PLEXUS_KEYS, POOL_KEYS, HOST_LOCAL_KEYS, WHEREABOUTS_KEYS]
-            .iter()
-            .any(|keys| keys.contains(&key.as_str()));
+        let known = [
+            PLEXUS_KEYS,
+            POOL_KEYS,
+            HOST_LOCAL_KEYS,
+            WHEREABOUTS_KEYS,
+            FLAT_FILE_KEYS,
+        ]
+        .iter()
+        .any(|keys| keys.contains(&key.as_str()));
         if known {
+            continue;
+        }
+        if DATASTORE_KEYS.contains(&key.as_str()) {
+            if has_store && field(ipam, key).is_some() {
+                warnings.push(format!(
+                    "ipam.{key} is ignored: ipam.store is set, and it wins over whereabouts' \
+                     datastore keys"
+                ));
+            }
             continue;
         }
         match UNUSED_KEYS.iter().find(|(k, _)| k == key) {

@@ -5,6 +5,11 @@
 //! out unintended addresses: a `range_start`/`range_end` outside the subnet or inverted is an
 //! error (whereabouts ignores it), the gateway is reserved (whereabouts may hand it out), and
 //! `range_start`/`range_end`/`exclude` without a top-level `range` are errors.
+//!
+//! A gateway outside every range (whereabouts' own README example: range `2001::0/116`,
+//! gateway `2001::f:1`) works as in whereabouts: reported in the result for the addresses
+//! of its family, not reserved (it cannot be handed out anyway), with a warning. Only a
+//! gateway of a family no range has is refused.
 
 use std::net::IpAddr;
 
@@ -39,12 +44,22 @@ struct Spec {
     paths: RangePaths,
 }
 
+/// The range sets of a whereabouts-style `ipam` object, and its gateway when no range
+/// holds it.
+pub(crate) struct Parsed {
+    /// The top-level `range` (if any) as set 0, then one set per `ipRanges` entry.
+    pub(crate) sets: Vec<ParsedSet>,
+    /// The top-level `gateway` when it lies outside every range of its family: reported,
+    /// not reserved.
+    pub(crate) unreserved_gateway: Option<IpAddr>,
+}
+
 /// Parse the range sets of a whereabouts-style `ipam` object: the top-level `range` (if any)
 /// as set 0, then one set per `ipRanges` entry.
 pub(crate) fn parse_range_sets(
     ipam: &Object,
     warnings: &mut Vec<String>,
-) -> Result<Vec<ParsedSet>, ConfigError> {
+) -> Result<Parsed, ConfigError> {
     let mut specs = Vec::new();
     if text_field(ipam, "range", "range")?.is_some() {
         specs.push(parse_spec("", ipam, warnings)?);
@@ -82,10 +97,25 @@ pub(crate) fn parse_range_sets(
             Family::of(gw) == Family::of_net(&spec.subnet) && net_contains(&spec.subnet, gw)
         })
     };
+    let mut unreserved_gateway = None;
     if let Some(gw) = gateway
         && !specs.iter().any(takes_gateway)
     {
-        return Err(gateway_error(gw, &specs));
+        let family = |spec: &Spec| Family::of_net(&spec.subnet) == Family::of(gw);
+        if !specs.iter().any(family) {
+            return Err(gateway_error(gw, &specs));
+        }
+        let ranges: Vec<String> = specs
+            .iter()
+            .filter(|s| family(s))
+            .map(|s| s.subnet.to_string())
+            .collect();
+        warnings.push(format!(
+            "ipam.gateway {gw} lies outside {}: reported in the result as whereabouts does, \
+             not reserved; check that the node can reach it",
+            ranges.join(", ")
+        ));
+        unreserved_gateway = Some(gw);
     }
 
     let mut parsed = Vec::with_capacity(specs.len());
@@ -97,7 +127,10 @@ pub(crate) fn parse_range_sets(
         let set = RangeSet::new(vec![range]).map_err(|e| set_error(&paths, &e))?;
         parsed.push(ParsedSet { set, paths });
     }
-    Ok(parsed)
+    Ok(Parsed {
+        sets: parsed,
+        unreserved_gateway,
+    })
 }
 
 /// Why a `gateway` fits no range: the range's own error when there is one range.

@@ -81,6 +81,9 @@ pub fn exec(binary: &Path, env: &[(&str, &str)], stdin: &str) -> Reply {
         // A fixed node name (not the host's), so per-node block placement is the same on
         // every machine; tests that care pass their own NODE_NAME.
         .env("NODE_NAME", TEST_NODE)
+        // No whereabouts flat file of the machine running the tests: only what a test
+        // gives (whereabouts_compat.rs sets its own directories).
+        .env("PLEXUS_WHEREABOUTS_FLATFILE_DIRS", "")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());

@@ -1,17 +1,24 @@
 //! `plexusctl gc NETWORK`: what CNI GC does, from the command line. Every allocation of
-//! the network whose attachment (container id, interface) is not in the valid set is
-//! released; `--dry-run` only lists them.
+//! the network within the scope whose attachment (container id, interface) is not in the
+//! valid set is released; `--dry-run` only lists them.
 //!
 //! The valid set comes from a file (`--valid`: the `cni.dev/valid-attachments` list) or
 //! from a runtime's libcni result cache (`--from-runtime /var/lib/cni`). An empty valid set
-//! releases the whole network, so it is refused unless `--allow-empty` says it is meant.
+//! releases everything in scope, so it is refused unless `--allow-empty` says it is meant.
+//!
+//! A valid set is what ONE node knows, and a shared store holds every node's allocations,
+//! so the scope is one node by default: `--node NAME`, or this host (`NODE_NAME`, else the
+//! host name), exactly as the plugin's own GC. Allocations whose node was never recorded
+//! (imported, older versions) and other nodes' are touched only by an explicit
+//! `--unknown-node` or `--all-nodes`, which say what they would touch and need `--yes`
+//! unless `--dry-run`.
 
 use std::collections::HashSet;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use clap::Args;
-use plexus_store::Allocation;
+use plexus_store::{Allocation, GcScope, NodeScope};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -36,13 +43,30 @@ pub struct Gc {
     /// List what would be released, release nothing.
     #[arg(long)]
     pub dry_run: bool,
-    /// Accept an empty valid set (which releases every allocation of the network).
+    /// Accept an empty valid set (which releases every allocation in scope).
     #[arg(long)]
     pub allow_empty: bool,
     /// Release every allocation of NETWORK, which has no definition any more (left by
-    /// `network delete --force`; `check` reports them).
-    #[arg(long)]
+    /// `network delete --force`; `check` reports them). Every node's: no plugin can use a
+    /// network without a definition.
+    #[arg(long, conflicts_with_all = ["node", "all_nodes", "unknown_node"])]
     pub orphaned: bool,
+    /// Collect the allocations and blocks of this node (default: this host, as the plugin:
+    /// NODE_NAME, else the host name).
+    #[arg(long, value_name = "NAME", conflicts_with_all = ["all_nodes", "unknown_node"])]
+    pub node: Option<String>,
+    /// Collect every node's allocations and blocks, and those with no recorded node: only
+    /// for a valid set known cluster-wide. Says what it would touch; needs --yes unless
+    /// --dry-run.
+    #[arg(long, conflicts_with_all = ["unknown_node", "from_runtime"])]
+    pub all_nodes: bool,
+    /// Collect only allocations with no recorded node (imported, or written by older
+    /// versions). Needs --yes unless --dry-run.
+    #[arg(long, conflicts_with = "from_runtime")]
+    pub unknown_node: bool,
+    /// Confirm --all-nodes or --unknown-node.
+    #[arg(long)]
+    pub yes: bool,
 }
 
 /// One valid attachment as CNI GC sends it.
@@ -59,6 +83,7 @@ pub struct ValidAttachment {
 #[derive(Debug, Serialize)]
 struct GcOutcome<'a> {
     network: &'a str,
+    scope: &'a GcScope,
     dry_run: bool,
     valid_attachments: usize,
     released: Vec<Allocation>,
@@ -87,6 +112,7 @@ impl Gc {
             .iter()
             .map(|v| (v.container_id.clone(), v.ifname.clone()))
             .collect();
+        let scope = self.scope()?;
         // Expired per-node blocks are released by the network's own policy.
         let blocks = ctx
             .catalog()
@@ -96,26 +122,43 @@ impl Gc {
             .unwrap_or_default();
         let store = ctx.open_store().await?;
         super::gc_network::check_network(ctx, store.as_ref(), &self.network).await?;
+        if !matches!(scope.nodes, NodeScope::Node(_)) {
+            // Beyond one node: say what is in scope before anything happens.
+            let all = store.list(&self.network).await?;
+            eprintln!("plexusctl: {}", describe_reach(&self.network, &scope, &all));
+            if !self.dry_run && !self.yes {
+                return Err(CtlError::invalid(
+                    "gc",
+                    format!(
+                        "{} reaches beyond one node; look at the above, then pass --yes \
+                         (or --dry-run to list what would be released)",
+                        if self.all_nodes {
+                            "--all-nodes"
+                        } else {
+                            "--unknown-node"
+                        }
+                    ),
+                ));
+            }
+        }
         let (released, errors) = if self.dry_run {
-            let keep: HashSet<(&str, &str)> = pairs
-                .iter()
-                .map(|(c, i)| (c.as_str(), i.as_str()))
-                .collect();
-            let stale = store
-                .list(&self.network)
-                .await?
-                .into_iter()
-                .filter(|a| !keep.contains(&(a.container_id.as_str(), a.ifname.as_str())))
-                .collect();
+            let stale = stale_in_scope(store.list(&self.network).await?, &pairs, &scope);
             (stale, Vec::new())
         } else {
             let report = store
-                .gc(&self.network, &pairs, &blocks, plexus_store::unix_now())
+                .gc(
+                    &self.network,
+                    &pairs,
+                    &scope,
+                    &blocks,
+                    plexus_store::unix_now(),
+                )
                 .await?;
             (report.released, report.errors)
         };
         let outcome = GcOutcome {
             network: &self.network,
+            scope: &scope,
             dry_run: self.dry_run,
             valid_attachments: valid.len(),
             released,
@@ -142,6 +185,91 @@ impl Gc {
     }
 }
 
+impl Gc {
+    /// The scope the flags ask for: one node (this host by default), every node, or the
+    /// allocations with no recorded node.
+    fn scope(&self) -> CtlResult<GcScope> {
+        if self.all_nodes {
+            return Ok(GcScope::all_nodes());
+        }
+        if self.unknown_node {
+            return Ok(GcScope::unknown_node());
+        }
+        let node = match &self.node {
+            Some(name) if name.trim().is_empty() => {
+                return Err(CtlError::invalid(
+                    "--node",
+                    "is empty (for allocations with no recorded node, use --unknown-node)",
+                ));
+            }
+            Some(name) => name.trim().to_string(),
+            None => plexus_store::local_node_name().ok_or_else(|| {
+                CtlError::invalid(
+                    "--node",
+                    "this host has no NODE_NAME and no host name; name the node",
+                )
+            })?,
+        };
+        Ok(GcScope::node(node))
+    }
+}
+
+/// The allocations of `all` the store's GC would release for `valid` within `scope`: an
+/// attachment not in `valid` whose every allocation is in scope (the store's own rule).
+fn stale_in_scope(
+    all: Vec<Allocation>,
+    valid: &[(String, String)],
+    scope: &GcScope,
+) -> Vec<Allocation> {
+    let keep: HashSet<(&str, &str)> = valid
+        .iter()
+        .map(|(c, i)| (c.as_str(), i.as_str()))
+        .collect();
+    let outside: HashSet<(String, String)> = all
+        .iter()
+        .filter(|a| !scope.covers_allocation(a.node.as_deref(), &a.range_set))
+        .map(|a| (a.container_id.clone(), a.ifname.clone()))
+        .collect();
+    all.into_iter()
+        .filter(|a| {
+            let attachment = (a.container_id.clone(), a.ifname.clone());
+            !keep.contains(&(a.container_id.as_str(), a.ifname.as_str()))
+                && !outside.contains(&attachment)
+        })
+        .collect()
+}
+
+/// What a GC beyond one node would consider: the allocations in scope, by node.
+fn describe_reach(network: &str, scope: &GcScope, all: &[Allocation]) -> String {
+    let mut by_node: std::collections::BTreeMap<String, usize> = Default::default();
+    for a in all
+        .iter()
+        .filter(|a| scope.covers_allocation(a.node.as_deref(), &a.range_set))
+    {
+        let node = a
+            .node
+            .clone()
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| "(no recorded node)".to_string());
+        *by_node.entry(node).or_default() += 1;
+    }
+    let total: usize = by_node.values().sum();
+    let nodes: Vec<String> = by_node
+        .iter()
+        .map(|(node, n)| format!("{node}: {n}"))
+        .collect();
+    format!(
+        "gc {network} over {}: {total} allocation(s) in scope ({}); those whose attachment \
+         is not in the valid set are released",
+        scope.describe(),
+        if nodes.is_empty() {
+            "none".to_string()
+        } else {
+            nodes.join(", ")
+        }
+    )
+}
+
 fn write_table(out: &mut impl Write, outcome: &GcOutcome<'_>) -> std::io::Result<()> {
     let verb = if outcome.dry_run {
         "would release"
@@ -162,8 +290,9 @@ fn write_table(out: &mut impl Write, outcome: &GcOutcome<'_>) -> std::io::Result
     }
     writeln!(
         out,
-        "{}: {verb} {} address(es); {} valid attachment(s) kept",
+        "{} ({}): {verb} {} address(es); {} valid attachment(s) kept",
         outcome.network,
+        outcome.scope.describe(),
         outcome.released.len(),
         outcome.valid_attachments
     )

@@ -2,6 +2,10 @@
 //! IPPools (and ORIPs) or DANM network objects (with their `alloc` bitmaps and,
 //! optionally, DanmEps). Idempotent: importing a file twice changes nothing; an address
 //! another attachment already holds is reported as a conflict (exit status 1).
+//!
+//! `plexusctl import --from whereabouts-etcd --conf FILE` reads no files: it takes the
+//! ranges whereabouts ≤ 0.5.4 keeps in the etcd the configuration names into the store
+//! plexus-ipam uses for it ([`crate::import::whereabouts_etcd`]).
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -14,7 +18,7 @@ use crate::cli::OutputFormat;
 use crate::context::Context;
 use crate::error::{CtlError, CtlResult};
 use crate::import::whereabouts::WhereaboutsOptions;
-use crate::import::{self, ImportOutcome, ImportPlan, danm, native, whereabouts};
+use crate::import::{self, ImportOutcome, ImportPlan, danm, native, whereabouts, whereabouts_etcd};
 use crate::netdef::networks_of_cni_config;
 use crate::netfile::documents;
 use crate::output::{out_err, stdout, write_structured};
@@ -31,13 +35,16 @@ pub enum Source {
     Whereabouts,
     /// DANM DanmNet / ClusterNetwork / TenantNetwork objects (and DanmEps).
     Danm,
+    /// The ranges whereabouts ≤ 0.5.4 keeps in etcd (`/whereabouts/<range>`), read live
+    /// from the etcd of `--conf`'s `etcd_host`; no FILE.
+    WhereaboutsEtcd,
 }
 
 /// Arguments of `import`.
 #[derive(Debug, Args)]
 pub struct Import {
-    /// Files to import (YAML or JSON, several documents each); `-` reads stdin.
-    #[arg(required = true)]
+    /// Files to import (YAML or JSON, several documents each); `-` reads stdin. None with
+    /// `--from whereabouts-etcd`.
     pub files: Vec<PathBuf>,
     /// The format (default: detected from the first document's `kind`).
     #[arg(long, value_enum)]
@@ -47,7 +54,9 @@ pub struct Import {
     #[arg(long)]
     pub network: Option<String>,
     /// whereabouts: the CNI configuration (conflist, conf or NAD config JSON) of the
-    /// network, so addresses are recorded under the range sets the plugin uses.
+    /// network, so addresses are recorded under the range sets the plugin uses. Required
+    /// with `--from whereabouts-etcd`: its `etcd_*` keys name the etcd to read, and the
+    /// import goes to the store plexus-ipam uses for it.
     #[arg(long, value_name = "FILE")]
     pub conf: Option<PathBuf>,
     /// whereabouts: interface name for allocations that recorded none.
@@ -61,6 +70,15 @@ pub struct Import {
 impl Import {
     /// Runs the command.
     pub async fn exec(&self, ctx: &Context) -> CtlResult<()> {
+        if self.from == Some(Source::WhereaboutsEtcd) {
+            return self.exec_whereabouts_etcd(ctx).await;
+        }
+        if self.files.is_empty() {
+            return Err(CtlError::invalid(
+                "import",
+                "name at least one FILE (`-` reads stdin)",
+            ));
+        }
         let mut docs = Vec::new();
         for file in &self.files {
             let source = file.display().to_string();
@@ -87,6 +105,7 @@ impl Import {
                 plan
             }
             Source::Whereabouts => whereabouts::plan(&docs, &self.whereabouts_options()?)?,
+            Source::WhereaboutsEtcd => unreachable_source()?,
             Source::Danm => {
                 let mut parsed = danm::plan(&what, &docs)?;
                 let plan = std::mem::take(&mut parsed.plan);
@@ -163,6 +182,71 @@ impl Import {
         }
     }
 
+    /// `--from whereabouts-etcd`: see [`crate::import::whereabouts_etcd`].
+    async fn exec_whereabouts_etcd(&self, ctx: &Context) -> CtlResult<()> {
+        if !self.files.is_empty() {
+            return Err(CtlError::invalid(
+                "import",
+                "--from whereabouts-etcd reads etcd, not files; give --conf only",
+            ));
+        }
+        let conf = self.conf.as_ref().ok_or_else(|| {
+            CtlError::invalid(
+                "import",
+                "--from whereabouts-etcd needs --conf FILE: the network's configuration, \
+                 whose etcd_* keys name the etcd to read",
+            )
+        })?;
+        let source = whereabouts_etcd::source(conf, self.network.clone())?;
+        let report = whereabouts_etcd::run(&source, &self.default_ifname, self.dry_run).await?;
+        let mut out = stdout();
+        match ctx.output() {
+            OutputFormat::Table => {
+                for note in &report.outcome.notes {
+                    writeln!(out, "note: {note}").map_err(out_err)?;
+                }
+                for conflict in &report.outcome.conflicts {
+                    writeln!(out, "conflict: {conflict}").map_err(out_err)?;
+                }
+                for key in &report.keys {
+                    let fate = match &key.moved_to {
+                        Some(to) => format!("moved to {to}"),
+                        None if self.dry_run => "would be imported and moved".to_string(),
+                        None if key.listed == 0 => "absent: nothing to import".to_string(),
+                        None => "left in place".to_string(),
+                    };
+                    writeln!(out, "{}: {} address(es), {fate}", key.key, key.listed)
+                        .map_err(out_err)?;
+                }
+                let verb = if self.dry_run {
+                    "would import"
+                } else {
+                    "imported"
+                };
+                writeln!(
+                    out,
+                    "{verb} {} address(es) into network {} from whereabouts' etcd at {}; {} \
+                     conflict(s)",
+                    report.outcome.imported,
+                    source.network,
+                    source.etcd.endpoints.join(","),
+                    report.outcome.conflicts.len()
+                )
+                .map_err(out_err)?;
+            }
+            format => write_structured(&mut out, format, &report)?,
+        }
+        out.flush().map_err(out_err)?;
+        if report.outcome.conflicts.is_empty() {
+            Ok(())
+        } else {
+            Err(CtlError::Problems(format!(
+                "{} address(es) not imported: held by another attachment",
+                report.outcome.conflicts.len()
+            )))
+        }
+    }
+
     /// `--from`, or the format the first document's kind implies.
     fn detect(&self, docs: &[Value]) -> CtlResult<Source> {
         if let Some(from) = self.from {
@@ -209,6 +293,14 @@ impl Import {
             default_ifname: self.default_ifname.clone(),
         })
     }
+}
+
+/// `--from whereabouts-etcd` never reaches the file importers.
+fn unreachable_source() -> CtlResult<ImportPlan> {
+    Err(CtlError::invalid(
+        "import",
+        "--from whereabouts-etcd reads etcd, not files",
+    ))
 }
 
 /// A CNI configuration with every `whereabouts` IPAM turned into `plexus-ipam` (the

@@ -1,10 +1,12 @@
-//! Importers: plexus' own export, whereabouts (IPPool, OverlappingRangeIPReservation) and
-//! DANM (network objects with their `alloc` bitmaps). Parsing is pure and produces an
+//! Importers: plexus' own export, whereabouts (IPPool, OverlappingRangeIPReservation; and
+//! the ranges whereabouts ≤ 0.5.4 kept in etcd, read live) and DANM (network objects with
+//! their `alloc` bitmaps). Parsing is pure and produces an
 //! [`ImportPlan`]; [`apply`] writes a plan to a store.
 
 pub mod danm;
 pub mod native;
 pub mod whereabouts;
+pub mod whereabouts_etcd;
 
 use std::net::IpAddr;
 

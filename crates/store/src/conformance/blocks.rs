@@ -13,10 +13,10 @@ use plexus_ipam_core::range::RangeSet;
 
 use super::support::{key, ok, owner, range_set};
 use crate::types::unix_now;
-use crate::{Allocation, Block, BlockPolicy, Claim, ClaimContext, Store, StoreError};
+use crate::{Allocation, Block, BlockPolicy, Claim, ClaimContext, GcScope, Store, StoreError};
 
 /// Blocks of /28 (IPv4) and /124 (IPv6), released after 600 s.
-fn small_blocks() -> BlockPolicy {
+pub(super) fn small_blocks() -> BlockPolicy {
     BlockPolicy {
         v4_prefix: 28,
         v6_prefix: 124,
@@ -26,12 +26,12 @@ fn small_blocks() -> BlockPolicy {
 }
 
 /// A context for `node` at `now` with [`small_blocks`].
-fn on(node: &str, now: i64) -> ClaimContext {
+pub(super) fn on(node: &str, now: i64) -> ClaimContext {
     ClaimContext::new(node, small_blocks()).at(now)
 }
 
 /// Claims one dynamic address of `set` for `container` from `node` at `now`.
-async fn claim_on(
+pub(super) async fn claim_on(
     store: &dyn Store,
     net: &str,
     container: &str,
@@ -53,7 +53,7 @@ async fn claim_on(
 }
 
 /// The blocks of `net` held by `node`.
-async fn blocks_of(store: &dyn Store, net: &str, node: &str) -> Vec<Block> {
+pub(super) async fn blocks_of(store: &dyn Store, net: &str, node: &str) -> Vec<Block> {
     ok(store.blocks(net).await, "blocks")
         .into_iter()
         .filter(|b| b.node == node)
@@ -263,7 +263,12 @@ pub async fn blocks_released_only_after_grace(store: &dyn Store) {
     );
     let policy = small_blocks();
     let keep_b = [("b0".to_string(), "eth0".to_string())];
-    let report = ok(store.gc(net, &keep_b, &policy, emptied + 599).await, "gc");
+    let report = ok(
+        store
+            .gc(net, &keep_b, &GcScope::all_nodes(), &policy, emptied + 599)
+            .await,
+        "gc",
+    );
     assert!(report.released_blocks.is_empty(), "{report:?}");
     assert_eq!(blocks_of(store, net, "node-a").await.len(), 1);
 
@@ -276,7 +281,15 @@ pub async fn blocks_released_only_after_grace(store: &dyn Store) {
     assert_eq!(blocks_of(store, net, "node-a").await[0].emptied_at, None);
     let keep_a = [("a1".to_string(), "eth0".to_string())];
     let report = ok(
-        store.gc(net, &keep_a, &policy, emptied + 10_000).await,
+        store
+            .gc(
+                net,
+                &keep_a,
+                &GcScope::all_nodes(),
+                &policy,
+                emptied + 10_000,
+            )
+            .await,
         "gc",
     );
     assert!(report.released_blocks.is_empty(), "{report:?}");
@@ -290,9 +303,19 @@ pub async fn blocks_released_only_after_grace(store: &dyn Store) {
     let emptied = blocks_of(store, net, "node-a").await[0]
         .emptied_at
         .expect("marked again");
-    let report = ok(store.gc(net, &keep_a, &policy, emptied + 599).await, "gc");
+    let report = ok(
+        store
+            .gc(net, &keep_a, &GcScope::all_nodes(), &policy, emptied + 599)
+            .await,
+        "gc",
+    );
     assert!(report.released_blocks.is_empty(), "{report:?}");
-    let report = ok(store.gc(net, &keep_a, &policy, emptied + 600).await, "gc");
+    let report = ok(
+        store
+            .gc(net, &keep_a, &GcScope::all_nodes(), &policy, emptied + 600)
+            .await,
+        "gc",
+    );
     assert_eq!(report.released_blocks.len(), 1, "{report:?}");
     assert_eq!(report.released_blocks[0].base, block.base);
     assert!(blocks_of(store, net, "node-a").await.is_empty());
@@ -336,7 +359,12 @@ pub async fn blocks_never_released_while_holding(store: &dyn Store) {
     );
     let late = now + 100_000;
     let valid = [("static".to_string(), "eth0".to_string())];
-    let report = ok(store.gc(net, &valid, &small_blocks(), late).await, "gc");
+    let report = ok(
+        store
+            .gc(net, &valid, &GcScope::all_nodes(), &small_blocks(), late)
+            .await,
+        "gc",
+    );
     assert!(report.released_blocks.is_empty(), "{report:?}");
     assert_eq!(blocks_of(store, net, "node-a").await.len(), 1);
 

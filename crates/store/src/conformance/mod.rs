@@ -14,12 +14,14 @@
 
 mod batch;
 mod blocks;
+mod gc;
 mod records;
 mod support;
 mod unmarked;
 
 pub use self::batch::*;
 pub use self::blocks::*;
+pub use self::gc::*;
 pub use self::records::*;
 pub use self::support::{NODE, ip, no_blocks, range_set, range_set_with};
 pub use self::unmarked::*;
@@ -28,7 +30,7 @@ use std::collections::BTreeSet;
 
 use self::support::{claim_ip, ips_of, key, ok, owner, release};
 use crate::types::unix_now;
-use crate::{Allocation, BlockPolicy, Claim, Store, StoreError};
+use crate::{Allocation, BlockPolicy, Claim, GcScope, Store, StoreError};
 
 /// Runs every check, each against a fresh store from `make`.
 pub async fn run_all(make: impl Fn() -> Box<dyn Store>) {
@@ -42,6 +44,9 @@ pub async fn run_all(make: impl Fn() -> Box<dyn Store>) {
     next_fit_does_not_reuse_at_once(&*make()).await;
     networks_are_independent(&*make()).await;
     gc_releases_only_stale_of_one_network(&*make()).await;
+    gc_of_a_node_spares_other_nodes(&*make()).await;
+    gc_scoped_to_range_sets(&*make()).await;
+    gc_of_a_node_releases_only_its_blocks(&*make()).await;
     count_between_counts_a_window(&*make()).await;
     probe_succeeds(&*make()).await;
     blocks_two_nodes_get_different_blocks(&*make()).await;
@@ -482,7 +487,13 @@ pub async fn gc_releases_only_stale_of_one_network(store: &dyn Store) {
     ];
     let report = ok(
         store
-            .gc(net, &valid, &BlockPolicy::disabled(), unix_now())
+            .gc(
+                net,
+                &valid,
+                &GcScope::node(NODE),
+                &BlockPolicy::disabled(),
+                unix_now(),
+            )
             .await,
         "gc",
     );
@@ -498,7 +509,13 @@ pub async fn gc_releases_only_stale_of_one_network(store: &dyn Store) {
 
     let report = ok(
         store
-            .gc(net, &[], &BlockPolicy::disabled(), unix_now())
+            .gc(
+                net,
+                &[],
+                &GcScope::node(NODE),
+                &BlockPolicy::disabled(),
+                unix_now(),
+            )
             .await,
         "gc with nothing valid",
     );
@@ -511,7 +528,13 @@ pub async fn gc_releases_only_stale_of_one_network(store: &dyn Store) {
     );
     let report = ok(
         store
-            .gc("conf-gc-empty", &[], &BlockPolicy::disabled(), unix_now())
+            .gc(
+                "conf-gc-empty",
+                &[],
+                &GcScope::node(NODE),
+                &BlockPolicy::disabled(),
+                unix_now(),
+            )
             .await,
         "gc of an empty network",
     );

@@ -11,7 +11,7 @@
 
 use super::support::{key, ok, owner, range_set};
 use crate::types::unix_now;
-use crate::{AttachmentKey, Block, BlockPolicy, Claim, ClaimContext, Store};
+use crate::{AttachmentKey, Block, BlockPolicy, Claim, ClaimContext, GcScope, Store};
 
 /// The network of the check.
 pub const UNMARKED_NET: &str = "conf-blocks-unmarked";
@@ -75,7 +75,12 @@ pub async fn unmarked_block_check(store: &dyn Store, forgotten: &[AttachmentKey]
 
     let keep = [("b0".to_string(), "eth0".to_string())];
     let now = unix_now();
-    let report = ok(store.gc(UNMARKED_NET, &keep, &policy(), now).await, "gc");
+    let report = ok(
+        store
+            .gc(UNMARKED_NET, &keep, &GcScope::all_nodes(), &policy(), now)
+            .await,
+        "gc",
+    );
     assert!(report.released.is_empty(), "{report:?}");
     assert!(
         report.released_blocks.is_empty(),
@@ -90,7 +95,15 @@ pub async fn unmarked_block_check(store: &dyn Store, forgotten: &[AttachmentKey]
     );
 
     let report = ok(
-        store.gc(UNMARKED_NET, &keep, &policy(), now + 600).await,
+        store
+            .gc(
+                UNMARKED_NET,
+                &keep,
+                &GcScope::all_nodes(),
+                &policy(),
+                now + 600,
+            )
+            .await,
         "gc",
     );
     assert_eq!(report.released_blocks.len(), 1, "{report:?}");

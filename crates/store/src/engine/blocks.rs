@@ -27,6 +27,7 @@ use plexus_ipam_core::search::FreeSearch;
 
 use super::{StoreTxn, block_floor, block_holding, expire_blocks, search};
 use crate::error::StoreError;
+use crate::gc_scope::GcScope;
 use crate::types::{Block, ClaimContext};
 
 /// Windows of candidate blocks a claim looks at before borrowing instead (8 × 64 blocks):
@@ -146,7 +147,9 @@ async fn claim_new_block<T: StoreTxn + ?Sized>(
     set_id: &str,
     ctx: &ClaimContext,
 ) -> Result<Option<IpAddr>, StoreError> {
-    expire_blocks(txn, network, &ctx.blocks, ctx.now).await?;
+    // Any node's block empty past its grace period may go: it holds nothing (counted
+    // again before deletion), and a dead node's blocks must not stay claimed forever.
+    expire_blocks(txn, network, &GcScope::all_nodes(), &ctx.blocks, ctx.now).await?;
     let prefix = ctx.blocks.prefix_for(set.family());
     let mut candidates = BlockSearch::new(set, prefix, node_seed(&ctx.node));
     let mut probes = 0;
@@ -203,6 +206,7 @@ async fn claim_new_block<T: StoreTxn + ?Sized>(
 pub(crate) async fn unmarked_empty_blocks<T: StoreTxn + ?Sized>(
     txn: &mut T,
     network: &str,
+    scope: &GcScope,
 ) -> Result<Vec<IpAddr>, StoreError> {
     let everything = (
         IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
@@ -214,6 +218,7 @@ pub(crate) async fn unmarked_empty_blocks<T: StoreTxn + ?Sized>(
         .await?
     {
         if block.emptied_at.is_none()
+            && scope.covers_block(&block.node, &block.range_set)
             && txn
                 .count_between_unguarded(network, block.base, block.last())
                 .await?
@@ -253,15 +258,16 @@ pub(crate) async fn mark_if_empty<T: StoreTxn + ?Sized>(
 pub(crate) async fn sweep_blocks<T: StoreTxn + ?Sized>(
     txn: &mut T,
     network: &str,
+    scope: &GcScope,
     policy: &BlockPolicy,
     now: i64,
 ) -> Result<Vec<Block>, StoreError> {
     let mut marked = 0usize;
-    for base in unmarked_empty_blocks(txn, network).await? {
+    for base in unmarked_empty_blocks(txn, network, scope).await? {
         marked += usize::from(mark_if_empty(txn, network, base, now).await?);
     }
     log_marked(network, marked);
-    expire_blocks(txn, network, policy, now).await
+    expire_blocks(txn, network, scope, policy, now).await
 }
 
 /// Reports the blocks GC found empty and marked (see [`unmarked_empty_blocks`]).

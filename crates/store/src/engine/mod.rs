@@ -10,7 +10,7 @@ mod blocks;
 mod records;
 mod txn;
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::future::Future;
 use std::net::IpAddr;
 use std::pin::pin;
@@ -23,6 +23,7 @@ use plexus_ipam_core::range::RangeSet;
 use plexus_ipam_core::search::FreeSearch;
 
 use crate::error::StoreError;
+use crate::gc_scope::{AttachedRow, GcScope};
 use crate::records::{HistoryEvent, HistoryKind};
 use crate::types::{Allocation, AttachmentKey, Block, Claim, ClaimContext, Owner};
 
@@ -105,7 +106,9 @@ async fn claim_one<T: StoreTxn + ?Sized>(
         range_set: set_id,
         owner: owner.clone(),
         created_at: ctx.now,
-        node: Some(ctx.node.clone()),
+        // An empty node (imports of allocations that recorded none) stays unknown, so no
+        // node's GC ever collects it.
+        node: (!ctx.node.is_empty()).then(|| ctx.node.clone()),
     };
     match claim {
         Claim::Static { .. } => {
@@ -246,6 +249,7 @@ async fn mark_if_emptied<T: StoreTxn + ?Sized>(
 pub(crate) async fn expire_blocks<T: StoreTxn + ?Sized>(
     txn: &mut T,
     network: &str,
+    scope: &GcScope,
     policy: &BlockPolicy,
     now: i64,
 ) -> Result<Vec<Block>, StoreError> {
@@ -253,6 +257,9 @@ pub(crate) async fn expire_blocks<T: StoreTxn + ?Sized>(
     let emptied_by = now.saturating_sub(grace);
     let mut released = Vec::new();
     for mut block in txn.emptied_blocks(network, emptied_by).await? {
+        if !scope.covers_block(&block.node, &block.range_set) {
+            continue; // another node's: its own GC releases it
+        }
         if txn.count_between(network, block.base, block.last()).await? == 0 {
             txn.delete_block(network, block.base).await?;
             released.push(block);
@@ -291,22 +298,36 @@ pub(crate) fn address_taken(holder: &Allocation) -> StoreError {
     }
 }
 
-/// The attachments among `attached` that GC must release: those not in `valid`.
+/// The attachments among `attached` (one row per allocation) that GC must release: those
+/// not in `valid` whose every allocation lies in `scope`.
+///
+/// An attachment with even one allocation outside the scope (another node's, or one with
+/// no recorded node under a node's scope) is left alone whole: releasing it would take
+/// that allocation too.
 pub(crate) fn stale_attachments(
-    attached: impl IntoIterator<Item = (String, String)>,
+    attached: impl IntoIterator<Item = AttachedRow>,
     valid: &[(String, String)],
+    scope: &GcScope,
 ) -> Vec<(String, String)> {
     let valid: HashSet<(&str, &str)> = valid
         .iter()
         .map(|(container_id, ifname)| (container_id.as_str(), ifname.as_str()))
         .collect();
-    let mut stale: Vec<(String, String)> = attached
+    // Attachment -> whether every row seen so far is in scope.
+    let mut in_scope: BTreeMap<(String, String), bool> = BTreeMap::new();
+    for row in attached {
+        if valid.contains(&(row.container_id.as_str(), row.ifname.as_str())) {
+            continue;
+        }
+        let covered = scope.covers_allocation(row.node.as_deref(), &row.range_set);
+        *in_scope
+            .entry((row.container_id, row.ifname))
+            .or_insert(true) &= covered;
+    }
+    in_scope
         .into_iter()
-        .filter(|(container_id, ifname)| !valid.contains(&(container_id.as_str(), ifname.as_str())))
-        .collect();
-    stale.sort();
-    stale.dedup();
-    stale
+        .filter_map(|(attachment, covered)| covered.then_some(attachment))
+        .collect()
 }
 
 /// Whether `err` concerns the whole store rather than one attachment, so that a GC sweep
@@ -353,25 +374,61 @@ mod tests {
         (c.to_string(), i.to_string())
     }
 
+    fn row(c: &str, i: &str, node: Option<&str>, set: &str) -> AttachedRow {
+        AttachedRow {
+            container_id: c.to_string(),
+            ifname: i.to_string(),
+            node: node.map(str::to_string),
+            range_set: set.to_string(),
+        }
+    }
+
     #[test]
     fn stale_excludes_valid_and_dedups() {
         let attached = vec![
-            pair("a", "eth0"),
-            pair("b", "eth0"),
-            pair("a", "eth1"),
-            pair("b", "eth0"),
+            row("a", "eth0", Some("n"), "s"),
+            row("b", "eth0", Some("n"), "s"),
+            row("a", "eth1", Some("n"), "s"),
+            row("b", "eth0", Some("n"), "t"),
         ];
         let valid = vec![pair("a", "eth0"), pair("zzz", "eth9")];
         assert_eq!(
-            stale_attachments(attached, &valid),
+            stale_attachments(attached, &valid, &GcScope::node("n")),
             vec![pair("a", "eth1"), pair("b", "eth0")]
         );
     }
 
     #[test]
-    fn stale_with_empty_valid_is_everything() {
-        let attached = vec![pair("a", "eth0")];
-        assert_eq!(stale_attachments(attached, &[]), vec![pair("a", "eth0")]);
+    fn stale_with_empty_valid_is_everything_in_scope() {
+        let attached = vec![row("a", "eth0", Some("n"), "s")];
+        assert_eq!(
+            stale_attachments(attached, &[], &GcScope::node("n")),
+            vec![pair("a", "eth0")]
+        );
+    }
+
+    #[test]
+    fn stale_never_includes_other_nodes_or_unknown_nodes() {
+        let attached = vec![
+            row("mine", "eth0", Some("a"), "s"),
+            row("theirs", "eth0", Some("b"), "s"),
+            row("old", "eth0", None, "s"),
+            // Half in scope: left whole.
+            row("mixed", "eth0", Some("a"), "s"),
+            row("mixed", "eth0", Some("b"), "t"),
+        ];
+        assert_eq!(
+            stale_attachments(attached.clone(), &[], &GcScope::node("a")),
+            vec![pair("mine", "eth0")]
+        );
+        assert_eq!(
+            stale_attachments(attached.clone(), &[], &GcScope::unknown_node()),
+            vec![pair("old", "eth0")]
+        );
+        assert_eq!(
+            stale_attachments(attached, &[], &GcScope::all_nodes()).len(),
+            4
+        );
     }
 
     fn ip(s: &str) -> IpAddr {

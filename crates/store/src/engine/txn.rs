@@ -5,6 +5,7 @@
 use std::net::IpAddr;
 
 use crate::error::StoreError;
+use crate::gc_scope::AttachedRow;
 use crate::records::{HistoryEvent, NetworkRecord};
 use crate::types::{Allocation, AttachmentKey, Block};
 
@@ -124,9 +125,9 @@ pub(crate) trait StoreTxn: Send {
         key: &AttachmentKey,
     ) -> Result<Vec<Allocation>, StoreError>;
 
-    /// The distinct `(container_id, ifname)` pairs holding an address in `network`, in any
-    /// order (GC's view of the network; the one call allowed to grow with the network).
-    async fn attachments_of(&mut self, network: &str) -> Result<Vec<(String, String)>, StoreError>;
+    /// One row per allocation of `network` (holder, node, range set), in any order: GC's
+    /// view of the network, the one call allowed to grow with the network.
+    async fn attachments_of(&mut self, network: &str) -> Result<Vec<AttachedRow>, StoreError>;
 
     /// The blocks `node` holds in `(network, range_set)`, ascending by base.
     async fn node_blocks(

@@ -10,7 +10,8 @@
 //! - a key range read: `mod_revision < snapshot + 1` over the range, so no key in it was
 //!   created or changed since the snapshot (a deletion there only frees an address, and
 //!   committing as if it came later is still serializable);
-//! - the layout-version key still holds the layout this build writes.
+//! - the layout-version key still holds the layout this build writes;
+//! - every key the caller requires absent ([`absent`]) still does not exist.
 //!
 //! If any compare fails, nothing is written and the caller re-runs the whole transaction on
 //! a fresh snapshot.
@@ -23,6 +24,7 @@ use etcd_client::{Compare, CompareOp, GetOptions, KvClient, Txn, TxnOp, TxnOpRes
 use super::conn::{Connector, Failure};
 use crate::error::StoreError;
 
+mod absent;
 mod start;
 
 pub(crate) use self::start::{ReadBack, ReadBackSink};
@@ -74,6 +76,8 @@ pub(crate) struct BufferedTxn {
     maybe_stale: bool,
     /// Ranges a successful commit reads back, and where they go (see [`start`]).
     read_back: Option<(Vec<PrefetchRange>, start::ReadBackSink)>,
+    /// Keys the commit requires absent (see [`absent`]).
+    absent: Vec<String>,
 }
 
 /// What a read saw of a present key.
@@ -137,6 +141,7 @@ impl BufferedTxn {
             local_prefetch: false,
             maybe_stale: false,
             read_back: None,
+            absent: Vec::new(),
         }
     }
 
@@ -485,10 +490,9 @@ impl BufferedTxn {
             .collect();
         let writes = ops.len();
         ops.extend(self.read_back_ops(writes));
-        let txn = Txn::new()
-            .when(compares)
-            .and_then(ops)
-            .or_else(vec![TxnOp::get(self.layout_key.clone(), None)]);
+        let mut otherwise = vec![TxnOp::get(self.layout_key.clone(), None)];
+        otherwise.extend(self.absent_probes());
+        let txn = Txn::new().when(compares).and_then(ops).or_else(otherwise);
         let mut response = self
             .kv
             .txn(txn)
@@ -498,19 +502,19 @@ impl BufferedTxn {
             self.deliver_read_back(&mut response, writes);
             return Ok(());
         }
-        let layout = response.op_responses().into_iter().find_map(|op| match op {
-            TxnOpResponse::Get(mut get) => Some(
-                get.take_kvs()
-                    .into_iter()
-                    .next()
-                    .map(|kv| kv.into_key_value().1),
-            ),
+        let responses = response.op_responses();
+        let layout = responses.first().and_then(|op| match op {
+            TxnOpResponse::Get(get) => Some(get.kvs().first().map(|kv| kv.value().to_vec())),
             _ => None,
         });
         match layout {
-            Some(Some(value)) if value == self.layout_value.as_bytes() => Err(Failure::Conflict(
-                "a concurrent writer changed keys this transaction read".into(),
-            )),
+            Some(Some(value)) if value == self.layout_value.as_bytes() => {
+                Err(self.absent_found(&responses).unwrap_or_else(|| {
+                    Failure::Conflict(
+                        "a concurrent writer changed keys this transaction read".into(),
+                    )
+                }))
+            }
             _ => Err(Failure::Fatal(StoreError::Corrupt {
                 reason: format!(
                     "the etcd layout version at {} changed while this call ran (another \
@@ -529,6 +533,7 @@ impl BufferedTxn {
             CompareOp::Equal,
             self.layout_value.clone(),
         )];
+        compares.extend(self.absent_compares());
         for (key, seen) in &self.reads {
             compares.push(if *seen == 0 {
                 Compare::create_revision(key.clone(), CompareOp::Equal, 0)

@@ -10,6 +10,11 @@
 //! Only `endpoints` is required. TLS is used exactly when the endpoints are `https://`
 //! (all of them or none); its server verification cannot be turned off. Secrets come from
 //! files; an inline `password` is accepted for compatibility but is never shown.
+//!
+//! `require_absent` (a list of etcd keys outside the prefix) makes every claim that hands
+//! out an address commit only while none of those keys exists: the ranges whereabouts
+//! ≤ 0.5.4 kept in this etcd, until `plexusctl import --from whereabouts-etcd` took them
+//! over ([`crate::whereabouts`]). It costs one compare in the claim's own transaction.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -31,7 +36,7 @@ const MAX_TIMEOUT_MS: u64 = 600_000;
 /// The keys the etcd store object accepts, for error messages.
 const KNOWN_KEYS: &str = "type, endpoints, ca_file, cert_file, key_file, username, \
                           password_file, password, prefix, timeout_ms, \
-                          history_limit";
+                          history_limit, require_absent";
 
 /// Settings of the etcd v3 backend.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,6 +62,9 @@ pub struct EtcdConfig {
     /// History events kept per network (`"history_limit"`, default
     /// [`crate::DEFAULT_HISTORY_LIMIT`]).
     pub history_limit: u32,
+    /// Keys that must not exist when a claim commits (`"require_absent"`): whereabouts'
+    /// not yet imported ranges. A claim that finds one refuses with the import to run.
+    pub require_absent: Vec<String>,
 }
 
 impl EtcdConfig {
@@ -73,6 +81,7 @@ impl EtcdConfig {
             prefix: DEFAULT_ETCD_PREFIX.to_string(),
             timeout: DEFAULT_ETCD_TIMEOUT,
             history_limit: crate::records::DEFAULT_HISTORY_LIMIT,
+            require_absent: Vec::new(),
         }
     }
 
@@ -140,6 +149,9 @@ impl EtcdConfig {
             ));
         }
         check_prefix(&self.prefix)?;
+        for (i, key) in self.require_absent.iter().enumerate() {
+            check_absent_key(&format!("ipam.store.require_absent[{i}]"), key)?;
+        }
         if self.timeout.is_zero() {
             return Err(StoreError::config(
                 "ipam.store.timeout_ms",
@@ -177,6 +189,7 @@ pub(crate) fn parse(object: &Map<String, Value>) -> Result<EtcdConfig, StoreErro
             "history_limit" => {
                 cfg.history_limit = crate::records::parse_history_limit(&field, value)?;
             }
+            "require_absent" => cfg.require_absent = parse_strings(&field, value)?,
             _ => {
                 return Err(StoreError::config(
                     field,
@@ -196,10 +209,14 @@ pub(crate) fn parse(object: &Map<String, Value>) -> Result<EtcdConfig, StoreErro
 }
 
 fn parse_endpoints(field: &str, value: &Value) -> Result<Vec<String>, StoreError> {
+    parse_strings(field, value)
+}
+
+fn parse_strings(field: &str, value: &Value) -> Result<Vec<String>, StoreError> {
     let Value::Array(items) = value else {
         return Err(StoreError::config(
             field,
-            format!("must be an array of URLs, found {}", json_kind(value)),
+            format!("must be an array of strings, found {}", json_kind(value)),
         ));
     };
     items
@@ -239,6 +256,17 @@ fn check_endpoint(field: &str, endpoint: &str) -> Result<(), StoreError> {
             format!(
                 "must be a URL like https://10.0.0.1:2379 (host and port only), found {endpoint:?}"
             ),
+        ));
+    }
+    Ok(())
+}
+
+/// A key of `require_absent`: an absolute key path without control characters.
+fn check_absent_key(field: &str, key: &str) -> Result<(), StoreError> {
+    if !key.starts_with('/') || key.len() < 2 || key.chars().any(char::is_control) {
+        return Err(StoreError::config(
+            field,
+            format!("must be an etcd key like \"/whereabouts/10.0.0.0/24\", found {key:?}"),
         ));
     }
     Ok(())

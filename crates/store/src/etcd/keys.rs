@@ -49,7 +49,8 @@ fn hex_digit(nibble: u8) -> char {
         .unwrap_or('0')
 }
 
-/// The inverse of [`escape`]; `None` for text [`escape`] never produces.
+/// The inverse of [`escape`]; `None` for text [`escape`] never produces (so every key has
+/// exactly one reading). Reads the network names of allocation keys back.
 pub(crate) fn unescape(segment: &str) -> Option<String> {
     let bytes = segment.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
@@ -226,33 +227,6 @@ impl Keys {
         let dir = self.attach_dir(network, container_id, ifname);
         let end = prefix_end(&dir);
         (dir, end)
-    }
-
-    /// The range of the index keys of every attachment of `network`.
-    pub(crate) fn attach_network(&self, network: &str) -> (String, Vec<u8>) {
-        let dir = self.network_attach_dir(network);
-        let end = prefix_end(&dir);
-        (dir, end)
-    }
-
-    /// `(container id, ifname, range set id)` of an index key of `network` (`None` for a
-    /// key of another shape).
-    pub(crate) fn parse_attach(
-        &self,
-        network: &str,
-        key: &[u8],
-    ) -> Option<(String, String, String)> {
-        let rest = std::str::from_utf8(key)
-            .ok()?
-            .strip_prefix(&self.network_attach_dir(network))?;
-        let mut parts = rest.split('/');
-        let container_id = unescape(parts.next()?)?;
-        let ifname = unescape(parts.next()?)?;
-        let range_set = unescape(parts.next()?)?;
-        match parts.next() {
-            None => Some((container_id, ifname, range_set)),
-            Some(_) => None,
-        }
     }
 
     fn block_dir(&self, network: &str) -> String {

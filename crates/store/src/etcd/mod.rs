@@ -18,6 +18,7 @@ mod buffered;
 mod claims;
 mod config;
 mod conn;
+mod foreign;
 mod keys;
 mod layout;
 mod records;
@@ -40,6 +41,7 @@ use self::runtime::Executor;
 use self::txn::EtcdTxn;
 use crate::engine::{self, StoreTxn};
 use crate::error::StoreError;
+use crate::gc_scope::GcScope;
 use crate::records::{HistoryEvent, HistoryQuery, NetworkDeletion, NetworkRecord, PutMode};
 use crate::store::Store;
 use crate::types::{
@@ -48,6 +50,7 @@ use crate::types::{
 
 pub(crate) use self::config::parse as parse_config;
 pub use self::config::{DEFAULT_ETCD_PREFIX, DEFAULT_ETCD_TIMEOUT, EtcdConfig};
+pub use self::foreign::{ForeignEtcd, ForeignValue};
 pub use self::layout::LATEST_LAYOUT;
 
 /// Runs `$body` (which uses `$txn: &mut EtcdTxn`) in one optimistic transaction of
@@ -115,6 +118,8 @@ struct Inner {
     block_bounds: BlockBounds,
     /// What each node's last claim batch read back at its commit (where the next starts).
     views: NodeViews,
+    /// Keys every claim requires absent (`require_absent`: whereabouts ranges to import).
+    require_absent: Vec<String>,
 }
 
 impl std::fmt::Debug for Inner {
@@ -142,6 +147,7 @@ impl EtcdStore {
                 history_limit: cfg.history_limit,
                 block_bounds: BlockBounds::default(),
                 views: NodeViews::default(),
+                require_absent: cfg.require_absent.clone(),
             }),
             executor: Executor::start()?,
         })
@@ -279,6 +285,7 @@ impl Inner {
         &self,
         network: &str,
         valid: &[(String, String)],
+        scope: &GcScope,
         policy: &BlockPolicy,
         now: i64,
     ) -> Result<GcReport, StoreError> {
@@ -287,7 +294,7 @@ impl Inner {
         let attached = in_txn!(self, |txn| txn.attachments_of(network).await)?;
         let mut report = GcReport::default();
         // One transaction per stale attachment: each release stands on its own.
-        for (container_id, ifname) in engine::stale_attachments(attached, valid) {
+        for (container_id, ifname) in engine::stale_attachments(attached, valid, scope) {
             let key = AttachmentKey::new(network, container_id, ifname);
             match in_txn!(self, |txn| engine::release(txn, &key, now).await) {
                 Ok(released) => report.released.extend(released),
@@ -303,8 +310,10 @@ impl Inner {
             .sort_by_key(|a| plexus_ipam_core::addr::key(a.ip));
         // Blocks left empty but unmarked (see `engine::unmarked_empty_blocks`): each
         // confirmed and marked in a transaction of its own.
-        let unmarked = in_txn!(self, |txn| engine::unmarked_empty_blocks(txn, network)
-            .await)?;
+        let unmarked = in_txn!(self, |txn| engine::unmarked_empty_blocks(
+            txn, network, scope
+        )
+        .await)?;
         let mut marked = 0usize;
         for base in unmarked {
             let done = in_txn!(self, |txn| engine::mark_if_empty(txn, network, base, now)
@@ -315,7 +324,7 @@ impl Inner {
         loop {
             let (released, more) = in_txn!(self, |txn| {
                 txn.limit_emptied(EXPIRE_BATCH);
-                match engine::expire_blocks(txn, network, policy, now).await {
+                match engine::expire_blocks(txn, network, scope, policy, now).await {
                     Ok(released) => Ok((released, txn.emptied_truncated())),
                     Err(err) => Err(err),
                 }
@@ -375,6 +384,7 @@ impl Store for EtcdStore {
                 let sink = ReadBackSink::default();
                 let whose = claims::single_node_set(&requests);
                 let (answers, seen) = in_txn!(&*inner, |txn| {
+                    txn.inner.require_absent(&inner.require_absent);
                     let view = whose.as_ref().map(|whose| ViewUse {
                         views: &inner.views,
                         whose,
@@ -558,11 +568,13 @@ impl Store for EtcdStore {
         &self,
         network: &str,
         valid: &[(String, String)],
+        scope: &GcScope,
         policy: &BlockPolicy,
         now: i64,
     ) -> Result<GcReport, StoreError> {
-        let (network, valid, policy) = (network.to_string(), valid.to_vec(), *policy);
-        self.run(|inner| async move { inner.gc(&network, &valid, &policy, now).await })
+        let (network, valid, scope, policy) =
+            (network.to_string(), valid.to_vec(), scope.clone(), *policy);
+        self.run(|inner| async move { inner.gc(&network, &valid, &scope, &policy, now).await })
             .await
     }
 

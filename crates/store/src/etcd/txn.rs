@@ -19,6 +19,7 @@ use super::conn::Failure;
 use super::keys::Keys;
 use crate::engine::{self, StoreTxn};
 use crate::error::StoreError;
+use crate::gc_scope::AttachedRow;
 use crate::records::{HistoryEvent, NetworkRecord};
 use crate::types::{Allocation, AttachmentKey, Block};
 
@@ -387,19 +388,20 @@ impl StoreTxn for EtcdTxn<'_> {
         Ok(held)
     }
 
-    async fn attachments_of(&mut self, network: &str) -> Result<Vec<(String, String)>, StoreError> {
-        let (start, end) = self.keys.attach_network(network);
-        let entries = self.inner.range(&start, &end, true).await?;
-        let mut attached = Vec::with_capacity(entries.len());
-        for (key, _) in entries {
-            let (container_id, ifname, _) =
-                self.keys.parse_attach(network, &key).ok_or_else(|| {
-                    corrupt(&String::from_utf8_lossy(&key), "is no attachment index key")
-                })?;
-            attached.push((container_id, ifname));
-        }
-        attached.dedup();
-        Ok(attached)
+    async fn attachments_of(&mut self, network: &str) -> Result<Vec<AttachedRow>, StoreError> {
+        // The attachment index keys do not carry the node: GC reads the records (the one
+        // read allowed to grow with the network).
+        Ok(self
+            .all_allocations(network)
+            .await?
+            .into_iter()
+            .map(|a| AttachedRow {
+                container_id: a.container_id,
+                ifname: a.ifname,
+                node: a.node,
+                range_set: a.range_set,
+            })
+            .collect())
     }
 
     async fn node_blocks(

@@ -13,6 +13,7 @@ mod txn;
 use self::txn::MemTxn;
 use crate::engine::{self, StoreTxn};
 use crate::error::StoreError;
+use crate::gc_scope::GcScope;
 use crate::records::{
     DEFAULT_HISTORY_LIMIT, HistoryEvent, HistoryQuery, NetworkDeletion, NetworkRecord, PutMode,
     sort_events,
@@ -281,12 +282,13 @@ impl Store for MemoryStore {
         &self,
         network: &str,
         valid: &[(String, String)],
+        scope: &GcScope,
         blocks: &BlockPolicy,
         now: i64,
     ) -> Result<GcReport, StoreError> {
         self.write(async |txn| {
             let attached = txn.attachments_of(network).await?;
-            let stale = engine::stale_attachments(attached, valid);
+            let stale = engine::stale_attachments(attached, valid, scope);
             let mut report = GcReport::default();
             for (container_id, ifname) in stale {
                 let key = AttachmentKey::new(network, container_id, ifname);
@@ -295,7 +297,7 @@ impl Store for MemoryStore {
                     .extend(engine::release(txn, &key, now).await?);
             }
             report.released.sort_by_key(|a| addr_key(a.ip));
-            report.released_blocks = engine::sweep_blocks(txn, network, blocks, now).await?;
+            report.released_blocks = engine::sweep_blocks(txn, network, scope, blocks, now).await?;
             Ok(report)
         })
     }

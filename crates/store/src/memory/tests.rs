@@ -32,7 +32,7 @@ async fn expiry_keeps_an_emptied_block_that_holds_an_address() {
             assert!(txn.insert_block(&stale).await?);
             assert!(!txn.insert_block(&stale).await?, "second insert refused");
             txn.insert(&held).await?;
-            engine::expire_blocks(txn, "n", &policy, 10_000).await
+            engine::expire_blocks(txn, "n", &GcScope::all_nodes(), &policy, 10_000).await
         })
         .unwrap();
     assert!(released.is_empty());

@@ -7,6 +7,7 @@ use plexus_ipam_core::addr::key as addr_key;
 use super::MemState;
 use crate::engine::{self, StoreTxn};
 use crate::error::StoreError;
+use crate::gc_scope::AttachedRow;
 use crate::records::{HistoryEvent, NetworkRecord};
 use crate::types::{Allocation, AttachmentKey, Block};
 
@@ -205,11 +206,16 @@ impl StoreTxn for MemTxn<'_> {
         Ok(released)
     }
 
-    async fn attachments_of(&mut self, network: &str) -> Result<Vec<(String, String)>, StoreError> {
+    async fn attachments_of(&mut self, network: &str) -> Result<Vec<AttachedRow>, StoreError> {
         Ok(self
             .state
             .network(network)
-            .map(|a| (a.container_id.clone(), a.ifname.clone()))
+            .map(|a| AttachedRow {
+                container_id: a.container_id.clone(),
+                ifname: a.ifname.clone(),
+                node: a.node.clone(),
+                range_set: a.range_set.clone(),
+            })
             .collect())
     }
 

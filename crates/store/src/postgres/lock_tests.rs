@@ -104,6 +104,7 @@ async fn other_nodes_claim_while_one_node_is_locked() {
         .gc(
             "locks",
             &[],
+            &crate::GcScope::node("node-a"),
             &BlockPolicy::default(),
             crate::types::unix_now(),
         )
@@ -125,6 +126,7 @@ async fn other_nodes_claim_while_one_node_is_locked() {
         .gc(
             "locks",
             &[],
+            &crate::GcScope::node("node-a"),
             &BlockPolicy::default(),
             crate::types::unix_now(),
         )

@@ -52,6 +52,7 @@ use self::executor::Executor;
 use self::txn::{NetworkLock, PgTxn};
 use crate::engine;
 use crate::error::StoreError;
+use crate::gc_scope::GcScope;
 use crate::records::{HistoryEvent, HistoryQuery, NetworkDeletion, NetworkRecord, PutMode};
 use crate::store::Store;
 use crate::types::{
@@ -65,6 +66,15 @@ pub use self::schema::LATEST_VERSION;
 
 pub(crate) use self::config::parse as parse_config;
 
+/// The arguments of one GC, handed down to its sweep.
+#[derive(Clone, Copy)]
+struct GcPass<'a> {
+    network: &'a str,
+    valid: &'a [(String, String)],
+    scope: &'a GcScope,
+    policy: &'a BlockPolicy,
+    now: i64,
+}
 /// Savepoint isolating one attachment of a GC sweep.
 const GC_SAVEPOINT: &str = "plexus_gc_one";
 
@@ -282,16 +292,9 @@ impl Shared {
         Ok(released)
     }
 
-    async fn gc(
-        &self,
-        client: &mut Client,
-        network: &str,
-        valid: &[(String, String)],
-        policy: &BlockPolicy,
-        now: i64,
-    ) -> Result<GcReport, StoreError> {
+    async fn gc(&self, client: &mut Client, pass: &GcPass<'_>) -> Result<GcReport, StoreError> {
         let txn = self
-            .begin(client, network, NetworkLock::Exclusive, true)
+            .begin(client, pass.network, NetworkLock::Exclusive, true)
             .await?;
         let report = if self.is_talk() {
             let mut talk = talk::TalkTxn {
@@ -299,23 +302,19 @@ impl Shared {
                 ctx: &self.ctx,
                 sets: BTreeMap::new(),
             };
-            self.sweep(
-                txn.client(),
-                &mut talk,
-                network,
-                valid,
-                &BlockPolicy::disabled(),
-                now,
-            )
-            .await?
+            let no_blocks = BlockPolicy::disabled();
+            let pass = GcPass {
+                policy: &no_blocks,
+                ..*pass
+            };
+            self.sweep(txn.client(), &mut talk, &pass).await?
         } else {
             let mut pg = PgTxn {
                 client: txn.client(),
                 ctx: &self.ctx,
                 history_limit: self.cfg.history_limit,
             };
-            self.sweep(txn.client(), &mut pg, network, valid, policy, now)
-                .await?
+            self.sweep(txn.client(), &mut pg, pass).await?
         };
         self.commit(txn).await?;
         Ok(report)
@@ -327,12 +326,16 @@ impl Shared {
         &self,
         client: &Client,
         txn: &mut T,
-        network: &str,
-        valid: &[(String, String)],
-        policy: &BlockPolicy,
-        now: i64,
+        pass: &GcPass<'_>,
     ) -> Result<GcReport, StoreError> {
-        let stale = engine::stale_attachments(txn.attachments_of(network).await?, valid);
+        let GcPass {
+            network,
+            valid,
+            scope,
+            policy,
+            now,
+        } = *pass;
+        let stale = engine::stale_attachments(txn.attachments_of(network).await?, valid, scope);
         let mut report = GcReport::default();
         let sql = async |statement: String| {
             client
@@ -364,7 +367,7 @@ impl Shared {
         report
             .released
             .sort_by_key(|a| plexus_ipam_core::addr::key(a.ip));
-        report.released_blocks = engine::sweep_blocks(txn, network, policy, now).await?;
+        report.released_blocks = engine::sweep_blocks(txn, network, scope, policy, now).await?;
         Ok(report)
     }
 
@@ -599,15 +602,23 @@ impl Store for PostgresStore {
         &self,
         network: &str,
         valid: &[(String, String)],
+        scope: &GcScope,
         blocks: &BlockPolicy,
         now: i64,
     ) -> Result<GcReport, StoreError> {
-        let args = Arc::new((network.to_string(), valid.to_vec(), *blocks));
+        let args = Arc::new((network.to_string(), valid.to_vec(), scope.clone(), *blocks));
         self.run("the garbage collection", move |client, shared| {
             let args = args.clone();
             Box::pin(async move {
-                let (network, valid, policy) = &*args;
-                shared.gc(client, network, valid, policy, now).await
+                let (network, valid, scope, policy) = &*args;
+                let pass = GcPass {
+                    network,
+                    valid,
+                    scope,
+                    policy,
+                    now,
+                };
+                shared.gc(client, &pass).await
             })
         })
         .await

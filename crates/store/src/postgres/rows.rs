@@ -13,6 +13,7 @@ use tokio_postgres::{Client, Row};
 use super::errors::ErrCtx;
 use super::statements::{self, Param};
 use crate::error::StoreError;
+use crate::gc_scope::AttachedRow;
 use crate::types::{Allocation, AttachmentKey, Block, Owner};
 
 /// Columns of `plexus_allocations` in the order [`allocation_of`] expects.
@@ -294,21 +295,28 @@ pub(crate) async fn delete_attachment(
     Ok(released)
 }
 
-/// The distinct attachments of `network`.
+/// One row per allocation of `network`: holder, node and range set (GC's view).
 pub(crate) async fn attachments_of(
     client: &Client,
     ctx: &ErrCtx,
     network: &str,
-) -> Result<Vec<(String, String)>, StoreError> {
+) -> Result<Vec<AttachedRow>, StoreError> {
     let rows = query(
         client,
         ctx,
-        "SELECT DISTINCT container_id, ifname FROM plexus_allocations WHERE network = $1",
+        "SELECT container_id, ifname, node, range_set FROM plexus_allocations WHERE network = $1",
         &[(&network, Type::TEXT)],
     )
     .await?;
     rows.iter()
-        .map(|row| Ok((get(row, 0, ctx)?, get(row, 1, ctx)?)))
+        .map(|row| {
+            Ok(AttachedRow {
+                container_id: get(row, 0, ctx)?,
+                ifname: get(row, 1, ctx)?,
+                node: get(row, 2, ctx)?,
+                range_set: get(row, 3, ctx)?,
+            })
+        })
         .collect()
 }
 

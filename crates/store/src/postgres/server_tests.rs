@@ -44,6 +44,9 @@ conformance_on_postgres!(
     next_fit_does_not_reuse_at_once,
     networks_are_independent,
     gc_releases_only_stale_of_one_network,
+    gc_of_a_node_spares_other_nodes,
+    gc_scoped_to_range_sets,
+    gc_of_a_node_releases_only_its_blocks,
     count_between_counts_a_window,
     probe_succeeds,
     owner_details_are_kept,
@@ -322,13 +325,37 @@ async fn talk_layout_writes_rows_the_talk_plugin_reads() {
         !dup.status.success(),
         "a second spelling of .2 was accepted"
     );
-    // GC as in the talk's demo: everything not valid goes, only from this table.
+    // A node's GC never touches rows the talk's own plugin wrote (no plexus_node).
     let valid = vec![("cnitool-aaaa".to_string(), "eth0".to_string())];
+    let mine = crate::GcScope::node(crate::conformance::NODE);
     let report = store
-        .gc("ipam-status", &valid, &BlockPolicy::default(), 0)
+        .gc("ipam-status", &valid, &mine, &BlockPolicy::default(), 0)
         .await
         .unwrap();
-    assert_eq!(report.released.len(), 3, "{report:?}");
+    let released: Vec<&str> = report
+        .released
+        .iter()
+        .map(|a| a.container_id.as_str())
+        .collect();
+    assert_eq!(released, ["plexus-d", "cnitool-bbbb"], "{report:?}");
+    // GC as in the talk's demo, by an operator's explicit choice of every node:
+    // everything not valid goes, only from this table.
+    let report = store
+        .gc(
+            "ipam-status",
+            &valid,
+            &crate::GcScope::all_nodes(),
+            &BlockPolicy::default(),
+            0,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        report.released.len(),
+        1,
+        "the talk plugin's row: {report:?}"
+    );
+    assert_eq!(report.released[0].container_id, "cnitool-cccc");
     assert_eq!(
         ips_rows(&server, &cfg.dbname),
         ["cnitool-aaaa eth0 192.168.200.1/24"]
@@ -336,6 +363,58 @@ async fn talk_layout_writes_rows_the_talk_plugin_reads() {
     assert_eq!(store.release(&a).await.unwrap().len(), 1);
     assert!(ips_rows(&server, &cfg.dbname).is_empty());
     store.probe().await.unwrap();
+}
+
+/// The talk layout records the claiming node in `plexus_node`: a node's GC on a shared
+/// `ips` table spares other nodes' rows and rows with no node (the talk plugin's own).
+#[tokio::test]
+async fn talk_layout_gc_is_scoped_to_its_node() {
+    let Some((_server, _cfg, store)) = talk_store("talk_gc_nodes") else {
+        return;
+    };
+    crate::conformance::gc_of_a_node_spares_other_nodes(&store).await;
+}
+
+/// A table prepared by an older plexus (no `plexus_node` column) gets the column on the
+/// next open, and its rows read as "node unknown": no node's GC collects them.
+#[tokio::test]
+async fn talk_layout_adds_the_node_column_to_an_older_table() {
+    let Some((server, cfg, store)) = talk_store("talk_node_migration") else {
+        return;
+    };
+    let set = range_set("192.168.210.0/24");
+    let old = AttachmentKey::new("ipam-status", "old-row", "eth0");
+    store
+        .claim(&old, &owner(), &[Claim::Dynamic(&set)], &ctx())
+        .await
+        .unwrap();
+    drop(store);
+    // As an older plexus left it: no node column.
+    server.superuser_sql(&cfg.dbname, "ALTER TABLE ips DROP COLUMN plexus_node");
+    let store = PostgresStore::open(&cfg).unwrap();
+    let held = store.attachment(&old).await.unwrap();
+    assert_eq!(held.len(), 1);
+    assert_eq!(
+        held[0].node, None,
+        "a row from before the column has no node"
+    );
+    let report = store
+        .gc(
+            "ipam-status",
+            &[],
+            &crate::GcScope::node("node-a"),
+            &BlockPolicy::default(),
+            0,
+        )
+        .await
+        .unwrap();
+    assert!(report.released.is_empty(), "{report:?}");
+    let new = AttachmentKey::new("ipam-status", "new-row", "eth0");
+    let got = store
+        .claim(&new, &owner(), &[Claim::Dynamic(&set)], &ctx())
+        .await
+        .unwrap();
+    assert_eq!(got[0].node.as_deref(), Some("node-a"));
 }
 
 #[tokio::test]

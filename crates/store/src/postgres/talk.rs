@@ -7,8 +7,9 @@
 //! - holds one address per container: a second interface, or a dual-stack ADD, is refused
 //!   with a configuration error that says so;
 //! - has no per-node blocks: dynamic claims search the whole range set next-fit;
-//! - reads back allocations without owner or node, their range set being the subnet of the
-//!   stored `address/prefix`.
+//! - reads back allocations without owner, their range set being the subnet of the stored
+//!   `address/prefix`; the claiming node is kept in the column `plexus_node` that plexus
+//!   adds to `ips` (rows written by the talk's own plugin have none).
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -21,6 +22,7 @@ use super::errors::ErrCtx;
 use super::talk_rows::{self, MAX_INTERFACE, MAX_POD_ID, TALK_LOCK};
 use crate::engine::{self, StoreTxn};
 use crate::error::StoreError;
+use crate::gc_scope::AttachedRow;
 use crate::records::{HistoryEvent, NetworkRecord};
 use crate::types::{Allocation, AttachmentKey, Block};
 
@@ -305,10 +307,7 @@ impl StoreTxn for TalkTxn<'_> {
         talk_rows::delete_attachment(self.client, self.ctx, key).await
     }
 
-    async fn attachments_of(
-        &mut self,
-        _network: &str,
-    ) -> Result<Vec<(String, String)>, StoreError> {
+    async fn attachments_of(&mut self, _network: &str) -> Result<Vec<AttachedRow>, StoreError> {
         talk_rows::attachments(self.client, self.ctx).await
     }
 

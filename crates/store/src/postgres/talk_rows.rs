@@ -12,6 +12,11 @@
 //! an address whatever its spelling, and the free-address search is an index range scan.
 //! `plexus_talk(key, value)` keeps what the talk's table has no column for: the one
 //! network the table belongs to, next-fit cursors, the STATUS heartbeat.
+//!
+//! plexus also adds the nullable column `plexus_node` to `ips` (the node that claimed the
+//! row): a node's GC on a shared database may only collect its own rows. The talk's own
+//! plugin never writes it, so its rows read as "node unknown" and no node's GC touches
+//! them. Adding a nullable column keeps the talk's inserts (named or positional) working.
 
 use std::net::IpAddr;
 
@@ -21,6 +26,7 @@ use tokio_postgres::{Client, Row};
 
 use super::errors::ErrCtx;
 use crate::error::StoreError;
+use crate::gc_scope::AttachedRow;
 use crate::types::{Allocation, AttachmentKey, Owner};
 
 /// Longest `pod_id` (container id) the talk's table takes.
@@ -46,17 +52,22 @@ pub(crate) const SETUP_SQL: &str = r#"
         created_on TIMESTAMP DEFAULT now()
     );
     CREATE UNIQUE INDEX IF NOT EXISTS plexus_ips_addr ON ips ((host(ip::inet)::inet));
+    ALTER TABLE ips ADD COLUMN IF NOT EXISTS plexus_node text;
     CREATE TABLE IF NOT EXISTS plexus_talk (
         key text COLLATE "C" PRIMARY KEY,
         value text NOT NULL
     );"#;
 
-/// Whether the index and the side table exist (the one query of an up-to-date database).
+/// Whether the index, the side table and the node column exist (the one query of an
+/// up-to-date database; a table prepared by an older plexus gets the column then).
 pub(crate) const READY_SQL: &str = "SELECT to_regclass('plexus_ips_addr') IS NOT NULL \
-     AND to_regclass('plexus_talk') IS NOT NULL";
+     AND to_regclass('plexus_talk') IS NOT NULL \
+     AND EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass('ips') \
+                 AND attname = 'plexus_node' AND NOT attisdropped)";
 
 /// Columns in the order [`allocation_of`] expects.
-const COLUMNS: &str = "pod_id, interface, ip, extract(epoch FROM created_on)::bigint, id";
+const COLUMNS: &str =
+    "pod_id, interface, ip, extract(epoch FROM created_on)::bigint, id, plexus_node";
 
 type Param<'a> = (&'a (dyn ToSql + Sync), Type);
 
@@ -121,7 +132,7 @@ fn allocation_of(row: &Row, network: &str, ctx: &ErrCtx) -> Result<Allocation, S
             .try_get::<_, Option<i64>>(3)
             .map_err(get_err)?
             .unwrap_or(0),
-        node: None,
+        node: row.try_get(5).map_err(get_err)?,
     })
 }
 
@@ -277,13 +288,14 @@ pub(crate) async fn insert(
     let ip = ip_column(a.ip, prefix);
     client
         .execute_typed(
-            "INSERT INTO ips (pod_id, interface, ip, created_on) \
-             VALUES ($1, $2, $3, to_timestamp($4) AT TIME ZONE 'UTC') ON CONFLICT DO NOTHING",
+            "INSERT INTO ips (pod_id, interface, ip, created_on, plexus_node) \
+             VALUES ($1, $2, $3, to_timestamp($4) AT TIME ZONE 'UTC', $5) ON CONFLICT DO NOTHING",
             &[
                 (&a.container_id, Type::VARCHAR),
                 (&a.ifname, Type::VARCHAR),
                 (&ip, Type::VARCHAR),
                 (&(a.created_at as f64), Type::FLOAT8),
+                (&a.node, Type::TEXT),
             ],
         )
         .await
@@ -315,16 +327,26 @@ pub(crate) async fn delete_attachment(
 pub(crate) async fn attachments(
     client: &Client,
     ctx: &ErrCtx,
-) -> Result<Vec<(String, String)>, StoreError> {
-    let rows = query(client, ctx, "SELECT pod_id, interface FROM ips", &[]).await?;
+) -> Result<Vec<AttachedRow>, StoreError> {
+    let rows = query(
+        client,
+        ctx,
+        "SELECT pod_id, interface, ip, plexus_node FROM ips",
+        &[],
+    )
+    .await?;
+    let get_err = |e: tokio_postgres::Error| ctx.corrupt(format!("unexpected value in ips: {e}"));
     rows.iter()
         .map(|row| {
-            Ok((
-                row.try_get(0)
-                    .map_err(|e| ctx.corrupt(format!("unexpected pod_id in ips: {e}")))?,
-                row.try_get(1)
-                    .map_err(|e| ctx.corrupt(format!("unexpected interface in ips: {e}")))?,
-            ))
+            let text: String = row.try_get(2).map_err(get_err)?;
+            let (ip, prefix) = parse_ip_column(&text)
+                .ok_or_else(|| ctx.corrupt(format!("ips holds {text:?}, not an address/prefix")))?;
+            Ok(AttachedRow {
+                container_id: row.try_get(0).map_err(get_err)?,
+                ifname: row.try_get(1).map_err(get_err)?,
+                node: row.try_get(3).map_err(get_err)?,
+                range_set: subnet_of(ip, prefix),
+            })
         })
         .collect()
 }

@@ -29,6 +29,7 @@ use super::statements;
 use super::{records, rows};
 use crate::engine::{self, StoreTxn};
 use crate::error::StoreError;
+use crate::gc_scope::AttachedRow;
 use crate::records::{HistoryEvent, NetworkRecord};
 use crate::types::{Allocation, AttachmentKey, Block};
 
@@ -185,7 +186,7 @@ impl StoreTxn for PgTxn<'_> {
         rows::delete_attachment(self.client, self.ctx, key).await
     }
 
-    async fn attachments_of(&mut self, network: &str) -> Result<Vec<(String, String)>, StoreError> {
+    async fn attachments_of(&mut self, network: &str) -> Result<Vec<AttachedRow>, StoreError> {
         rows::attachments_of(self.client, self.ctx, network).await
     }
 

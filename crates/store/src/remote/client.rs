@@ -19,6 +19,7 @@ use super::frame::{self, FrameError};
 use super::protocol::{AgentStats, ClientMessage, Op, PROTOCOL_VERSION, ServerMessage, WireClaim};
 use crate::config::StoreConfig;
 use crate::error::StoreError;
+use crate::gc_scope::GcScope;
 use crate::records::{HistoryEvent, HistoryQuery, NetworkDeletion, NetworkRecord, PutMode};
 use crate::store::Store;
 use crate::types::{Allocation, AttachmentKey, Block, Claim, ClaimContext, GcReport, Owner};
@@ -438,12 +439,14 @@ impl Store for RemoteStore {
         &self,
         network: &str,
         valid: &[(String, String)],
+        scope: &GcScope,
         blocks: &BlockPolicy,
         now: i64,
     ) -> Result<GcReport, StoreError> {
         self.call_as(Op::Gc {
             network: network.into(),
             valid: valid.to_vec(),
+            scope: scope.clone(),
             blocks: blocks.into(),
             now,
         })

@@ -126,9 +126,14 @@ pub async fn run(store: &dyn Store, op: Op) -> Result<Value, StoreError> {
         Op::Gc {
             network,
             valid,
+            scope,
             blocks,
             now,
-        } => to_json(store.gc(&network, &valid, &blocks.into(), now).await?),
+        } => to_json(
+            store
+                .gc(&network, &valid, &scope, &blocks.into(), now)
+                .await?,
+        ),
         Op::Probe => to_json(store.probe().await?),
     }
 }

@@ -21,7 +21,10 @@ use crate::records::{HistoryEvent, HistoryQuery, PutMode};
 use crate::types::{AttachmentKey, Claim, ClaimContext, Owner};
 
 /// The protocol version this build speaks.
-pub const PROTOCOL_VERSION: u32 = 1;
+///
+/// 2: GC carries its [`crate::GcScope`] (a version-1 agent would collect every node's
+/// allocations, so the versions must not talk to each other).
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// What the plugin sends.
 // One message lives at a time per connection: boxing the call would buy nothing.
@@ -159,6 +162,7 @@ pub enum Op {
     Gc {
         network: String,
         valid: Vec<(String, String)>,
+        scope: crate::GcScope,
         blocks: WireBlockPolicy,
         now: i64,
     },

@@ -82,6 +82,9 @@ fn etcd_json(cfg: &EtcdConfig) -> Value {
     object.insert("prefix".into(), cfg.prefix.clone().into());
     object.insert("timeout_ms".into(), millis(cfg.timeout).into());
     object.insert("history_limit".into(), cfg.history_limit.into());
+    if !cfg.require_absent.is_empty() {
+        object.insert("require_absent".into(), json!(cfg.require_absent));
+    }
     Value::Object(object)
 }
 
@@ -112,6 +115,8 @@ mod tests {
                    "sslmode": "verify-full", "ca_file": "/etc/ca.pem"}),
             json!({"type": "etcd", "endpoints": ["http://a:2379", "http://b:2379"],
                    "username": "root", "password": "pw", "prefix": "/x", "timeout_ms": 700}),
+            json!({"type": "etcd", "endpoints": ["http://a:2379"],
+                   "require_absent": ["/whereabouts/10.0.0.0/24"]}),
             json!({"type": "etcd", "endpoints": ["https://a:2379"], "ca_file": "/ca.pem",
                    "cert_file": "/c.pem", "key_file": "/k.pem", "username": "u",
                    "password_file": "/pw"}),

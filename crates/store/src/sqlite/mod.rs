@@ -33,6 +33,7 @@ use self::txn::SqlTxn;
 use crate::config::{OpenMode, SqliteConfig};
 use crate::engine;
 use crate::error::StoreError;
+use crate::gc_scope::GcScope;
 use crate::records::{HistoryEvent, HistoryQuery, NetworkDeletion, NetworkRecord, PutMode};
 use crate::store::Store;
 use crate::types::{
@@ -372,6 +373,7 @@ impl Store for SqliteStore {
         &self,
         network: &str,
         valid: &[(String, String)],
+        scope: &GcScope,
         policy: &BlockPolicy,
         now: i64,
     ) -> Result<GcReport, StoreError> {
@@ -379,7 +381,7 @@ impl Store for SqliteStore {
         // fail alone while the others are released.
         self.write(async |txn| {
             let attached = rows::attachments_of(txn.conn, &txn.ctx, network)?;
-            let stale = engine::stale_attachments(attached, valid);
+            let stale = engine::stale_attachments(attached, valid, scope);
             let mut report = GcReport::default();
             for (container_id, ifname) in stale {
                 let key = AttachmentKey::new(network, container_id, ifname);
@@ -402,7 +404,7 @@ impl Store for SqliteStore {
             report
                 .released
                 .sort_by_key(|a| plexus_ipam_core::addr::key(a.ip));
-            report.released_blocks = engine::sweep_blocks(txn, network, policy, now).await?;
+            report.released_blocks = engine::sweep_blocks(txn, network, scope, policy, now).await?;
             Ok(report)
         })
     }

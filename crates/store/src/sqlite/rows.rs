@@ -10,6 +10,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use super::errors::ErrCtx;
 use crate::engine;
 use crate::error::StoreError;
+use crate::gc_scope::AttachedRow;
 use crate::types::{Allocation, AttachmentKey, Owner};
 
 /// Columns of `allocations` in the order [`RawRow::read`] expects.
@@ -282,18 +283,27 @@ pub(crate) fn delete_attachment(
     Ok(released)
 }
 
-/// The distinct attachments of `network` (read from the unique index alone).
+/// One row per allocation of `network`: holder, node and range set (GC's view).
 pub(crate) fn attachments_of(
     conn: &Connection,
     ctx: &ErrCtx<'_>,
     network: &str,
-) -> Result<Vec<(String, String)>, StoreError> {
+) -> Result<Vec<AttachedRow>, StoreError> {
     let mut stmt = conn
-        .prepare_cached("SELECT DISTINCT container_id, ifname FROM allocations WHERE network = ?1")
+        .prepare_cached(
+            "SELECT container_id, ifname, node, range_set FROM allocations WHERE network = ?1",
+        )
         .map_err(|e| ctx.map(e))?;
-    stmt.query_map(params![network], |row| Ok((row.get(0)?, row.get(1)?)))
-        .and_then(|rows| rows.collect())
-        .map_err(|e| ctx.map(e))
+    stmt.query_map(params![network], |row| {
+        Ok(AttachedRow {
+            container_id: row.get(0)?,
+            ifname: row.get(1)?,
+            node: row.get(2)?,
+            range_set: row.get(3)?,
+        })
+    })
+    .and_then(|rows| rows.collect())
+    .map_err(|e| ctx.map(e))
 }
 
 /// Inserts `a`; a held address becomes [`StoreError::AddressTaken`] naming the holder.

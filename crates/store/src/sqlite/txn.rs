@@ -9,6 +9,7 @@ use super::errors::ErrCtx;
 use super::{blocks, records, rows};
 use crate::engine::StoreTxn;
 use crate::error::StoreError;
+use crate::gc_scope::AttachedRow;
 use crate::records::{HistoryEvent, NetworkRecord};
 use crate::types::{Allocation, AttachmentKey, Block};
 
@@ -95,7 +96,7 @@ impl StoreTxn for SqlTxn<'_> {
         rows::delete_attachment(self.conn, &self.ctx, key)
     }
 
-    async fn attachments_of(&mut self, network: &str) -> Result<Vec<(String, String)>, StoreError> {
+    async fn attachments_of(&mut self, network: &str) -> Result<Vec<AttachedRow>, StoreError> {
         rows::attachments_of(self.conn, &self.ctx, network)
     }
 
