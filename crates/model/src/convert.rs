@@ -140,6 +140,19 @@ impl FamilyPool {
         self.range_set.ranges.first()
     }
 
+    /// The interface address of an allocated `ip` of this family: `ip` with the prefix of
+    /// the network (`cidr` / `net6`) and the range's gateway. The allocation CIDR
+    /// (`allocation_pool_v6.cidr`) only bounds where addresses are handed out; a pod told
+    /// its /120 would treat the rest of the /64 as off-link. `None` when `ip` is outside
+    /// the network.
+    pub fn interface_address(&self, ip: IpAddr) -> Option<(IpNet, Option<IpAddr>)> {
+        if !net_contains(&self.network, ip) {
+            return None;
+        }
+        let address = IpNet::new(ip, self.network.prefix_len()).ok()?;
+        Some((address, self.range().and_then(|r| r.gateway)))
+    }
+
     /// Why `ip` is never handed out, if it is reserved or excluded. Checked in DANM's
     /// showalloc order: network address, last address, then gateways, then plexus' own.
     pub fn reservation(&self, ip: IpAddr) -> Option<Reservation> {
@@ -178,6 +191,17 @@ pub struct NetworkPool {
 }
 
 impl NetworkPool {
+    /// The interface address (with the prefix reported: `cidr` / `net6`) and gateway of an
+    /// allocated `ip`, from the family holding it — the one conversion both plugins
+    /// (`plexus-ipam` with `"network"`, and `plexus`) report addresses with.
+    pub fn interface_address(&self, ip: IpAddr) -> Option<(IpNet, Option<IpAddr>)> {
+        let family = match ip {
+            IpAddr::V4(_) => self.v4.as_ref()?,
+            IpAddr::V6(_) => self.v6.as_ref()?,
+        };
+        family.interface_address(ip)
+    }
+
     /// The allocator's pool configuration: one range set per family (IPv4 first), the
     /// routes of both, and per-node blocks with the network's block sizes (the allocator's
     /// defaults otherwise). An L2 network has no range and is refused.

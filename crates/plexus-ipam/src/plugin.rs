@@ -3,20 +3,25 @@
 //! Each verb parses its inputs ([`crate::request`]), opens the configured store and runs one
 //! store operation under a deadline ([`crate::retry`]). Uniqueness is the store's job: the
 //! plugin never decides "free" by reading and then writing.
+//!
+//! Only an ADD with its own ranges may create the store (a SQLite file). Every other call
+//! needs it to exist: an ADD from a stored network (`"network"`) and CHECK refuse a missing
+//! store naming where they looked; DEL and GC of a store that does not exist have nothing
+//! to release; STATUS of one is ready (the first ADD creates it).
 
 use std::borrow::Cow;
 use std::collections::HashSet;
 use std::net::IpAddr;
 use std::time::Duration;
 
-use ipnet::IpNet;
 use plexus_cni::{Dns, Error as CniError, IpConfig, Plugin, Request, Route, SuccessResult, codes};
 use plexus_ipam_core::PoolConfig;
 use plexus_ipam_core::addr::Family;
-use plexus_store::{AgentSetting, Allocation, ClaimContext, GcScope, Store, StoreConfig};
+use plexus_store::{AgentSetting, Allocation, ClaimContext, GcScope, OpenMode, Store, StoreConfig};
 use serde_json::Value;
 
 use crate::retry::{self, DEFAULT_DEADLINE};
+use crate::stored::Resolved;
 use crate::{IpamError, logging, request, stored};
 
 /// How long STATUS may take before it answers "not available" (the runtime polls it often).
@@ -70,8 +75,17 @@ fn block_on<F: std::future::Future>(fut: F) -> Result<F::Output, IpamError> {
 async fn open_store(
     config: &StoreConfig,
     agent: &AgentSetting,
+    mode: OpenMode,
 ) -> Result<Box<dyn Store>, IpamError> {
-    Ok(plexus_store::open_with_agent(config, agent).await?)
+    Ok(plexus_store::open_with_agent_as(config, agent, mode).await?)
+}
+
+/// Whether `config` names a SQLite file that is not there (nothing was ever allocated in
+/// it: DEL and GC have nothing to release, STATUS nothing to count).
+fn sqlite_missing(config: &StoreConfig) -> bool {
+    matches!(config, StoreConfig::Sqlite(sqlite)
+        if matches!(std::fs::symlink_metadata(&sqlite.path),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound))
 }
 
 impl IpamPlugin {
@@ -86,27 +100,34 @@ impl IpamPlugin {
         }
         let owner = request::owner(&req.env);
         let node = request::node_name(&req.conf)?;
-        let (pool, key, allocations) = block_on(async {
-            let store = open_store(&store_config, &agent).await?;
-            let pool = stored::resolve(&req.conf, source, &*store).await?;
-            let statics = request::statics(&req.conf, &req.env, &pool)?;
+        // A stored network lives in an existing store: creating one cannot help.
+        let mode = match &source {
+            stored::PoolSource::Inline(_) => OpenMode::CreateIfMissing,
+            stored::PoolSource::Stored(_) => OpenMode::MustExist,
+        };
+        let (resolved, key, allocations) = block_on(async {
+            let store = open_store(&store_config, &agent, mode).await?;
+            let resolved =
+                stored::resolve(&req.conf, source, &*store, &store_config.location()).await?;
+            let pool = &resolved.pool;
+            let statics = request::statics(&req.conf, &req.env, pool)?;
             let key = request::attachment_key(&pool.network, &req.env)?;
-            let claims = request::claims(&pool, &statics);
+            let claims = request::claims(pool, &statics);
             let ctx = ClaimContext::new(node, pool.blocks);
             let allocations = retry::with_deadline(self.retry_deadline(&store_config), || {
                 store.claim(&key, &owner, &claims, &ctx)
             })
             .await?;
-            Ok::<_, IpamError>((pool, key, allocations))
+            Ok::<_, IpamError>((resolved, key, allocations))
         })??;
         tracing::info!(
-            network = %pool.network,
+            network = %resolved.pool.network,
             container = %key.container_id,
             ifname = %key.ifname,
             addresses = ?allocations.iter().map(|a| a.ip).collect::<Vec<_>>(),
             "allocated"
         );
-        Ok(build_result(&pool, &allocations))
+        Ok(build_result(&resolved, &allocations))
     }
 
     fn del_inner(&self, req: &Request) -> Result<(), IpamError> {
@@ -120,8 +141,15 @@ impl IpamPlugin {
         let (network, store_config) = request::network_and_store_lenient(&req.conf)?;
         let agent = request::agent_lenient(&req.conf);
         let key = request::attachment_key(&network, &req.env)?;
+        if sqlite_missing(&store_config) {
+            tracing::info!(
+                store = %store_config.location(),
+                "DEL: the store does not exist, nothing to release"
+            );
+            return Ok(());
+        }
         let released = block_on(async {
-            let store = open_store(&store_config, &agent).await?;
+            let store = open_store(&store_config, &agent, OpenMode::MustExist).await?;
             let released =
                 retry::with_deadline(self.retry_deadline(&store_config), || store.release(&key))
                     .await?;
@@ -150,8 +178,10 @@ impl IpamPlugin {
         })?;
         let prev = SuccessResult::from_json(prev)?;
         let (pool, key, held) = block_on(async {
-            let store = open_store(&store_config, &agent).await?;
-            let pool = stored::resolve(&req.conf, source, &*store).await?;
+            let store = open_store(&store_config, &agent, OpenMode::MustExist).await?;
+            let pool = stored::resolve(&req.conf, source, &*store, &store_config.location())
+                .await?
+                .pool;
             let key = request::attachment_key(&pool.network, &req.env)?;
             let held = retry::with_deadline(self.retry_deadline(&store_config), || {
                 store.attachment(&key)
@@ -167,15 +197,24 @@ impl IpamPlugin {
         let store_config = request::store(&req.conf)?.with_timeout(STATUS_DEADLINE);
         let agent = request::agent(&req.conf)?;
         let unavailable = |e: IpamError| IpamError::NotAvailable(format!("store not usable: {e}"));
+        if matches!(source, stored::PoolSource::Inline(_)) && sqlite_missing(&store_config) {
+            // Ready: the first ADD creates the store (STATUS creates nothing).
+            tracing::info!(
+                store = %store_config.location(),
+                "STATUS: the store does not exist yet; the first ADD creates it"
+            );
+            return Ok(());
+        }
         block_on(async {
-            let store = open_store(&store_config, &agent)
+            let store = open_store(&store_config, &agent, OpenMode::MustExist)
                 .await
                 .map_err(unavailable)?;
             store.probe().await.map_err(|e| unavailable(e.into()))?;
-            let pool = match stored::resolve(&req.conf, source, &*store).await {
+            let location = store_config.location();
+            let pool = match stored::resolve(&req.conf, source, &*store, &location).await {
                 // A network missing from the store is a configuration error, not an outage.
                 Err(IpamError::Store(e)) => return Err(unavailable(e.into())),
-                other => other?,
+                other => other?.pool,
             };
             for set in &pool.range_sets {
                 let mut free: u128 = 0;
@@ -221,9 +260,18 @@ impl IpamPlugin {
         // never consider what other nodes (or no known node) claimed.
         let scope = GcScope::node(request::node_name(&req.conf)?);
         let now = plexus_store::unix_now();
+        if sqlite_missing(&store_config) {
+            tracing::info!(
+                store = %store_config.location(),
+                "GC: the store does not exist, nothing to collect"
+            );
+            return Ok(());
+        }
         let (pool, report) = block_on(async {
-            let store = open_store(&store_config, &agent).await?;
-            let pool = stored::resolve(&req.conf, source, &*store).await?;
+            let store = open_store(&store_config, &agent, OpenMode::MustExist).await?;
+            let pool = stored::resolve(&req.conf, source, &*store, &store_config.location())
+                .await?
+                .pool;
             let report = retry::with_deadline(self.retry_deadline(&store_config), || {
                 store.gc(&pool.network, &valid, &scope, &pool.blocks, now)
             })
@@ -291,20 +339,21 @@ fn check_against(
     Ok(())
 }
 
-/// The abbreviated IPAM result: addresses (with prefix and gateway of their range), routes, dns.
-pub fn build_result(pool: &PoolConfig, allocations: &[Allocation]) -> SuccessResult {
+/// The abbreviated IPAM result: addresses (with their reported prefix and gateway, see
+/// [`Resolved::interface_address`]), routes, dns.
+pub fn build_result(resolved: &Resolved, allocations: &[Allocation]) -> SuccessResult {
+    let pool = &resolved.pool;
     let mut ips: Vec<IpConfig> = allocations
         .iter()
         .filter_map(|a| {
-            let range = pool.range_sets.iter().find_map(|set| set.find(a.ip))?;
-            let address = IpNet::new(a.ip, range.subnet.prefix_len()).ok()?;
+            let (address, gateway) = resolved.interface_address(a.ip)?;
             // whereabouts reports a gateway outside every range; it is never reserved.
             let unreserved = pool
                 .unreserved_gateway
-                .filter(|gw| Family::of(*gw) == range.family());
+                .filter(|gw| Family::of(*gw) == Family::of(a.ip));
             Some(IpConfig {
                 address,
-                gateway: range.gateway.or(unreserved),
+                gateway: gateway.or(unreserved),
                 interface: None,
             })
         })

@@ -6,11 +6,17 @@
 //! addresses, the routes and the per-node block sizes. The IPAM section may still set
 //! what is not part of a network: `store`, `dns`, `node_name`, `blocks` (on/off and the
 //! grace period; the network's block sizes win), logging. Inline ranges next to `network`
-//! are refused (code 7), and so is a network the store does not know.
+//! are refused (code 7), and so is a network the store does not know (naming the store).
+//!
+//! Addresses of a stored network are reported with the network's prefix (`cidr`, `net6`),
+//! through the model's conversion the meta-plugin uses too ([`Resolved::interface_address`]).
 
+use std::net::IpAddr;
+
+use ipnet::IpNet;
 use plexus_cni::{Error as CniError, NetConf, codes};
 use plexus_ipam_core::{PoolConfig, parse_pool_config};
-use plexus_model::{NetworkObject, Operation, to_pool, validate};
+use plexus_model::{NetworkObject, NetworkPool, Operation, to_pool, validate};
 use plexus_store::{NetworkRecord, Store};
 use serde_json::{Map, Value};
 
@@ -36,6 +42,38 @@ const INLINE_KEYS: &[&str] = &[
 /// A placeholder range that lets the shared keys of the section be parsed by the
 /// allocator's own parser (its ranges are then replaced by the stored network's).
 const PLACEHOLDER_RANGE: &str = "198.18.0.0/15";
+
+/// The pool of one call: the allocator's configuration and, for a stored network, the
+/// network itself, which says the prefix each address is reported with.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Resolved {
+    /// What the allocator claims from.
+    pub pool: PoolConfig,
+    /// The stored network the pool came from (`None` for inline ranges).
+    pub network: Option<NetworkPool>,
+}
+
+impl Resolved {
+    /// Inline ranges: each address is reported with its range's subnet.
+    pub fn inline(pool: PoolConfig) -> Resolved {
+        Resolved {
+            pool,
+            network: None,
+        }
+    }
+
+    /// The interface address (with its reported prefix) and gateway of an allocated `ip`:
+    /// the stored network's `cidr` / `net6` prefix through the model's conversion, or for
+    /// inline ranges the subnet of the range holding it.
+    pub fn interface_address(&self, ip: IpAddr) -> Option<(IpNet, Option<IpAddr>)> {
+        if let Some(network) = &self.network {
+            return network.interface_address(ip);
+        }
+        let range = self.pool.range_sets.iter().find_map(|set| set.find(ip))?;
+        let address = IpNet::new(ip, range.subnet.prefix_len()).ok()?;
+        Some((address, range.gateway))
+    }
+}
 
 /// Where the pool of this configuration comes from.
 #[derive(Debug, Clone, PartialEq)]
@@ -102,32 +140,38 @@ pub fn source(conf: &NetConf) -> Result<PoolSource, IpamError> {
     Ok(PoolSource::Stored(name))
 }
 
-/// The pool of `source`: inline as parsed, or the stored network read from `store`.
+/// The pool of `source`: inline as parsed, or the stored network read from `store`
+/// (found at `location`, which messages name).
 pub async fn resolve(
     conf: &NetConf,
     source: PoolSource,
     store: &dyn Store,
-) -> Result<PoolConfig, IpamError> {
+    location: &str,
+) -> Result<Resolved, IpamError> {
     match source {
-        PoolSource::Inline(pool) => Ok(pool),
+        PoolSource::Inline(pool) => Ok(Resolved::inline(pool)),
         PoolSource::Stored(name) => {
             let record = store.network(&name).await?;
-            pool_of_record(conf, &name, record)
+            pool_of_record(conf, &name, record, location)
         }
     }
 }
 
-/// The pool of a stored network `record` (looked up as `name`), with the shared keys of
-/// the IPAM section applied.
+/// The pool of a stored network `record` (looked up as `name` in the store at
+/// `location`), with the shared keys of the IPAM section applied.
 pub fn pool_of_record(
     conf: &NetConf,
     name: &str,
     record: Option<NetworkRecord>,
-) -> Result<PoolConfig, IpamError> {
+    location: &str,
+) -> Result<Resolved, IpamError> {
     let record = record.ok_or_else(|| {
         invalid(
-            format!("network {name:?} named by ipam.network is not defined in the store"),
-            "define it first: plexusctl network create -f <file.yaml>",
+            format!(
+                "network {name:?} named by ipam.network is not defined in the store \
+                 ({location})"
+            ),
+            "define it first: plexusctl network create -f <file.yaml>, or check ipam.store",
         )
     })?;
     let object: NetworkObject = serde_json::from_value(record.definition).map_err(|e| {
@@ -180,7 +224,10 @@ pub fn pool_of_record(
             "runtimeConfig.ipRanges ignored: the pool is the stored network's"
         );
     }
-    Ok(pool)
+    Ok(Resolved {
+        pool,
+        network: Some(network_pool),
+    })
 }
 
 /// The settings of the section that are not the network's (`dns`, `store`, `blocks`),

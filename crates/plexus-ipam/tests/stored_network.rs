@@ -1,6 +1,7 @@
 //! `"network": "<name>"`: the real `plexus-ipam` binary allocating from a network
-//! definition kept in the SQLite store, and refusing inline ranges next to it or a network
-//! the store does not know (code 7).
+//! definition kept in the SQLite store (addresses reported with the network's prefix), and
+//! refusing inline ranges next to it, a network the store does not know, or a store that
+//! does not exist (code 7, naming the store; nothing created).
 
 mod common;
 
@@ -73,7 +74,9 @@ fn add_check_del_use_the_stored_ranges_and_routes() {
         .iter()
         .map(|ip| ip["address"].as_str().unwrap())
         .collect();
-    assert_eq!(ips, ["10.77.0.10/24", "fd00:77::1/120"], "{result}");
+    // Handed out from the /120 allocation pool, reported with net6's /64 (the model's
+    // conversion, the one the meta-plugin reports with).
+    assert_eq!(ips, ["10.77.0.10/24", "fd00:77::1/64"], "{result}");
     assert_eq!(
         result["routes"],
         json!([{"dst": "10.99.0.0/16", "gw": "10.77.0.1"}])
@@ -168,6 +171,7 @@ fn inline_ranges_next_to_a_network_are_refused() {
 fn an_unknown_network_is_a_config_error_naming_it() {
     let dir = TempDir::new().unwrap();
     let db = dir.path().join("p.db");
+    define(&db, "blue", &definition());
     let reply = ipam(
         "ADD",
         "c1",
@@ -178,6 +182,10 @@ fn an_unknown_network_is_a_config_error_naming_it() {
     assert!(
         msg.contains("\"nosuch\"") && msg.contains("not defined"),
         "{msg}"
+    );
+    assert!(
+        msg.contains(&db.display().to_string()),
+        "names the store: {msg}"
     );
     assert!(
         reply.json()["details"]
@@ -195,4 +203,59 @@ fn an_unknown_network_is_a_config_error_naming_it() {
         &conf(&db, json!({"network": "nosuch"})),
     )
     .ok();
+}
+
+/// Every entry below `dir`, recursively, with its size: what a call may have created.
+fn snapshot(dir: &Path) -> Vec<(String, u64)> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let meta = std::fs::symlink_metadata(&path).unwrap();
+        out.push((path.display().to_string(), meta.len()));
+        if meta.is_dir() {
+            out.extend(snapshot(&path));
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn a_mistyped_store_path_is_named_and_never_created() {
+    let dir = TempDir::new().unwrap();
+    let db = dir.path().join("p.db");
+    define(&db, "blue", &definition());
+    let typo = dir.path().join("typo/p.db");
+    let before = snapshot(dir.path());
+    let stored = conf(&typo, json!({"network": "blue"}));
+    let mut with_prev = stored.clone();
+    with_prev["prevResult"] = json!({"cniVersion": "1.1.0", "ips": []});
+    let mut gc = stored.clone();
+    gc["cni.dev/valid-attachments"] = json!([]);
+    // ADD from a stored network and CHECK need the store: code 7 naming it.
+    for (verb, conf) in [("ADD", &stored), ("CHECK", &with_prev)] {
+        let reply = ipam(verb, "c1", "eth0", conf);
+        let msg = reply.err(7);
+        assert!(
+            msg.contains(&typo.display().to_string()) && msg.contains("does not exist"),
+            "{verb}: {msg}"
+        );
+    }
+    // STATUS of a stored network in a missing store is not ready, naming the store.
+    let msg = ipam("STATUS", "", "", &stored).err(50);
+    assert!(msg.contains(&typo.display().to_string()), "{msg}");
+    // DEL and GC have nothing to release; STATUS of inline ranges is ready (ADD creates).
+    ipam("DEL", "c1", "eth0", &stored).ok();
+    ipam("GC", "", "", &gc).ok();
+    let inline = conf(&typo, json!({"range": "10.5.0.0/24"}));
+    ipam("STATUS", "", "", &inline).ok();
+    ipam("DEL", "c1", "eth0", &inline).ok();
+    assert_eq!(
+        snapshot(dir.path()),
+        before,
+        "no call above created anything"
+    );
+    // Only an ADD with its own ranges creates the store.
+    assert_eq!(ipam("ADD", "c1", "eth0", &inline).ips(), ["10.5.0.1"]);
+    assert!(typo.exists());
 }

@@ -104,15 +104,10 @@ impl Planned {
         matches!(request, AddressRequest::Static { .. })
     }
 
-    /// The address (with the network's prefix) and gateway of an allocated `ip`.
+    /// The address (with the network's prefix) and gateway of an allocated `ip`: the
+    /// model's conversion, the same `plexus-ipam` reports a stored network with.
     pub fn address_of(&self, ip: IpAddr) -> Option<(IpNet, Option<IpAddr>)> {
-        let pool = self.pool.as_ref()?;
-        let family = match ip {
-            IpAddr::V4(_) => pool.v4.as_ref()?,
-            IpAddr::V6(_) => pool.v6.as_ref()?,
-        };
-        let net = IpNet::new(ip, family.network.prefix_len()).ok()?;
-        Some((net, family.range().and_then(|r| r.gateway)))
+        self.pool.as_ref()?.interface_address(ip)
     }
 
     /// The network's routes of the families in `addresses` (DANM: only for families that

@@ -6,8 +6,8 @@
 //! - [`commands`]: one module per subcommand;
 //! - [`walk`], [`source`], [`heatmap`]: the streaming address walk of `showalloc`, the
 //!   paged allocation reader and the pool heat-map;
-//! - [`netdef`], [`netfile`], [`settings`], [`context`]: where networks and the store are
-//!   found;
+//! - [`netdef`], [`netfile`], [`settings`], [`store_url`], [`context`]: where networks
+//!   and the store are found;
 //! - [`import`]: parsers of plexus', whereabouts' and DANM's formats;
 //! - [`runner`]: the CNI runner behind `exec`.
 
@@ -17,12 +17,15 @@ pub mod context;
 pub mod error;
 pub mod heatmap;
 pub mod import;
+pub mod known;
 pub mod netdef;
 pub mod netfile;
 pub mod output;
 pub mod runner;
 pub mod settings;
 pub mod source;
+pub mod store_url;
+pub mod timefmt;
 pub mod walk;
 
 pub use cli::{Command, Opts, OutputFormat};

@@ -3,11 +3,10 @@
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use clap::Parser;
 use plexusctl::{CtlError, Opts};
 
 fn main() -> ExitCode {
-    let opts = Opts::parse();
+    let opts = Opts::parse_from_env();
     init_tracing(opts.verbose);
     match run(opts) {
         Ok(()) => ExitCode::SUCCESS,
@@ -16,11 +15,13 @@ fn main() -> ExitCode {
                 if ctl.is_broken_pipe() {
                     return ExitCode::SUCCESS;
                 }
-                eprintln!("plexusctl: {err:#}");
+                // A CtlError's own text already carries its cause: printing the source
+                // chain as well would say it twice.
+                eprintln!("plexusctl: {ctl}");
                 return ExitCode::from(ctl.exit_code());
             }
             eprintln!("plexusctl: {err:#}");
-            ExitCode::from(plexusctl::error::EXIT_FAILURE)
+            ExitCode::from(plexusctl::error::EXIT_CANNOT_RUN)
         }
     }
 }

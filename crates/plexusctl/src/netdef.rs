@@ -26,8 +26,8 @@ use crate::settings::Settings;
 pub enum NetworkKind {
     /// A DANM object: `DanmNet`, `ClusterNetwork` or `TenantNetwork`.
     Danm(String),
-    /// A plexus network definition.
-    Plexus,
+    /// A plexus network definition (`plexus.io/v1`) of this object kind.
+    Plexus(String),
     /// A network definition kept in the store (its object's kind).
     Stored(String),
     /// A plugin of a CNI configuration with `ipam.type: plexus-ipam`.
@@ -36,11 +36,24 @@ pub enum NetworkKind {
     Cidr,
 }
 
+impl NetworkKind {
+    /// The object kind (`ClusterNetwork`, `DanmNet`, …) for JSON and YAML; `None` for a
+    /// CNI configuration or a bare CIDR, which are no network objects.
+    pub fn object_kind(&self) -> Option<&str> {
+        match self {
+            NetworkKind::Danm(kind) | NetworkKind::Plexus(kind) | NetworkKind::Stored(kind) => {
+                Some(kind)
+            }
+            NetworkKind::Conflist | NetworkKind::Cidr => None,
+        }
+    }
+}
+
 impl fmt::Display for NetworkKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             NetworkKind::Danm(kind) => f.write_str(kind),
-            NetworkKind::Plexus => f.write_str("plexus"),
+            NetworkKind::Plexus(kind) => write!(f, "{kind} (plexus)"),
             NetworkKind::Stored(kind) => write!(f, "{kind} (stored)"),
             NetworkKind::Conflist => f.write_str("CNI conflist"),
             NetworkKind::Cidr => f.write_str("CIDR"),
@@ -96,7 +109,7 @@ pub struct NetworkDef {
     pub name: String,
     /// What defined it.
     pub kind: NetworkKind,
-    /// Where it was defined (file path), for messages.
+    /// Where it was defined: a file path, `store`, or `--cidr`.
     pub source: String,
     /// Pools in definition order (IPv4 and IPv6 mixed).
     pub pools: Vec<Pool>,
@@ -148,6 +161,9 @@ impl NetworkDef {
     }
 }
 
+/// How the store's network definitions are named among the places searched.
+const STORE_SOURCE: &str = "the store's networks";
+
 /// Every network definition plexusctl can see, in precedence order.
 #[derive(Debug, Default)]
 pub struct Catalog {
@@ -157,6 +173,8 @@ pub struct Catalog {
     pub searched: Vec<String>,
     /// Files that could not be used, one line each (reported, not fatal).
     pub warnings: Vec<String>,
+    /// Where the store is, for "not defined" messages (empty when not read).
+    pub store: String,
 }
 
 impl Catalog {
@@ -176,7 +194,7 @@ impl Catalog {
             let defs = crate::netfile::parse_network_file(&file.display().to_string(), &text)?;
             catalog.networks.extend(defs);
         }
-        catalog.searched.push("the store's networks".to_string());
+        catalog.searched.push(STORE_SOURCE.to_string());
         for record in stored {
             match crate::netfile::stored_def(record) {
                 Ok(def) => catalog.networks.push(def),
@@ -203,22 +221,50 @@ impl Catalog {
         }
     }
 
-    /// The definition of `name`.
+    /// The definition of `name`, if any.
+    pub fn get(&self, name: &str) -> Option<&NetworkDef> {
+        self.networks.iter().find(|n| n.name == name)
+    }
+
+    /// The definition of `name`; an unknown name is an error suggesting the nearest one.
     pub fn find(&self, name: &str) -> CtlResult<&NetworkDef> {
-        self.networks
+        self.get(name).ok_or_else(|| self.unknown(name, &[]))
+    }
+
+    /// The error for a network `name` that is neither defined nor among `held` (networks
+    /// the store holds addresses of): where plexusctl looked, and the nearest known name.
+    pub fn unknown(&self, name: &str, held: &[String]) -> CtlError {
+        let known = self
+            .networks
             .iter()
-            .find(|n| n.name == name)
-            .ok_or_else(|| CtlError::UnknownNetwork {
-                network: name.to_string(),
-                searched: if self.searched.is_empty() {
-                    "no network sources configured".to_string()
+            .map(|n| n.name.as_str())
+            .chain(held.iter().map(String::as_str));
+        let mut searched: Vec<String> = self
+            .searched
+            .iter()
+            .map(|s| {
+                if s == STORE_SOURCE && !self.store.is_empty() {
+                    format!("{s} ({})", self.store)
                 } else {
-                    format!(
-                        "searched {}; name a definition file with --networks",
-                        self.searched.join(", ")
-                    )
-                },
+                    s.clone()
+                }
             })
+            .collect();
+        if !self.store.is_empty() {
+            searched.push(format!("the allocations in {}", self.store));
+        }
+        CtlError::UnknownNetwork {
+            network: name.to_string(),
+            nearest: crate::known::nearest(name, known).map(str::to_string),
+            searched: if searched.is_empty() {
+                "no network sources configured".to_string()
+            } else {
+                format!(
+                    "searched {}; name a definition file with --networks",
+                    searched.join(", ")
+                )
+            },
+        }
     }
 
     /// Each network once (the first definition of a name wins).

@@ -80,7 +80,7 @@ pub fn network_def(
 ) -> CtlResult<NetworkDef> {
     let pool = to_pool(valid).map_err(|e| CtlError::invalid(source, e.to_string()))?;
     let kind = if object.api_version.starts_with("plexus.io/") {
-        NetworkKind::Plexus
+        NetworkKind::Plexus(object.kind.to_string())
     } else {
         NetworkKind::Danm(object.kind.to_string())
     };
@@ -96,14 +96,18 @@ pub fn network_def(
     })
 }
 
-/// A network kept in the store as plexusctl's [`NetworkDef`] (source `store`).
+/// Where a stored network comes from, in [`NetworkDef::source`].
+pub const STORED_SOURCE: &str = "store";
+
+/// A network kept in the store as plexusctl's [`NetworkDef`] (source [`STORED_SOURCE`]).
 pub fn stored_def(record: &plexus_store::NetworkRecord) -> CtlResult<NetworkDef> {
-    let source = format!("store network {}", record.name);
-    let (object, valid) = network_object(&source, &record.definition)?;
-    let mut def = network_def(&source, &object, &valid)?;
+    let at = format!("store network {}", record.name);
+    let (object, valid) = network_object(&at, &record.definition)?;
+    let mut def = network_def(&at, &object, &valid)?;
     // Allocations are stored under the record's name (the name `ipam.network` uses).
     def.name = record.name.clone();
     def.kind = NetworkKind::Stored(object.kind.to_string());
+    def.source = STORED_SOURCE.to_string();
     Ok(def)
 }
 

@@ -21,20 +21,25 @@ pub fn out_err(e: io::Error) -> CtlError {
     CtlError::Output(e)
 }
 
-/// Writes `value` as JSON (pretty) or YAML, followed by a newline for JSON.
+/// Writes `value` as JSON (pretty) or YAML, followed by a newline for JSON. Times of the
+/// store's records (Unix seconds in `created_at`, `at`, …) are written as RFC 3339
+/// ([`crate::timefmt`]), like everywhere else plexusctl prints a time.
 pub fn write_structured<T: Serialize + ?Sized>(
     out: &mut impl Write,
     format: OutputFormat,
     value: &T,
 ) -> CtlResult<()> {
+    let mut value = serde_json::to_value(value)
+        .map_err(|e| CtlError::Internal(format!("cannot render the output: {e}")))?;
+    crate::timefmt::times_to_text(&mut value);
     match format {
         OutputFormat::Yaml => {
-            let text = serde_norway::to_string(value)
-                .map_err(|e| CtlError::Problems(format!("cannot render YAML: {e}")))?;
+            let text = serde_norway::to_string(&value)
+                .map_err(|e| CtlError::Internal(format!("cannot render YAML: {e}")))?;
             out.write_all(text.as_bytes()).map_err(out_err)
         }
         _ => {
-            serde_json::to_writer_pretty(&mut *out, value)
+            serde_json::to_writer_pretty(&mut *out, &value)
                 .map_err(|e| CtlError::Output(e.into()))?;
             out.write_all(b"\n").map_err(out_err)
         }

@@ -88,13 +88,24 @@ fn read_settings_file(path: &Path) -> CtlResult<SettingsFile> {
         .map_err(|e| CtlError::invalid(path.display().to_string(), e.to_string()))
 }
 
-/// Parses `--store`: inline JSON, a store config file (JSON or YAML), or a SQLite database.
+/// Parses `--store`: inline JSON, a store URL ([`crate::store_url`]), a store config file
+/// (JSON or YAML), or a SQLite database. A file that is none of these (an export, a
+/// network definition) is refused as such.
 pub fn parse_store_flag(flag: &str) -> CtlResult<StoreConfig> {
     let trimmed = flag.trim_start();
+    if trimmed.is_empty() {
+        return Err(CtlError::invalid(
+            "--store",
+            "is empty: give a database file, a store URL, a store config file or inline JSON",
+        ));
+    }
     if trimmed.starts_with('{') {
         let value: Value = serde_json::from_str(trimmed)
             .map_err(|e| CtlError::invalid("--store", format!("invalid JSON: {e}")))?;
         refuse_inline_password(&value)?;
+        return store_from_value("--store", &value);
+    }
+    if let Some(value) = crate::store_url::parse("--store", flag)? {
         return store_from_value("--store", &value);
     }
     let path = absolute(Path::new(flag))?;
@@ -102,15 +113,78 @@ pub fn parse_store_flag(flag: &str) -> CtlResult<StoreConfig> {
         let text = std::fs::read_to_string(&path).map_err(|e| CtlError::io(&path, e))?;
         let value: Value = serde_norway::from_str(&text)
             .map_err(|e| CtlError::invalid(path.display().to_string(), e.to_string()))?;
-        // A whole IPAM section or netconf is accepted too: take its "store" object.
-        let value = value
-            .get("store")
-            .or_else(|| value.get("ipam").and_then(|ipam| ipam.get("store")))
-            .cloned()
-            .unwrap_or(value);
-        return store_from_value(&path.display().to_string(), &value);
+        return store_from_file_value(&path, &value);
     }
+    refuse_other_files(&path)?;
     Ok(StoreConfig::Sqlite(SqliteConfig::new(path)))
+}
+
+/// The store of a config file's contents: its `"store"` object, also inside a whole IPAM
+/// section or netconf, or the object itself. A document of another kind is refused.
+fn store_from_file_value(path: &Path, value: &Value) -> CtlResult<StoreConfig> {
+    let what = path.display().to_string();
+    let store = value
+        .get("store")
+        .or_else(|| value.get("ipam").and_then(|ipam| ipam.get("store")));
+    if let Some(store) = store {
+        return store_from_value(&what, store);
+    }
+    if let Some(refusal) = not_a_store(path, value) {
+        return Err(CtlError::invalid(what, refusal));
+    }
+    store_from_value(&what, value)
+}
+
+/// Why a parsed document is not a store configuration, when it has a `kind` (or
+/// `apiVersion`) of its own: an export, network definitions, a Kubernetes object.
+fn not_a_store(path: &Path, doc: &Value) -> Option<String> {
+    let kind = doc
+        .get("kind")
+        .and_then(Value::as_str)
+        .or_else(|| doc.get("apiVersion").map(|_| "(no kind)"))?;
+    let hint = match kind {
+        crate::import::native::EXPORT_KIND => format!(
+            "; load it into a store with plexusctl import {}",
+            path.display()
+        ),
+        "DanmNet" | "ClusterNetwork" | "TenantNetwork" | "List" => format!(
+            "; store its networks with plexusctl network create -f {}, or read it with \
+             --networks {}",
+            path.display(),
+            path.display()
+        ),
+        _ => String::new(),
+    };
+    Some(format!(
+        "is a {kind} document, not a store or store configuration{hint}"
+    ))
+}
+
+/// Refuses an existing file that is no SQLite database: a text document (YAML or JSON) is
+/// named for what it is. A missing file, a directory or an empty file is left to the store,
+/// which names them.
+fn refuse_other_files(path: &Path) -> CtlResult<()> {
+    use std::io::Read;
+    let Ok(mut file) = std::fs::File::open(path) else {
+        return Ok(());
+    };
+    let mut head = [0u8; 16];
+    let n = file.read(&mut head).unwrap_or(0);
+    if n == 0 || path.is_dir() || head[..n] == b"SQLite format 3\0"[..n] {
+        return Ok(());
+    }
+    let what = path.display().to_string();
+    let mut text = String::from_utf8_lossy(&head[..n]).into_owned();
+    if file.read_to_string(&mut text).is_ok()
+        && let Ok(doc) = serde_norway::from_str::<Value>(&text)
+        && let Some(refusal) = not_a_store(path, &doc)
+    {
+        return Err(CtlError::invalid(what, refusal));
+    }
+    Err(CtlError::invalid(
+        what,
+        "is not a SQLite database (nor a store config: those end in .json, .yaml or .yml)",
+    ))
 }
 
 /// Refuses a `password` in inline `--store` JSON: the command line is readable by every
@@ -131,13 +205,20 @@ fn refuse_inline_password(value: &Value) -> CtlResult<()> {
     Ok(())
 }
 
-/// A store given as a settings value: a bare string is a SQLite path, an object is parsed
-/// like the IPAM config's `"store"`.
+/// A store given as a settings value: a bare string is a store URL or a SQLite path, an
+/// object is parsed like the IPAM config's `"store"`.
 fn store_from_value(what: &str, value: &Value) -> CtlResult<StoreConfig> {
     match value {
-        Value::String(path) => Ok(StoreConfig::Sqlite(SqliteConfig::new(absolute(
-            Path::new(path),
-        )?))),
+        Value::String(text) => match crate::store_url::parse(what, text)? {
+            Some(Value::String(path)) => Ok(StoreConfig::Sqlite(SqliteConfig::new(absolute(
+                Path::new(&path),
+            )?))),
+            Some(object) => store_from_value(what, &object),
+            None if text.trim().is_empty() => Err(CtlError::invalid(what, "is empty")),
+            None => Ok(StoreConfig::Sqlite(SqliteConfig::new(absolute(
+                Path::new(text),
+            )?))),
+        },
         other => StoreConfig::from_json(Some(other))
             .map_err(|e| CtlError::invalid(what.to_string(), e.to_string())),
     }
@@ -163,7 +244,8 @@ fn starts_with_sqlite_magic(path: &Path) -> bool {
 /// `path` made absolute against the working directory (the store refuses relative paths,
 /// which are fine on a command line).
 fn absolute(path: &Path) -> CtlResult<PathBuf> {
-    std::path::absolute(path).map_err(|e| CtlError::io(path, e))
+    std::path::absolute(path)
+        .map_err(|e| CtlError::invalid(path.display().to_string(), e.to_string()))
 }
 
 #[cfg(test)]
@@ -201,6 +283,51 @@ mod tests {
         assert_eq!(
             sqlite_path(&parse_store_flag(file.to_str().unwrap()).unwrap()),
             db
+        );
+    }
+
+    #[test]
+    fn urls_and_non_store_files() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(
+            sqlite_path(&parse_store_flag("sqlite:///var/lib/x/p.db").unwrap()),
+            PathBuf::from("/var/lib/x/p.db")
+        );
+        let pg = parse_store_flag("postgres://u@db/plexus?sslmode=disable").unwrap();
+        assert_eq!(pg.location(), "postgres db:5432/plexus");
+        let etcd = parse_store_flag("etcd://e1:2379,e2:2379").unwrap();
+        assert_eq!(etcd.location(), "etcd http://e1:2379,http://e2:2379");
+        let export = dir.path().join("backup.json");
+        std::fs::write(
+            &export,
+            r#"{"kind":"PlexusExport","version":1,"allocations":[]}"#,
+        )
+        .unwrap();
+        let err = parse_store_flag(export.to_str().unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("PlexusExport document, not a store"), "{err}");
+        assert!(err.contains("plexusctl import"), "{err}");
+        let nets = dir.path().join("nets");
+        std::fs::write(&nets, "apiVersion: plexus.io/v1\nkind: ClusterNetwork\n").unwrap();
+        let err = parse_store_flag(nets.to_str().unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("ClusterNetwork document, not a store"),
+            "{err}"
+        );
+        let text = dir.path().join("notes.db");
+        std::fs::write(&text, "hello").unwrap();
+        let err = parse_store_flag(text.to_str().unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("is not a SQLite database"), "{err}");
+        assert!(
+            parse_store_flag("")
+                .unwrap_err()
+                .to_string()
+                .contains("empty")
         );
     }
 

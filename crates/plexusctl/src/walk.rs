@@ -19,7 +19,8 @@ use crate::netdef::Pool;
 pub enum Status<'a> {
     /// The first address of the subnet.
     NetworkBase,
-    /// The last address of an IPv4 subnet (or of any DANM subnet, as DANM reserves it).
+    /// The last address of an IPv4 subnet, or of any subnet of a network object (DANM's
+    /// rule, which plexus-model follows for IPv6 too).
     Broadcast,
     /// A gateway of the pool.
     Gateway,
@@ -79,8 +80,8 @@ pub struct Walker<'p> {
 impl<'p> Walker<'p> {
     /// A walk over `pool`, limited to `filter` when given (DANM's `-showCIDR`).
     ///
-    /// `broadcast_reserved` marks the last address as the broadcast address; plexus does so
-    /// for IPv4 and DANM for both families.
+    /// `broadcast_reserved` marks the last address as the broadcast address: for IPv4, and
+    /// for the IPv6 pools of network objects (plexus-model reserves it as DANM does).
     pub fn new(
         pool: &'p Pool,
         filter: Option<&IpNet>,

@@ -161,6 +161,8 @@ fn danm_bitmap_longer_than_its_cidr_is_refused() {
         err.contains("spec.Options.alloc") && err.contains("10.2.0.0/24 needs 32"),
         "{run:#?}"
     );
-    let networks = env.ctl(&["-o", "json", "network", "list"]).json();
-    assert_eq!(networks.as_array().map(Vec::len), Some(0), "{networks}");
+    // Refused before anything was written: not even the store was created.
+    assert!(!env.db().exists(), "{run:#?}");
+    let listed = env.ctl(&["-o", "json", "network", "list"]);
+    assert!(listed.fails(2).contains("does not exist"), "{listed:#?}");
 }

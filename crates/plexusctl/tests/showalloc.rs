@@ -218,7 +218,10 @@ fn undefined_networks_are_refused_unless_a_cidr_is_given() {
             .ctl(&["showalloc", "prod/internal"])
             .fails(2)
             .to_string();
-        assert!(err.contains("\"prod/internal\" is not defined"), "{err}");
+        assert!(
+            err.contains("prod/internal: has no definition") && err.contains("--cidr"),
+            "{err}"
+        );
         let out = env.ctl(&["showalloc", "prod/internal", "--cidr", "10.100.100.0/28"]);
         let text = out.ok();
         assert!(
@@ -228,10 +231,16 @@ fn undefined_networks_are_refused_unless_a_cidr_is_given() {
         assert!(!text.contains("10.100.100.77"), "{text}");
         // -6 on an IPv4-only network says so.
         let err = env
-            .ctl(&["showalloc", "x", "--cidr", "10.0.0.0/24", "-6"])
+            .ctl(&["showalloc", "prod/internal", "--cidr", "10.0.0.0/24", "-6"])
             .fails(2)
             .to_string();
         assert!(err.contains("has no IPv6 pool"), "{err}");
+        // A name that is neither defined nor held is an error, --cidr or not.
+        let err = env
+            .ctl(&["showalloc", "prod/internl", "--cidr", "10.0.0.0/24"])
+            .fails(2)
+            .to_string();
+        assert!(err.contains("did you mean \"prod/internal\"?"), "{err}");
     }
 }
 

@@ -24,6 +24,19 @@ pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest accepted `busy_timeout_ms`: a CNI call must not hang for much longer.
 const MAX_BUSY_TIMEOUT_MS: u64 = 600_000;
 
+/// Whether opening a store may create it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OpenMode {
+    /// Create what is missing (a SQLite file and its directory; a schema): what a write —
+    /// a plugin's ADD, `plexusctl network create`, an import — does.
+    #[default]
+    CreateIfMissing,
+    /// The store must exist already: a missing or empty SQLite file is refused and nothing
+    /// is created, so a mistyped path never reads as an empty store. PostgreSQL and etcd
+    /// have nothing to create on the filesystem; they open as they always do.
+    MustExist,
+}
+
 /// Which store backend to use and how to reach it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreConfig {
@@ -104,6 +117,16 @@ impl Default for StoreConfig {
 }
 
 impl StoreConfig {
+    /// Where the store is, for messages: the SQLite file, the PostgreSQL endpoint and
+    /// database, or the etcd endpoints. Never a credential.
+    pub fn location(&self) -> String {
+        match self {
+            StoreConfig::Sqlite(sqlite) => sqlite.path.display().to_string(),
+            StoreConfig::Postgres(pg) => format!("postgres {}/{}", pg.endpoint(), pg.dbname),
+            StoreConfig::Etcd(etcd) => format!("etcd {}", etcd.endpoints.join(",")),
+        }
+    }
+
     /// The same configuration with every store timeout capped at `limit`, for calls that
     /// must answer quickly whatever the store does (CNI STATUS).
     #[must_use]

@@ -45,7 +45,7 @@ pub mod conformance;
 extern crate self as plexus_store;
 
 pub use config::{
-    DEFAULT_BUSY_TIMEOUT, DEFAULT_SQLITE_PATH, SqliteConfig, StoreConfig, Synchronous,
+    DEFAULT_BUSY_TIMEOUT, DEFAULT_SQLITE_PATH, OpenMode, SqliteConfig, StoreConfig, Synchronous,
 };
 pub use error::StoreError;
 pub use etcd::{
@@ -63,17 +63,24 @@ pub use records::{
     DEFAULT_HISTORY_LIMIT, HistoryEvent, HistoryKind, HistoryQuery, MAX_HISTORY_LIMIT,
     NetworkDeletion, NetworkRecord, PutMode,
 };
-pub use remote::{AgentSetting, RemoteStore, open_with_agent};
+pub use remote::{AgentSetting, RemoteStore, open_with_agent, open_with_agent_as};
 pub use sqlite::{LATEST_VERSION as SQLITE_SCHEMA_VERSION, SqliteStore};
 pub use store::Store;
 pub use types::{
     Allocation, AttachmentKey, Block, Claim, ClaimContext, ClaimRequest, GcReport, Owner, unix_now,
 };
 
-/// Opens the store `cfg` names (async: network backends connect here).
+/// Opens the store `cfg` names, creating it when missing (async: network backends connect
+/// here).
 pub async fn open(cfg: &StoreConfig) -> Result<Box<dyn Store>, StoreError> {
+    open_as(cfg, OpenMode::CreateIfMissing).await
+}
+
+/// Opens the store `cfg` names; with [`OpenMode::MustExist`] a store that does not exist is
+/// refused (naming where it was looked for) and nothing is created.
+pub async fn open_as(cfg: &StoreConfig, mode: OpenMode) -> Result<Box<dyn Store>, StoreError> {
     match cfg {
-        StoreConfig::Sqlite(sqlite) => Ok(Box::new(SqliteStore::open(sqlite)?)),
+        StoreConfig::Sqlite(sqlite) => Ok(Box::new(SqliteStore::open_as(sqlite, mode)?)),
         StoreConfig::Postgres(pg) => Ok(Box::new(PostgresStore::open(pg)?)),
         StoreConfig::Etcd(etcd) => Ok(Box::new(EtcdStore::open(etcd)?)),
     }

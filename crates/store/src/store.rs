@@ -121,6 +121,12 @@ pub trait Store: Send + Sync {
     /// Every stored network, ordered by name.
     async fn networks(&self) -> Result<Vec<NetworkRecord>, StoreError>;
 
+    /// The name of every network holding at least one allocation, ordered by name, whether
+    /// or not a definition of it is stored: allocations outlive `network delete --force`,
+    /// and this is how they are found again. Cost grows with the number of such networks,
+    /// not with the number of allocations.
+    async fn allocated_networks(&self) -> Result<Vec<String>, StoreError>;
+
     /// Deletes the definition of network `name`. While the network holds addresses the
     /// definition is kept and [`NetworkDeletion::InUse`] reports how many, unless `force`,
     /// which deletes it anyway (the allocations stay until released or collected). The

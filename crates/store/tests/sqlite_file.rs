@@ -191,13 +191,17 @@ fn a_file_that_is_not_sqlite_is_corrupt_and_left_alone() {
 }
 
 #[test]
-fn a_directory_in_the_way_is_unavailable_naming_the_path() {
+fn a_directory_in_the_way_is_refused_as_one_naming_the_path() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("is-a-dir.db");
     fs::create_dir(&path).unwrap();
+    // A configuration problem (CNI code 7), not an outage to retry: it says what is there.
     let err = SqliteStore::open(&SqliteConfig::new(&path)).unwrap_err();
-    assert!(matches!(err, StoreError::Unavailable { .. }), "{err:?}");
-    assert!(err.to_string().contains("is-a-dir.db"), "{err}");
+    assert!(matches!(err, StoreError::Config { .. }), "{err:?}");
+    assert!(
+        err.to_string().contains("is-a-dir.db is a directory"),
+        "{err}"
+    );
 }
 
 /// Makes `path` unwritable even for root: `chattr +i`, undone on drop.

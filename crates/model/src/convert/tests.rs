@@ -213,3 +213,40 @@ fn default_bounds() {
         Some(ip("10.0.0.1"))
     );
 }
+
+#[test]
+fn interface_addresses_carry_the_network_prefix_not_the_allocation_cidr() {
+    let pool = pool_of(&object(
+        r#"{"cidr":"10.91.0.0/24","allocation_pool":{"start":"10.91.0.10","end":"10.91.0.99"},
+            "routes":{"10.99.0.0/16":"10.91.0.1"},
+            "net6":"fd91::/64","allocation_pool_v6":{"cidr":"fd91::/120"}}"#,
+        "{}",
+    ));
+    let v6 = pool.v6.as_ref().unwrap_or_else(|| panic!("no v6"));
+    assert_eq!(
+        v6.allocation_cidr,
+        net("fd91::/120"),
+        "handed out from the /120"
+    );
+    assert_eq!(
+        pool.interface_address(ip("fd91::1")),
+        Some((net("fd91::1/64"), None)),
+        "reported with net6's /64"
+    );
+    assert_eq!(
+        pool.interface_address(ip("10.91.0.10")),
+        Some((net("10.91.0.10/24"), Some(ip("10.91.0.1"))))
+    );
+    assert_eq!(pool.interface_address(ip("fd92::1")), None, "outside net6");
+    assert_eq!(
+        pool.interface_address(ip("10.92.0.1")),
+        None,
+        "outside cidr"
+    );
+    let v4_only = pool_of(&object(r#"{"cidr":"10.1.0.0/24"}"#, "{}"));
+    assert_eq!(
+        v4_only.interface_address(ip("fd91::1")),
+        None,
+        "no IPv6 family"
+    );
+}

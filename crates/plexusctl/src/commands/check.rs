@@ -2,9 +2,11 @@
 //! Exit status 1 when anything is wrong.
 //!
 //! Problems: an allocation outside every pool of its network, on a reserved (network,
-//! broadcast, gateway) or excluded address, or an address held in two networks whose pools
-//! overlap. Notes (not failures): allocations recorded under a range set the current
-//! definition no longer has (the configuration changed since they were claimed).
+//! broadcast, gateway) or excluded address, held in a network that has no definition any
+//! more (`network delete --force`; `gc NETWORK --orphaned` releases them), or an address
+//! held in two networks whose pools overlap. Notes (not failures): allocations recorded
+//! under a range set the current definition no longer has (the configuration changed
+//! since they were claimed).
 
 use std::collections::{HashMap, HashSet};
 use std::io::Write;
@@ -18,13 +20,15 @@ use serde::Serialize;
 use crate::cli::OutputFormat;
 use crate::context::Context;
 use crate::error::{CtlError, CtlResult};
+use crate::known::{self, Found};
 use crate::netdef::NetworkDef;
 use crate::output::{Table, out_err, stdout, write_structured};
 
 /// Arguments of `check`.
 #[derive(Debug, Args)]
 pub struct Check {
-    /// Networks to check (default: every network plexusctl knows).
+    /// Networks to check (default: every network plexusctl knows, and every network the
+    /// store holds addresses of without a definition).
     pub networks: Vec<String>,
 }
 
@@ -57,16 +61,24 @@ pub struct Report {
 impl Check {
     /// Runs the command.
     pub async fn exec(&self, ctx: &Context) -> CtlResult<()> {
-        let catalog = ctx.catalog().await?;
-        let defs: Vec<&NetworkDef> = if self.networks.is_empty() {
-            catalog.unique()
-        } else {
-            self.networks
-                .iter()
-                .map(|n| catalog.find(n))
-                .collect::<CtlResult<_>>()?
-        };
         let store = ctx.open_store().await?;
+        let catalog = ctx.catalog_of(store.as_ref()).await?;
+        let (defs, orphans): (Vec<&NetworkDef>, Vec<String>) = if self.networks.is_empty() {
+            (
+                catalog.unique(),
+                known::orphans(&catalog, store.as_ref()).await?,
+            )
+        } else {
+            let mut defs = Vec::new();
+            let mut orphans = Vec::new();
+            for name in &self.networks {
+                match known::find(&catalog, store.as_ref(), name).await? {
+                    Found::Defined(def) => defs.push(def),
+                    Found::Orphaned => orphans.push(name.clone()),
+                }
+            }
+            (defs, orphans)
+        };
         let mut held: Vec<(&NetworkDef, Vec<Allocation>)> = Vec::new();
         let mut block_problems = Vec::new();
         for def in &defs {
@@ -82,6 +94,14 @@ impl Check {
         }
         let mut report = check(&held);
         report.problems.extend(block_problems);
+        for network in &orphans {
+            let allocations = store.list(network).await?;
+            report.networks += 1;
+            report.allocations += allocations.len();
+            report
+                .problems
+                .extend(orphan_findings(network, &allocations));
+        }
         let mut out = stdout();
         match ctx.output() {
             OutputFormat::Table => write_table(&mut out, &report).map_err(out_err)?,
@@ -130,6 +150,23 @@ pub fn check(held: &[(&NetworkDef, Vec<Allocation>)]) -> Report {
     report
 }
 
+/// Every allocation of `network`, which has no definition any more, as a problem: nothing
+/// says where its addresses belong, and nothing else will ever release them.
+pub fn orphan_findings(network: &str, allocations: &[Allocation]) -> Vec<Finding> {
+    allocations
+        .iter()
+        .map(|a| Finding {
+            network: network.to_string(),
+            ip: a.ip,
+            problem: format!(
+                "held in a network without a definition (deleted with --force?): define it \
+                 again, or release with plexusctl gc {network} --orphaned"
+            ),
+            holder: format!("{}/{}", a.container_id, a.ifname),
+        })
+        .collect()
+}
+
 /// Per-node blocks whose bookkeeping disagrees with the allocations: a block marked empty
 /// that holds addresses (it could be released from under them), or a block outside every
 /// pool of the network. `blocks` pairs each block with the number of addresses held in it.
@@ -146,7 +183,8 @@ pub fn check_blocks(def: &NetworkDef, blocks: &[(Block, u64)]) -> Vec<Finding> {
             && *held > 0
         {
             findings.push(finding(format!(
-                "marked empty since {since} but holds {held} address(es)"
+                "marked empty since {} but holds {held} address(es)",
+                crate::timefmt::rfc3339(since)
             )));
         }
         if !def.contains(block.base) {
@@ -156,8 +194,9 @@ pub fn check_blocks(def: &NetworkDef, blocks: &[(Block, u64)]) -> Vec<Finding> {
     findings
 }
 
-/// Why `ip` should not be held in `def`, if it should not.
-fn placement_problem(def: &NetworkDef, ip: IpAddr) -> Option<String> {
+/// Why `ip` should not be held in `def`, if it should not: outside every pool, or a
+/// reserved (network, broadcast, gateway) or excluded address.
+pub fn placement_problem(def: &NetworkDef, ip: IpAddr) -> Option<String> {
     let pools: Vec<_> = def
         .pools
         .iter()
@@ -264,7 +303,7 @@ mod tests {
         pool.exclude = vec!["10.0.0.200/29".parse().unwrap()];
         NetworkDef {
             name: name.into(),
-            kind: NetworkKind::Plexus,
+            kind: NetworkKind::Plexus("ClusterNetwork".into()),
             source: "test".into(),
             pools: vec![pool],
             range_sets: Vec::new(),
@@ -341,11 +380,24 @@ mod tests {
             [
                 (
                     "10.0.0.128".to_string(),
-                    "marked empty since 100 but holds 2 address(es)"
+                    "marked empty since 1970-01-01T00:01:40Z but holds 2 address(es)"
                 ),
                 ("10.9.0.0".to_string(), "outside every pool of the network")
             ]
         );
+    }
+
+    #[test]
+    fn allocations_of_a_network_without_definition_are_problems() {
+        let found = orphan_findings("gone", &[held("gone", "10.0.0.5", "c1")]);
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].holder, "c1/eth0");
+        assert!(
+            found[0].problem.contains("gc gone --orphaned"),
+            "{:?}",
+            found[0]
+        );
+        assert!(orphan_findings("gone", &[]).is_empty());
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! `plexusctl export [NETWORK...]`: every allocation of the named networks (default: all
-//! known networks, stored ones included), their definitions and their kept history, as
-//! JSON (default) or YAML, for backups and for moving between stores of any backend
-//! (`plexusctl import` reads it back losslessly).
+//! known networks, stored ones included, and every network the store holds addresses of
+//! without a definition), their definitions and their kept history, as JSON (default) or
+//! YAML, for backups and for moving between stores of any backend (`plexusctl import`
+//! reads it back losslessly). An unknown network is an error, never an empty export.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -13,13 +14,15 @@ use crate::cli::OutputFormat;
 use crate::context::Context;
 use crate::error::{CtlError, CtlResult};
 use crate::import::native::Export as ExportDoc;
+use crate::known;
 use crate::netdef::NetworkDef;
 use crate::output::{out_err, stdout, write_structured};
 
 /// Arguments of `export`.
 #[derive(Debug, Args)]
 pub struct Export {
-    /// Networks to export (default: every network plexusctl knows).
+    /// Networks to export (default: every network plexusctl knows, and those the store holds
+    /// addresses of without a definition).
     pub networks: Vec<String>,
     /// Write to this file instead of stdout (YAML when it ends in .yaml or .yml).
     #[arg(short = 'f', long, value_name = "FILE")]
@@ -29,23 +32,28 @@ pub struct Export {
 impl Export {
     /// Runs the command.
     pub async fn exec(&self, ctx: &Context) -> CtlResult<()> {
-        let catalog = ctx.catalog().await?;
+        let store = ctx.open_store().await?;
+        let catalog = ctx.catalog_of(store.as_ref()).await?;
         let names: Vec<String> = if self.networks.is_empty() {
-            catalog
+            let mut names: Vec<String> = catalog
                 .unique()
                 .into_iter()
                 .map(|d| d.name.clone())
-                .collect()
+                .collect();
+            names.extend(known::orphans(&catalog, store.as_ref()).await?);
+            names
         } else {
+            for name in &self.networks {
+                known::require(&catalog, store.as_ref(), name).await?;
+            }
             self.networks.clone()
         };
-        // A named network need not be defined anywhere: its allocations are still exported.
+        // A network without a definition still has its allocations exported.
         let objects = names
             .iter()
-            .filter_map(|n| catalog.find(n).ok())
+            .filter_map(|n| catalog.get(n))
             .filter_map(|d: &NetworkDef| d.object.clone())
             .collect();
-        let store = ctx.open_store().await?;
         let mut allocations = Vec::new();
         let mut history = Vec::new();
         for name in &names {

@@ -29,7 +29,7 @@ use crate::output::{Table, out_err, stdout, write_structured};
 
 /// Arguments of `gc`.
 #[derive(Debug, Args)]
-#[command(group(clap::ArgGroup::new("source").required(true).args(["valid", "from_runtime"])))]
+#[command(group(clap::ArgGroup::new("source").required(true).args(["valid", "from_runtime", "orphaned"])))]
 pub struct Gc {
     /// The network.
     pub network: String,
@@ -46,6 +46,11 @@ pub struct Gc {
     /// Accept an empty valid set (which releases every allocation in scope).
     #[arg(long)]
     pub allow_empty: bool,
+    /// Release every allocation of NETWORK, which has no definition any more (left by
+    /// `network delete --force`; `check` reports them). Every node's: no plugin can use a
+    /// network without a definition.
+    #[arg(long, conflicts_with_all = ["node", "all_nodes", "unknown_node"])]
+    pub orphaned: bool,
     /// Collect the allocations and blocks of this node (default: this host, as the plugin:
     /// NODE_NAME, else the host name).
     #[arg(long, value_name = "NAME", conflicts_with_all = ["all_nodes", "unknown_node"])]
@@ -88,6 +93,9 @@ struct GcOutcome<'a> {
 impl Gc {
     /// Runs the command.
     pub async fn exec(&self, ctx: &Context) -> CtlResult<()> {
+        if self.orphaned {
+            return super::gc_network::release_orphaned(ctx, &self.network, self.dry_run).await;
+        }
         let valid = match (&self.valid, &self.from_runtime) {
             (Some(file), _) => read_valid_file(file)?,
             (None, Some(dir)) => valid_from_cache(dir)?,
@@ -113,6 +121,7 @@ impl Gc {
             .and_then(|c| c.find(&self.network).ok().map(|d| d.blocks))
             .unwrap_or_default();
         let store = ctx.open_store().await?;
+        super::gc_network::check_network(ctx, store.as_ref(), &self.network).await?;
         if !matches!(scope.nodes, NodeScope::Node(_)) {
             // Beyond one node: say what is in scope before anything happens.
             let all = store.list(&self.network).await?;

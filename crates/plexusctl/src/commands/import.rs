@@ -124,7 +124,7 @@ impl Import {
                 ..ImportOutcome::default()
             }
         } else {
-            let store = ctx.open_store().await?;
+            let store = ctx.open_store_for_writing().await?;
             let bar = progress_bar(record_count);
             let progress = |n: usize| bar.set_position(n as u64);
             let outcome = match &danm_import {

@@ -5,6 +5,7 @@ pub mod completions;
 pub mod exec;
 pub mod export;
 pub mod gc;
+pub mod gc_network;
 pub mod import;
 pub mod man;
 pub mod network;

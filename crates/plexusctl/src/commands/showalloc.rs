@@ -1,5 +1,10 @@
 //! `plexusctl showalloc NETWORK`: every reserved and held address of a network, in DANM
 //! Showalloc's exact format, streamed; `--map` draws the pool as a heat-map instead.
+//!
+//! One family is shown (IPv4 unless `-6`); a note on stderr says when the network has
+//! pools of the other. Networks defined by a network object reserve the last address of
+//! each pool in both families (as DANM does), labelled alike; an unknown network is an
+//! error suggesting the nearest name.
 
 use std::io::Write;
 use std::net::IpAddr;
@@ -13,6 +18,7 @@ use serde_json::json;
 use crate::cli::OutputFormat;
 use crate::context::Context;
 use crate::error::{CtlError, CtlResult};
+use crate::known::{self, Found};
 use crate::netdef::{NetworkDef, NetworkKind, Pool};
 use crate::output::{out_err, stdout};
 use crate::source::Pager;
@@ -29,8 +35,8 @@ pub struct Showalloc {
     /// Also print free, excluded and out-of-pool addresses (every address of the subnet).
     #[arg(short = 'a', long)]
     pub all: bool,
-    /// Only addresses inside this CIDR (DANM's -showCIDR). When the network is defined
-    /// nowhere, its allocations inside this CIDR are shown.
+    /// Only addresses inside this CIDR (DANM's -showCIDR). For a network the store holds
+    /// addresses of without a definition, its allocations inside this CIDR are shown.
     #[arg(long, value_name = "CIDR")]
     pub cidr: Option<IpNet>,
     /// Draw a heat-map of the pool (one cell per block, shade = fill) instead of lines.
@@ -44,10 +50,14 @@ pub struct Showalloc {
 impl Showalloc {
     /// Runs the command.
     pub async fn exec(&self, ctx: &Context) -> CtlResult<()> {
-        let catalog = ctx.catalog().await?;
-        let def = match (catalog.find(&self.network), &self.cidr) {
-            (Ok(def), _) => def.clone(),
-            (Err(_), Some(cidr)) => NetworkDef {
+        let store = ctx.open_store().await?;
+        let catalog = ctx.catalog_of(store.as_ref()).await?;
+        let def = match (
+            known::find(&catalog, store.as_ref(), &self.network).await?,
+            &self.cidr,
+        ) {
+            (Found::Defined(def), _) => def.clone(),
+            (Found::Orphaned, Some(cidr)) => NetworkDef {
                 name: self.network.clone(),
                 kind: NetworkKind::Cidr,
                 source: "--cidr".to_string(),
@@ -56,7 +66,14 @@ impl Showalloc {
                 object: None,
                 blocks: Default::default(),
             },
-            (Err(e), None) => return Err(e),
+            (Found::Orphaned, None) => {
+                return Err(CtlError::invalid(
+                    format!("network {}", self.network),
+                    "has no definition (deleted with --force?) but the store holds addresses \
+                     of it: show them with --cidr CIDR; check lists them, gc --orphaned \
+                     releases them",
+                ));
+            }
         };
         let family = if self.ipv6 { Family::V6 } else { Family::V4 };
         let pools: Vec<&Pool> = def.pools_of(family).collect();
@@ -71,7 +88,18 @@ impl Showalloc {
                 ),
             ));
         }
-        let store = ctx.open_store().await?;
+        let other = if self.ipv6 { Family::V4 } else { Family::V6 };
+        let other_pools: Vec<String> = def.pools_of(other).map(|p| p.cidr.to_string()).collect();
+        if !other_pools.is_empty() {
+            eprintln!(
+                "note: network {} also has {} pool(s) {}; show {} with{} -6",
+                def.name,
+                family_name(other),
+                other_pools.join(", "),
+                if other_pools.len() == 1 { "it" } else { "them" },
+                if self.ipv6 { "out" } else { "" }
+            );
+        }
         if self.map {
             return crate::heatmap::show(store.as_ref(), &def, &pools, ctx.output()).await;
         }
@@ -96,8 +124,10 @@ impl Showalloc {
         printer: &mut Printer,
         out: &mut impl Write,
     ) -> CtlResult<()> {
-        let danm = matches!(def.kind, NetworkKind::Danm(_));
-        let broadcast = danm || pool.family() == Family::V4;
+        // A network object (DANM's rule, which plexus-model follows) reserves the last
+        // address of IPv6 pools too; a CNI configuration's IPv6 range hands it out.
+        let object = def.kind.object_kind().is_some();
+        let broadcast = object || pool.family() == Family::V4;
         let mut walker = Walker::new(pool, self.cidr.as_ref(), self.all, broadcast);
         let Some((lo, hi)) = walker.bounds() else {
             return Ok(());
@@ -180,6 +210,7 @@ struct Printer {
     format: OutputFormat,
     network: String,
     kind: NetworkKind,
+    source: String,
     family: Family,
     wide: bool,
     /// Whether a JSON item was already written in the current list (for commas).
@@ -193,6 +224,7 @@ impl Printer {
             format,
             network: def.name.clone(),
             kind: def.kind.clone(),
+            source: def.source.clone(),
             family,
             wide,
             first_item: true,
@@ -204,15 +236,17 @@ impl Printer {
         let head = match self.format {
             OutputFormat::Table => return Ok(()),
             OutputFormat::Json => format!(
-                "{{\"network\": {}, \"kind\": {}, \"family\": {}, \"pools\": [",
+                "{{\"network\": {}, \"kind\": {}, \"source\": {}, \"family\": {}, \"pools\": [",
                 json!(self.network),
-                json!(self.kind.to_string()),
+                json!(self.kind.object_kind()),
+                json!(self.source),
                 json!(family_name(self.family))
             ),
             OutputFormat::Yaml => format!(
-                "network: {}\nkind: {}\nfamily: {}\npools:\n",
+                "network: {}\nkind: {}\nsource: {}\nfamily: {}\npools:\n",
                 json!(self.network),
-                json!(self.kind.to_string()),
+                json!(self.kind.object_kind()),
+                json!(self.source),
                 family_name(self.family)
             ),
         };
@@ -323,7 +357,7 @@ fn item_json(ip: IpAddr, status: &Status<'_>) -> serde_json::Value {
         item["pod"] = json!(pod_of(a));
         item["container_id"] = json!(a.container_id);
         item["ifname"] = json!(a.ifname);
-        item["created_at"] = json!(a.created_at);
+        item["created_at"] = json!(crate::timefmt::rfc3339(a.created_at));
     }
     item
 }

@@ -3,6 +3,12 @@
 //!
 //! Every number is one indexed count in the store (`count_between`), so the cost grows
 //! with the number of rows, never with the pool or the number of allocations.
+//!
+//! A block row never reaches past its pool (a node's /26 block in a /29 pool is shown as
+//! the /29); blocks entirely outside the pool's start..end that hold nothing are left out;
+//! addresses held outside every node block (imported, static, or claimed before blocks)
+//! get a row of their own, marked so. A network the store holds addresses of without a
+//! definition gets one row with its count.
 
 use std::io::Write;
 
@@ -16,6 +22,7 @@ use crate::cli::OutputFormat;
 use crate::context::Context;
 use crate::error::{CtlError, CtlResult};
 use crate::heatmap::{blocks, capacity_in};
+use crate::known::{self, Found};
 use crate::netdef::{NetworkDef, Pool};
 use crate::output::{Table, bar, out_err, percent, stdout, write_structured};
 
@@ -54,6 +61,10 @@ pub struct Figures {
     /// Held addresses inside start..end (what `free` is computed from).
     #[serde(skip)]
     pub in_pool: u64,
+    /// What the row is when it is not a plain block (e.g. addresses outside every node
+    /// block).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 /// One pool with its blocks.
@@ -74,7 +85,13 @@ pub struct NetworkUsage {
     pub network: String,
     /// Its pools.
     pub pools: Vec<PoolUsage>,
+    /// For a network without a definition: the addresses the store still holds of it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub held_without_definition: Option<u64>,
 }
+
+/// The note of a row of addresses held outside every node block.
+const OUTSIDE_BLOCKS: &str = "outside every node block (imported, static or older)";
 
 /// The default block prefix for `cidr`: /26 (IPv4) or /122 (IPv6) blocks, fewer and larger
 /// when that would exceed 64 rows, never smaller than the pool.
@@ -88,11 +105,6 @@ pub fn default_block_prefix(cidr: &IpNet) -> u8 {
 impl Usage {
     /// Runs the command.
     pub async fn exec(&self, ctx: &Context) -> CtlResult<()> {
-        let catalog = ctx.catalog().await?;
-        let defs: Vec<&NetworkDef> = match &self.network {
-            Some(name) => vec![catalog.find(name)?],
-            None => catalog.unique(),
-        };
         if let Some(prefix) = self.block_prefix
             && prefix > 128
         {
@@ -102,9 +114,28 @@ impl Usage {
             ));
         }
         let store = ctx.open_store().await?;
+        let catalog = ctx.catalog_of(store.as_ref()).await?;
+        let (defs, orphans): (Vec<&NetworkDef>, Vec<String>) = match &self.network {
+            Some(name) => match known::find(&catalog, store.as_ref(), name).await? {
+                Found::Defined(def) => (vec![def], Vec::new()),
+                Found::Orphaned => (Vec::new(), vec![name.clone()]),
+            },
+            None => (
+                catalog.unique(),
+                known::orphans(&catalog, store.as_ref()).await?,
+            ),
+        };
         let mut report = Vec::new();
         for def in defs {
             report.push(self.network_usage(store.as_ref(), def).await?);
+        }
+        for network in orphans {
+            let held = crate::commands::network::list::allocated(store.as_ref(), &network).await?;
+            report.push(NetworkUsage {
+                network,
+                pools: Vec::new(),
+                held_without_definition: Some(held),
+            });
         }
         let mut out = stdout();
         match ctx.output() {
@@ -129,6 +160,12 @@ impl Usage {
                 .collect();
             for block in &claimed {
                 if let Ok(cidr) = IpNet::new(block.base, block.prefix) {
+                    // A block larger than its pool shows as the pool.
+                    let cidr = if cidr.contains(&pool.cidr) {
+                        pool.cidr
+                    } else {
+                        cidr.trunc()
+                    };
                     let mut f = figures(store, &def.name, pool, &cidr).await?;
                     f.node = Some(block.node.clone());
                     rows.push(f);
@@ -142,7 +179,11 @@ impl Usage {
                 let cut = blocks(pool, prefix);
                 if cut.len() > 1 {
                     for block in cut {
-                        rows.push(figures(store, &def.name, pool, &block).await?);
+                        let f = figures(store, &def.name, pool, &block).await?;
+                        // Entirely outside start..end and empty: nothing to show.
+                        if f.size > 0 || f.allocated > 0 {
+                            rows.push(f);
+                        }
                     }
                 }
             }
@@ -159,10 +200,25 @@ impl Usage {
                     free: size.saturating_sub(u128::from(in_pool)),
                     node: None,
                     in_pool,
+                    note: None,
                 }
             } else {
                 figures(store, &def.name, pool, &pool.cidr).await?
             };
+            if !claimed.is_empty() {
+                let in_blocks: u64 = rows.iter().map(|r| r.allocated).sum();
+                if let Some(outside) = total.allocated.checked_sub(in_blocks).filter(|n| *n > 0) {
+                    rows.push(Figures {
+                        cidr: pool.cidr,
+                        size: 0,
+                        allocated: outside,
+                        free: 0,
+                        node: None,
+                        in_pool: 0,
+                        note: Some(OUTSIDE_BLOCKS.to_string()),
+                    });
+                }
+            }
             pools.push(PoolUsage {
                 total,
                 blocks: rows,
@@ -171,6 +227,7 @@ impl Usage {
         Ok(NetworkUsage {
             network: def.name.clone(),
             pools,
+            held_without_definition: None,
         })
     }
 }
@@ -214,6 +271,7 @@ async fn figures(
         free: size.saturating_sub(u128::from(in_pool)),
         node: None,
         in_pool,
+        note: None,
     })
 }
 
@@ -238,11 +296,30 @@ pub fn render(report: &[NetworkUsage]) -> Table {
                 &pool.total,
             ));
             for block in &pool.blocks {
-                table.row(row("", &format!("  {}", block.cidr), block));
+                match &block.note {
+                    Some(note) => table.row(vec![
+                        String::new(),
+                        format!("  ({note})"),
+                        String::new(),
+                        String::new(),
+                        block.allocated.to_string(),
+                    ]),
+                    None => table.row(row("", &format!("  {}", block.cidr), block)),
+                }
             }
         }
-        if network.pools.is_empty() {
-            table.row(vec![network.network.clone(), "(no pools)".into()]);
+        match network.held_without_definition {
+            Some(held) => table.row(vec![
+                network.network.clone(),
+                "(no definition)".into(),
+                String::new(),
+                String::new(),
+                held.to_string(),
+            ]),
+            None if network.pools.is_empty() => {
+                table.row(vec![network.network.clone(), "(no pools)".into()]);
+            }
+            None => {}
         }
     }
     table
@@ -293,6 +370,7 @@ mod tests {
                     free: 250,
                     node: None,
                     in_pool: 3,
+                    note: None,
                 },
                 blocks: vec![Figures {
                     cidr: "10.0.0.0/26".parse().unwrap(),
@@ -301,8 +379,10 @@ mod tests {
                     free: 59,
                     node: Some("node-a".into()),
                     in_pool: 3,
+                    note: None,
                 }],
             }],
+            held_without_definition: None,
         }];
         let mut out = Vec::new();
         render(&report).write(&mut out).unwrap();

@@ -2,7 +2,10 @@
 //! pod, every attachment it has (network, interface, addresses) and its claim history.
 //!
 //! Answers come from the store's bounded history of claims and releases (the newest
-//! `history_limit` events per network) and from the current allocations.
+//! `history_limit` events per network) and from the current allocations. An address that
+//! nothing holds is "free" only when its network's pool could hand it out; otherwise the
+//! answer says why not (outside every pool, reserved, no definition). An unknown
+//! `--network` is an error suggesting the nearest name.
 
 use std::collections::BTreeSet;
 use std::io::Write;
@@ -13,9 +16,13 @@ use plexus_store::{Allocation, AttachmentKey, HistoryEvent, HistoryQuery, Store}
 use serde::Serialize;
 
 use crate::cli::OutputFormat;
+use crate::commands::check::placement_problem;
 use crate::context::Context;
 use crate::error::{CtlError, CtlResult};
+use crate::known::{self, Found};
+use crate::netdef::NetworkDef;
 use crate::output::{Table, out_err, stdout, write_structured};
+use crate::timefmt::rfc3339 as utc;
 
 /// Arguments of `why`.
 #[derive(Debug, Args)]
@@ -36,7 +43,33 @@ struct AddressStory {
     network: String,
     ip: IpAddr,
     holder: Option<Allocation>,
+    /// When nothing holds it: whether the pool could hand it out (`free`), or why not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    unheld: Option<String>,
     history: Vec<HistoryEvent>,
+}
+
+/// What an address nothing holds is: `free` when the network's pool could hand it out,
+/// else why it cannot (outside every pool or range, reserved, no definition).
+fn unheld(def: Option<&NetworkDef>, network: &str, ip: IpAddr) -> String {
+    let Some(def) = def else {
+        return format!(
+            "not held; network {network} has no definition (its remaining addresses can \
+             only be released: plexusctl gc {network} --orphaned)"
+        );
+    };
+    if let Some(problem) = placement_problem(def, ip) {
+        return format!("not held; {problem}, never handed out");
+    }
+    let k = plexus_ipam_core::addr::key(ip);
+    let in_range = def.pools.iter().any(|p| {
+        plexus_ipam_core::addr::key(p.start) <= k && k <= plexus_ipam_core::addr::key(p.end)
+    });
+    if in_range {
+        "free".to_string()
+    } else {
+        "not held; outside the pool's start-end range (only a static request takes it)".to_string()
+    }
 }
 
 /// The attachments and history of one pod.
@@ -68,33 +101,45 @@ impl Why {
     }
 
     async fn address(&self, ctx: &Context, store: &dyn Store, ip: IpAddr) -> CtlResult<()> {
-        let networks: Vec<String> = match &self.network {
-            Some(network) => vec![network.clone()],
+        let catalog = ctx.catalog_of(store).await?;
+        let networks: Vec<(String, Option<&NetworkDef>)> = match &self.network {
+            Some(network) => match known::find(&catalog, store, network).await? {
+                Found::Defined(def) => vec![(network.clone(), Some(def))],
+                Found::Orphaned => vec![(network.clone(), None)],
+            },
             None => {
-                let catalog = ctx.catalog().await?;
-                let found: Vec<String> = catalog
+                let mut found: Vec<(String, Option<&NetworkDef>)> = catalog
                     .unique()
                     .into_iter()
                     .filter(|def| def.contains(ip))
-                    .map(|def| def.name.clone())
+                    .map(|def| (def.name.clone(), Some(def)))
                     .collect();
+                // A network without a definition has no pools: ask whether it holds `ip`.
+                for orphan in known::orphans(&catalog, store).await? {
+                    if store.holder(&orphan, ip).await?.is_some() {
+                        found.push((orphan, None));
+                    }
+                }
                 if found.is_empty() {
                     return Err(CtlError::invalid(
                         format!("address {ip}"),
-                        "is in no known network; name one with --network",
+                        "is outside every pool of every known network, and no network \
+                         without a definition holds it; name one with --network",
                     ));
                 }
                 found
             }
         };
         let mut stories = Vec::new();
-        for network in networks {
+        for (network, def) in networks {
             let query = HistoryQuery::Address {
                 network: network.clone(),
                 ip,
             };
+            let holder = store.holder(&network, ip).await?;
             stories.push(AddressStory {
-                holder: store.holder(&network, ip).await?,
+                unheld: holder.is_none().then(|| unheld(def, &network, ip)),
+                holder,
                 history: store.history(&query).await?,
                 network,
                 ip,
@@ -123,7 +168,10 @@ impl Why {
                                 .unwrap_or_default(),
                             utc(a.created_at)
                         ),
-                        None => writeln!(out, "  free now"),
+                        None => match story.unheld.as_deref() {
+                            Some("free") | None => writeln!(out, "  free now"),
+                            Some(why) => writeln!(out, "  {why}"),
+                        },
                     }
                     .map_err(out_err)?;
                     history_table(&mut out, &story.history)?;
@@ -252,39 +300,9 @@ fn history_table(out: &mut impl Write, events: &[HistoryEvent]) -> CtlResult<()>
     table.write(out).map_err(out_err)
 }
 
-/// `secs` since the Unix epoch as `YYYY-MM-DDTHH:MM:SSZ` (UTC).
-pub fn utc(secs: i64) -> String {
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    // Howard Hinnant's days-from-civil, inverted.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn utc_formats_known_instants() {
-        assert_eq!(utc(0), "1970-01-01T00:00:00Z");
-        assert_eq!(utc(951_782_400), "2000-02-29T00:00:00Z");
-        assert_eq!(utc(1_700_000_000), "2023-11-14T22:13:20Z");
-        assert_eq!(utc(-1), "1969-12-31T23:59:59Z");
-    }
 
     #[test]
     fn pods_are_labelled_by_namespace_and_name() {

@@ -60,7 +60,7 @@ pub struct ImportPlan {
 pub struct ImportOutcome {
     /// Records newly written or already present with the same holder.
     pub imported: usize,
-    /// Network definitions stored.
+    /// Network definitions stored (one already stored as it is counts as none).
     #[serde(default)]
     pub networks: usize,
     /// History events restored.
@@ -101,6 +101,15 @@ pub async fn apply_streamed(
         ..ImportOutcome::default()
     };
     for (name, definition) in &plan.networks {
+        // The same definition again is no change: no new revision.
+        if !plan.keep_stored_networks
+            && store
+                .network(name)
+                .await?
+                .is_some_and(|stored| &stored.definition == definition)
+        {
+            continue;
+        }
         let mode = if plan.keep_stored_networks {
             PutMode::Create
         } else {

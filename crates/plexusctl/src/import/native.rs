@@ -2,7 +2,7 @@
 //!
 //! ```yaml
 //! kind: PlexusExport
-//! version: 2
+//! version: 3
 //! networks: [ ...network objects (plexus-model): stored ones and those of files... ]
 //! allocations: [ {network, container_id, ifname, ip, range_set, owner, created_at, node} ]
 //! history: [ {network, seq, at, kind, ip, container_id, ifname, pod_*, node} ]
@@ -10,7 +10,8 @@
 //! Every field of an allocation is kept (the owner's `details` too). Re-importing stores
 //! the networks, records each address under the same attachment, owner and range set id,
 //! and restores the history as it was (the claims of the import add no events).
-//! Version 1 (no history) is still read.
+//! Times (`created_at`, `at`) are RFC 3339 text since version 3; versions 1 (no history)
+//! and 2 (Unix seconds) are still read.
 
 use plexus_store::{Allocation, HistoryEvent};
 use serde::{Deserialize, Serialize};
@@ -21,8 +22,8 @@ use crate::error::{CtlError, CtlResult};
 
 /// The `kind` of an export document.
 pub const EXPORT_KIND: &str = "PlexusExport";
-/// The format version written.
-pub const EXPORT_VERSION: u32 = 2;
+/// The format version written (3: times as RFC 3339 text; 1 and 2 wrote Unix seconds).
+pub const EXPORT_VERSION: u32 = 3;
 /// The oldest format version read.
 pub const OLDEST_VERSION: u32 = 1;
 
@@ -63,9 +64,12 @@ pub fn is_export(doc: &Value) -> bool {
     doc.get("kind").and_then(Value::as_str) == Some(EXPORT_KIND)
 }
 
-/// Parses an export document and checks its version.
+/// Parses an export document and checks its version. Times may be RFC 3339 text (what
+/// version 3 writes) or Unix seconds (versions 1 and 2).
 pub fn parse(source: &str, doc: &Value) -> CtlResult<Export> {
-    let export: Export = serde_json::from_value(doc.clone())
+    let mut doc = doc.clone();
+    crate::timefmt::times_to_seconds(&mut doc);
+    let export: Export = serde_json::from_value(doc)
         .map_err(|e| CtlError::invalid(source, format!("not a plexus export: {e}")))?;
     if export.kind != EXPORT_KIND || !(OLDEST_VERSION..=EXPORT_VERSION).contains(&export.version) {
         return Err(CtlError::invalid(

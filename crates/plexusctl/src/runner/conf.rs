@@ -33,6 +33,7 @@ pub struct ConfList {
 /// Finds the configuration named `name` in `dir`.
 pub fn load(dir: &Path, name: &str) -> CtlResult<ConfList> {
     let files = cni_config_files(dir);
+    let mut names = Vec::new();
     for path in &files {
         let Ok(raw) = std::fs::read(path) else {
             continue;
@@ -41,18 +42,21 @@ pub fn load(dir: &Path, name: &str) -> CtlResult<ConfList> {
             tracing::warn!("{}: not JSON, skipped", path.display());
             continue;
         };
-        if value.get("name").and_then(Value::as_str) == Some(name) {
-            return parse(path, raw, value);
+        match value.get("name").and_then(Value::as_str) {
+            Some(found) if found == name => return parse(path, raw, value),
+            Some(found) => names.push(found.to_string()),
+            None => {}
         }
     }
-    Err(CtlError::invalid(
-        format!("network {name:?}"),
-        format!(
+    Err(CtlError::UnknownNetwork {
+        network: name.to_string(),
+        nearest: crate::known::nearest(name, names.iter().map(String::as_str)).map(str::to_string),
+        searched: format!(
             "no configuration with that name in {} ({} file(s) looked at)",
             dir.display(),
             files.len()
         ),
-    ))
+    })
 }
 
 /// Parses one configuration (a list, or a single plugin that becomes a list of one).

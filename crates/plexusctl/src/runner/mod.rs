@@ -332,7 +332,7 @@ impl Runner {
         };
         if self.list.version.supports_status_gc() {
             let list =
-                serde_json::to_value(&valid).map_err(|e| CtlError::Problems(e.to_string()))?;
+                serde_json::to_value(&valid).map_err(|e| CtlError::Internal(e.to_string()))?;
             for p in self.resolve()? {
                 // A plugin too old for GC cannot forward it to its IPAM plugin: do it for it.
                 let target = if p.version.supports_status_gc() {

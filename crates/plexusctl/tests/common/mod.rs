@@ -6,6 +6,7 @@
 pub mod backends;
 #[path = "../../../store/tests/support/postgres.rs"]
 pub mod pg_support;
+pub mod stored;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -218,6 +218,8 @@ macro_rules! with_every_check {
             owner_details_are_kept => [AllocationDetails, ManyAddressesPerContainer],
             list_between_pages_in_order => [ManyNetworks, ManyAddressesPerContainer],
             networks_are_stored_with_revisions => [RecordsAndHistory],
+            allocated_networks_outlive_their_definitions =>
+                [ManyNetworks, ManyAddressesPerContainer, RecordsAndHistory],
             history_records_claims_and_releases => [RecordsAndHistory],
             history_is_atomic_with_claims => [RecordsAndHistory, ManyAddressesPerContainer],
             recorded_history_is_kept => [RecordsAndHistory, ManyNetworks],

@@ -445,3 +445,63 @@ pub async fn history_is_bounded(store: &dyn Store, limit: usize) {
     };
     assert_eq!(ok(store.history(&others).await, "other").len(), 1);
 }
+
+/// Every network holding an allocation is listed once, by name, whether or not a definition
+/// of it is stored: the allocations of a force-deleted network are found again here.
+pub async fn allocated_networks_outlive_their_definitions(store: &dyn Store) {
+    assert_eq!(
+        ok(store.allocated_networks().await, "allocated networks"),
+        Vec::<String>::new(),
+        "an empty store holds nothing"
+    );
+    let (v4, v6) = (range_set("10.0.24.0/29"), range_set("fd00:24::/125"));
+    let both = [Claim::Dynamic(&v4), Claim::Dynamic(&v6)];
+    let dual = key("conf-held-b", "c1", "eth0");
+    ok(
+        store.claim(&dual, &owner("b"), &both, &no_blocks()).await,
+        "dual-stack claim",
+    );
+    claim_ip(store, &key("conf-held-b", "c2", "eth0"), &v4).await;
+    claim_ip(store, &key("conf-held-a", "c1", "eth0"), &v4).await;
+    // A namespaced name has a separator that key-value layouts must escape.
+    claim_ip(store, &key("prod/conf-held", "c1", "net1"), &v4).await;
+    let definition = json!({"kind": "ClusterNetwork", "metadata": {"name": "conf-held-a"}});
+    ok(
+        store
+            .put_network("conf-held-a", &definition, PutMode::Create)
+            .await,
+        "put network",
+    );
+    ok(
+        store
+            .put_network("conf-held-none", &definition, PutMode::Create)
+            .await,
+        "put network without allocations",
+    );
+    let expected = ["conf-held-a", "conf-held-b", "prod/conf-held"];
+    assert_eq!(
+        ok(store.allocated_networks().await, "allocated networks"),
+        expected,
+        "each holding network once, by name; a stored network holding nothing is not listed"
+    );
+    let deleted = ok(
+        store.delete_network("conf-held-a", true).await,
+        "forced delete",
+    );
+    assert!(
+        matches!(deleted, NetworkDeletion::Deleted { .. }),
+        "{deleted:?}"
+    );
+    assert_eq!(
+        ok(store.allocated_networks().await, "allocated networks"),
+        expected,
+        "the allocations of a deleted network are still listed"
+    );
+    release(store, &dual).await;
+    release(store, &key("conf-held-b", "c2", "eth0")).await;
+    assert_eq!(
+        ok(store.allocated_networks().await, "allocated networks"),
+        ["conf-held-a", "prod/conf-held"],
+        "a network whose last address was released is no longer listed"
+    );
+}

@@ -49,9 +49,8 @@ fn hex_digit(nibble: u8) -> char {
         .unwrap_or('0')
 }
 
-/// The inverse of [`escape`]; `None` for text [`escape`] never produces (the tests use
-/// it to show that every key has exactly one reading).
-#[cfg(test)]
+/// The inverse of [`escape`]; `None` for text [`escape`] never produces (so every key has
+/// exactly one reading). Reads the network names of allocation keys back.
 pub(crate) fn unescape(segment: &str) -> Option<String> {
     let bytes = segment.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
@@ -135,6 +134,23 @@ impl Keys {
         let start = format!("{}/", self.prefix);
         let end = prefix_end(&start);
         (start, end)
+    }
+
+    /// The range of every allocation key of every network.
+    pub(crate) fn alloc_every(&self) -> (String, Vec<u8>) {
+        let root = format!("{}/alloc/", self.prefix);
+        let end = prefix_end(&root);
+        (root, end)
+    }
+
+    /// The network of an allocation key and the first key after that network's keys;
+    /// `None` for a key outside the allocations or a segment [`escape`] never writes.
+    pub(crate) fn alloc_network(&self, key: &[u8]) -> Option<(String, Vec<u8>)> {
+        let root = format!("{}/alloc/", self.prefix);
+        let rest = std::str::from_utf8(key).ok()?.strip_prefix(&root)?;
+        let (segment, _) = rest.split_once('/')?;
+        let name = unescape(segment)?;
+        Some((name, prefix_end(&format!("{root}{segment}/"))))
     }
 
     fn alloc_dir(&self, network: &str) -> String {

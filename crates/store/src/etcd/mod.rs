@@ -520,6 +520,11 @@ impl Store for EtcdStore {
             .await
     }
 
+    async fn allocated_networks(&self) -> Result<Vec<String>, StoreError> {
+        self.run(|inner| async move { in_txn!(&*inner, |txn| txn.allocated_networks().await) })
+            .await
+    }
+
     async fn delete_network(&self, name: &str, force: bool) -> Result<NetworkDeletion, StoreError> {
         let name = name.to_string();
         self.run(|inner| async move {

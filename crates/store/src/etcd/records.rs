@@ -41,6 +41,31 @@ impl EtcdTxn<'_> {
         }
     }
 
+    /// Every network holding an allocation, by name: one single-key read per network,
+    /// jumping past each network's keys (a skip scan), never a read of every allocation.
+    pub(crate) async fn allocated_networks(&mut self) -> Result<Vec<String>, StoreError> {
+        let (root, end) = self.keys.alloc_every();
+        let mut from = root.into_bytes();
+        let mut names = Vec::new();
+        loop {
+            let page = self.inner.page(&from, &end, 1).await?;
+            let Some((key, _)) = page.first() else {
+                break;
+            };
+            let (name, next) = self.keys.alloc_network(key).ok_or_else(|| {
+                corrupt(
+                    &String::from_utf8_lossy(key),
+                    "is not an allocation key of any network",
+                )
+            })?;
+            names.push(name);
+            from = next;
+        }
+        // Escaped names sort like their keys only when plain.
+        names.sort();
+        Ok(names)
+    }
+
     /// Every stored network, by name (keys are escaped names, so key order is name order
     /// only for plain names: sorted here).
     pub(crate) async fn all_networks(&mut self) -> Result<Vec<NetworkRecord>, StoreError> {

@@ -236,6 +236,17 @@ impl Store for MemoryStore {
         Ok(self.state()?.networks.values().cloned().collect())
     }
 
+    async fn allocated_networks(&self) -> Result<Vec<String>, StoreError> {
+        let mut names: Vec<String> = self
+            .state()?
+            .allocations
+            .keys()
+            .map(|(network, _)| network.clone())
+            .collect();
+        names.dedup();
+        Ok(names)
+    }
+
     async fn delete_network(&self, name: &str, force: bool) -> Result<NetworkDeletion, StoreError> {
         self.write(async |txn| engine::delete_network(txn, name, force).await)
     }

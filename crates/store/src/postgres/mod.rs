@@ -542,6 +542,19 @@ impl Store for PostgresStore {
         .await
     }
 
+    async fn allocated_networks(&self) -> Result<Vec<String>, StoreError> {
+        self.run("the allocated networks query", |client, shared| {
+            Box::pin(async move {
+                if shared.is_talk() {
+                    talk::allocated_networks(client, &shared.ctx).await
+                } else {
+                    rows::allocated_networks(client, &shared.ctx).await
+                }
+            })
+        })
+        .await
+    }
+
     async fn delete_network(&self, name: &str, force: bool) -> Result<NetworkDeletion, StoreError> {
         let name: Arc<str> = name.into();
         self.run("the network deletion", move |client, shared| {

@@ -191,6 +191,24 @@ pub(crate) async fn list(
     allocations_of(&rows, ctx)
 }
 
+/// Every network holding an allocation, ascending: one primary-key seek per network (a
+/// skip scan), never a pass over the allocations.
+pub(crate) const ALLOCATED_NETWORKS_SQL: &str = "WITH RECURSIVE n(name) AS ( \
+         SELECT min(network) FROM plexus_allocations \
+         UNION ALL \
+         SELECT (SELECT min(network) FROM plexus_allocations WHERE network > n.name) \
+         FROM n WHERE n.name IS NOT NULL) \
+     SELECT name FROM n WHERE name IS NOT NULL";
+
+/// The names of [`ALLOCATED_NETWORKS_SQL`].
+pub(crate) async fn allocated_networks(
+    client: &Client,
+    ctx: &ErrCtx,
+) -> Result<Vec<String>, StoreError> {
+    let rows = query(client, ctx, ALLOCATED_NETWORKS_SQL, &[]).await?;
+    rows.iter().map(|row| get::<String>(row, 0, ctx)).collect()
+}
+
 /// The held-window query of the free-address search (a primary-key range scan).
 pub(crate) const HELD_BETWEEN_SQL: &str = "SELECT addr FROM plexus_allocations \
      WHERE network = $1 AND addr BETWEEN $2 AND $3 ORDER BY addr";

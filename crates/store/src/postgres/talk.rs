@@ -91,6 +91,31 @@ pub(crate) async fn check_network(
     }
 }
 
+/// The bound network when the table holds any address (the layout serves one network).
+pub(crate) async fn allocated_networks(
+    client: &Client,
+    ctx: &ErrCtx,
+) -> Result<Vec<String>, StoreError> {
+    let Some(bound) = talk_rows::get_value(client, ctx, NETWORK_KEY).await? else {
+        return Ok(Vec::new());
+    };
+    let any = talk_rows::count_between(
+        client,
+        ctx,
+        IpAddr::from([0u8; 4]),
+        IpAddr::from([255u8; 4]),
+    )
+    .await?
+        + talk_rows::count_between(
+            client,
+            ctx,
+            IpAddr::from([0u16; 8]),
+            IpAddr::from([0xffffu16; 8]),
+        )
+        .await?;
+    Ok(if any > 0 { vec![bound] } else { Vec::new() })
+}
+
 /// Refuses what the table cannot hold before any write.
 pub(crate) fn check_claimable(key: &AttachmentKey, claims: usize) -> Result<(), StoreError> {
     if claims > 1 {

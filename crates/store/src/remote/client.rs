@@ -402,6 +402,10 @@ impl Store for RemoteStore {
         self.call_as(Op::Networks).await
     }
 
+    async fn allocated_networks(&self) -> Result<Vec<String>, StoreError> {
+        self.call_as(Op::AllocatedNetworks).await
+    }
+
     async fn delete_network(&self, name: &str, force: bool) -> Result<NetworkDeletion, StoreError> {
         self.call_as(Op::DeleteNetwork {
             name: name.into(),

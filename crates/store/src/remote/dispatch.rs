@@ -118,6 +118,7 @@ pub async fn run(store: &dyn Store, op: Op) -> Result<Value, StoreError> {
         } => to_json(store.put_network(&name, &definition, mode.into()).await?),
         Op::Network { name } => to_json(store.network(&name).await?),
         Op::Networks => to_json(store.networks().await?),
+        Op::AllocatedNetworks => to_json(store.allocated_networks().await?),
         Op::DeleteNetwork { name, force } => to_json(store.delete_network(&name, force).await?),
         Op::History { query } => to_json(store.history(&query.into()).await?),
         Op::RecordHistory { events } => to_json(store.record_history(&events).await?),

@@ -23,4 +23,4 @@ mod wire_config;
 
 pub use client::{AgentUnavailable, CONNECT_TIMEOUT, RemoteStore};
 pub use server::{Agent, AgentError, DEFAULT_PG_POOL_SIZE};
-pub use setting::{AgentSetting, DEFAULT_AGENT_SOCKET, open_with_agent};
+pub use setting::{AgentSetting, DEFAULT_AGENT_SOCKET, open_with_agent, open_with_agent_as};

@@ -145,6 +145,7 @@ pub enum Op {
         name: String,
     },
     Networks,
+    AllocatedNetworks,
     DeleteNetwork {
         name: String,
         force: bool,
@@ -182,6 +183,7 @@ impl Op {
             Op::PutNetwork { .. } => "put_network",
             Op::Network { .. } => "network",
             Op::Networks => "networks",
+            Op::AllocatedNetworks => "allocated_networks",
             Op::DeleteNetwork { .. } => "delete_network",
             Op::History { .. } => "history",
             Op::RecordHistory { .. } => "record_history",

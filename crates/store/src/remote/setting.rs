@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use super::client::RemoteStore;
-use crate::config::StoreConfig;
+use crate::config::{OpenMode, StoreConfig};
 use crate::error::StoreError;
 use crate::store::Store;
 
@@ -79,6 +79,22 @@ pub async fn open_with_agent(
     config: &StoreConfig,
     agent: &AgentSetting,
 ) -> Result<Box<dyn Store>, StoreError> {
+    open_with_agent_as(config, agent, OpenMode::CreateIfMissing).await
+}
+
+/// [`open_with_agent`] with an [`OpenMode`]: with [`OpenMode::MustExist`] a missing SQLite
+/// store is refused before the agent is asked (plugin and agent share the node's files), so
+/// neither creates it.
+pub async fn open_with_agent_as(
+    config: &StoreConfig,
+    agent: &AgentSetting,
+    mode: OpenMode,
+) -> Result<Box<dyn Store>, StoreError> {
+    if mode == OpenMode::MustExist
+        && let StoreConfig::Sqlite(sqlite) = config
+    {
+        crate::sqlite::check_existing(&sqlite.path)?;
+    }
     if let Some(socket) = agent.socket() {
         match RemoteStore::connect(socket, config) {
             Ok(remote) => {
@@ -90,7 +106,7 @@ pub async fn open_with_agent(
             }
         }
     }
-    crate::open(config).await
+    crate::open_as(config, mode).await
 }
 
 #[cfg(test)]

@@ -11,16 +11,14 @@
 
 mod blocks;
 mod errors;
+mod file;
 mod records;
 mod rows;
 mod schema;
 mod txn;
 
 use std::collections::BTreeMap;
-use std::fs::{DirBuilder, OpenOptions};
-use std::io::ErrorKind;
 use std::net::IpAddr;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
@@ -32,7 +30,7 @@ use rusqlite::config::DbConfig;
 
 use self::errors::ErrCtx;
 use self::txn::SqlTxn;
-use crate::config::SqliteConfig;
+use crate::config::{OpenMode, SqliteConfig};
 use crate::engine;
 use crate::error::StoreError;
 use crate::gc_scope::GcScope;
@@ -42,6 +40,7 @@ use crate::types::{
     Allocation, AttachmentKey, Block, Claim, ClaimContext, GcReport, Owner, unix_now,
 };
 
+pub(crate) use self::file::check_existing;
 pub use self::schema::LATEST_VERSION;
 
 /// Rows per transaction in [`SqliteStore::bulk_insert`].
@@ -63,8 +62,17 @@ impl SqliteStore {
     /// Cheap when the schema is current: a few pragmas and one `SELECT`, no DDL, since a
     /// plugin opens the database on every CNI call.
     pub fn open(cfg: &SqliteConfig) -> Result<SqliteStore, StoreError> {
+        SqliteStore::open_as(cfg, OpenMode::CreateIfMissing)
+    }
+
+    /// Opens the database of `cfg` as `mode` says: [`OpenMode::MustExist`] refuses a
+    /// missing (or empty) file and creates nothing, not even its directory.
+    pub fn open_as(cfg: &SqliteConfig, mode: OpenMode) -> Result<SqliteStore, StoreError> {
         let ctx = ErrCtx::start(&cfg.path, cfg.busy_timeout);
-        create_private_file(&cfg.path, &ctx)?;
+        match mode {
+            OpenMode::CreateIfMissing => file::create_private_file(&cfg.path, &ctx)?,
+            OpenMode::MustExist => file::check_existing(&cfg.path)?,
+        }
         // No CREATE flag: the file exists with our mode; no URI parsing of a plain path.
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let mut conn = Connection::open_with_flags(&cfg.path, flags).map_err(|e| ctx.map(e))?;
@@ -215,51 +223,6 @@ impl SqliteStore {
     }
 }
 
-/// Creates the parent directory (0700) and the database file (0600) when missing, so
-/// SQLite never creates the file with the process umask.
-fn create_private_file(path: &Path, ctx: &ErrCtx<'_>) -> Result<(), StoreError> {
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(parent)
-            .map_err(|e| ctx.io("create directory", parent, &e))?;
-        refuse_world_writable(parent, ctx)?;
-    }
-    match OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-    {
-        Ok(_) => Ok(()),
-        Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(()),
-        Err(e) => Err(ctx.io("create database file", path, &e)),
-    }
-}
-
-/// Refuses a database directory every user may write to (`/tmp`, a 0777 mount): anyone could
-/// pre-create the database (or its `-wal`) and then read or forge every allocation, or swap
-/// the file between two calls. The sticky bit does not help against pre-creation.
-fn refuse_world_writable(dir: &Path, ctx: &ErrCtx<'_>) -> Result<(), StoreError> {
-    use std::os::unix::fs::PermissionsExt;
-    let meta = std::fs::metadata(dir).map_err(|e| ctx.io("inspect directory", dir, &e))?;
-    let mode = meta.permissions().mode();
-    if mode & 0o002 != 0 {
-        return Err(StoreError::config(
-            "ipam.store.path",
-            format!(
-                "the database directory {} is world-writable (mode {:o}): any user could \
-                 replace or pre-create the database; use a root-owned directory such as \
-                 /var/lib/plexus (created 0700 when missing)",
-                dir.display(),
-                mode & 0o7777
-            ),
-        ));
-    }
-    Ok(())
-}
-
 /// Switches to WAL (a no-op when the file already is). A database that cannot switch (e.g.
 /// a read-only file not yet in WAL) keeps working in its mode; writes then report why.
 ///
@@ -384,6 +347,10 @@ impl Store for SqliteStore {
 
     async fn networks(&self) -> Result<Vec<NetworkRecord>, StoreError> {
         self.read(records::networks)
+    }
+
+    async fn allocated_networks(&self) -> Result<Vec<String>, StoreError> {
+        self.read(rows::allocated_networks)
     }
 
     async fn delete_network(&self, name: &str, force: bool) -> Result<NetworkDeletion, StoreError> {
@@ -580,6 +547,15 @@ mod tests {
             assert!(plan.contains("SEARCH"), "{sql}: {plan}");
             assert!(!plan.contains("SCAN"), "{sql}: {plan}");
         }
+    }
+
+    #[test]
+    fn allocated_networks_seek_instead_of_scanning_allocations() {
+        let (_dir, store) = open_temp();
+        let conn = store.lock();
+        let plan = plan(&conn, rows::ALLOCATED_NETWORKS_SQL);
+        assert!(plan.contains("SEARCH allocations"), "{plan}");
+        assert!(!plan.contains("SCAN allocations"), "{plan}");
     }
 
     #[test]

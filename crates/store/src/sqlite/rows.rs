@@ -170,6 +170,29 @@ pub(crate) fn list(
     query_allocations(conn, ctx, &sql, params![network])
 }
 
+/// Every network holding an allocation, ascending: one primary-key seek per network (a
+/// skip scan), never a pass over the allocations.
+pub(crate) const ALLOCATED_NETWORKS_SQL: &str = "WITH RECURSIVE n(name) AS ( \
+         SELECT min(network) FROM allocations \
+         UNION ALL \
+         SELECT (SELECT min(network) FROM allocations WHERE network > n.name) \
+         FROM n WHERE n.name IS NOT NULL) \
+     SELECT name FROM n WHERE name IS NOT NULL";
+
+/// The names of [`ALLOCATED_NETWORKS_SQL`].
+pub(crate) fn allocated_networks(
+    conn: &Connection,
+    ctx: &ErrCtx<'_>,
+) -> Result<Vec<String>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached(ALLOCATED_NETWORKS_SQL)
+        .map_err(|e| ctx.map(e))?;
+    let names = stmt
+        .query_map([], |row| row.get::<_, String>(0))
+        .map_err(|e| ctx.map(e))?;
+    names.map(|n| n.map_err(|e| ctx.map(e))).collect()
+}
+
 /// One page of the allocations of `network` with address keys in `[lo, hi]`, ascending.
 pub(crate) fn list_between(
     conn: &Connection,

@@ -5,6 +5,7 @@ use std::io::Write as _;
 use clap::Args;
 use plexus_store::NetworkDeletion;
 
+use super::not_stored;
 use crate::cli::OutputFormat;
 use crate::context::Context;
 use crate::error::{CtlError, CtlResult};
@@ -28,10 +29,7 @@ impl Delete {
         let outcome = store.delete_network(&self.name, self.force).await?;
         match &outcome {
             NetworkDeletion::NotFound => {
-                return Err(CtlError::invalid(
-                    format!("network {}", self.name),
-                    "is not stored (plexusctl network list shows the stored networks)",
-                ));
+                return Err(not_stored(ctx, store.as_ref(), &self.name).await);
             }
             NetworkDeletion::InUse { allocations } => {
                 return Err(CtlError::Problems(format!(
@@ -48,8 +46,9 @@ impl Delete {
                 if *allocations > 0 {
                     writeln!(
                         out,
-                        "network {} deleted; {allocations} address(es) stay allocated",
-                        self.name
+                        "network {} deleted; {allocations} address(es) stay allocated (check \
+                         reports them, gc {} --orphaned releases them)",
+                        self.name, self.name
                     )
                 } else {
                     writeln!(out, "network {} deleted", self.name)

@@ -1,5 +1,6 @@
 //! `plexusctl network list`: every stored network, its pools, revision and how many
-//! addresses it holds (one indexed count per family).
+//! addresses it holds (one indexed count per family), and every network the store holds
+//! addresses of without a definition (left by `network delete --force`).
 
 use std::io::Write as _;
 use std::net::IpAddr;
@@ -11,7 +12,7 @@ use serde::Serialize;
 use crate::cli::OutputFormat;
 use crate::context::Context;
 use crate::error::CtlResult;
-use crate::netfile::stored_def;
+use crate::netfile::{STORED_SOURCE, stored_def};
 use crate::output::{Table, out_err, stdout, write_structured};
 
 /// Arguments of `network list`.
@@ -22,11 +23,19 @@ pub struct List {}
 #[derive(Debug, Serialize)]
 struct Row {
     name: String,
-    kind: String,
+    /// The object kind (`ClusterNetwork`, …); `None` without a usable definition.
+    kind: Option<String>,
+    /// Where the definition is: `store`, or `none` for addresses without a definition.
+    source: &'static str,
     pools: Vec<String>,
-    revision: u64,
-    updated_at: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    revision: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    updated_at: Option<i64>,
     allocated: u64,
+    /// Why the stored definition is unusable, when it is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    problem: Option<String>,
 }
 
 /// Addresses `network` holds, both families.
@@ -44,17 +53,35 @@ pub async fn allocated(store: &dyn Store, network: &str) -> CtlResult<u64> {
     Ok(v4 + v6)
 }
 
-/// `cidr` or `cidr[start-end]` per pool; the problem when the definition is unusable.
-pub fn pools(record: &NetworkRecord) -> (String, Vec<String>) {
+/// A stored network as listed: its object kind, `cidr[start-end]` per pool, and the
+/// problem when the definition is unusable.
+#[derive(Debug)]
+pub struct Described {
+    /// The object kind, when the definition is usable.
+    pub kind: Option<String>,
+    /// One `cidr[start-end]` per pool.
+    pub pools: Vec<String>,
+    /// Why the definition is unusable.
+    pub problem: Option<String>,
+}
+
+/// Describes a stored network.
+pub fn describe(record: &NetworkRecord) -> Described {
     match stored_def(record) {
-        Ok(def) => (
-            def.kind.to_string(),
-            def.pools
+        Ok(def) => Described {
+            kind: def.kind.object_kind().map(str::to_string),
+            pools: def
+                .pools
                 .iter()
                 .map(|p| format!("{}[{}-{}]", p.cidr, p.start, p.end))
                 .collect(),
-        ),
-        Err(e) => ("invalid".to_string(), vec![e.to_string()]),
+            problem: None,
+        },
+        Err(e) => Described {
+            kind: None,
+            pools: Vec::new(),
+            problem: Some(e.to_string()),
+        },
     }
 }
 
@@ -63,15 +90,37 @@ impl List {
     pub async fn exec(&self, ctx: &Context) -> CtlResult<()> {
         let store = ctx.open_store().await?;
         let mut rows = Vec::new();
-        for record in store.networks().await? {
-            let (kind, pools) = pools(&record);
+        let records = store.networks().await?;
+        for record in &records {
+            let described = describe(record);
             rows.push(Row {
                 allocated: allocated(store.as_ref(), &record.name).await?,
-                name: record.name,
-                kind,
-                pools,
-                revision: record.revision,
-                updated_at: record.updated_at,
+                name: record.name.clone(),
+                kind: described.kind,
+                source: STORED_SOURCE,
+                pools: described.pools,
+                revision: Some(record.revision),
+                updated_at: Some(record.updated_at),
+                problem: described.problem,
+            });
+        }
+        for name in store.allocated_networks().await? {
+            if records.iter().any(|r| r.name == name) {
+                continue;
+            }
+            rows.push(Row {
+                allocated: allocated(store.as_ref(), &name).await?,
+                name,
+                kind: None,
+                source: "none",
+                pools: Vec::new(),
+                revision: None,
+                updated_at: None,
+                problem: Some(
+                    "no definition: its addresses stay held (check lists them, gc --orphaned \
+                     releases them)"
+                        .to_string(),
+                ),
             });
         }
         let mut out = stdout();
@@ -80,12 +129,21 @@ impl List {
                 let mut table = Table::new(&["NETWORK", "KIND", "REVISION", "ALLOCATED", "POOLS"])
                     .right_aligned(&[2, 3]);
                 for r in &rows {
+                    let kind = match (&r.kind, r.source) {
+                        (Some(kind), _) => kind.clone(),
+                        (None, "none") => "(no definition)".to_string(),
+                        (None, _) => "(invalid)".to_string(),
+                    };
+                    let pools = match (&r.problem, r.pools.is_empty()) {
+                        (Some(problem), true) => problem.clone(),
+                        _ => r.pools.join(" "),
+                    };
                     table.row(vec![
                         r.name.clone(),
-                        r.kind.clone(),
-                        r.revision.to_string(),
+                        kind,
+                        r.revision.map(|n| n.to_string()).unwrap_or("-".into()),
                         r.allocated.to_string(),
-                        r.pools.join(" "),
+                        pools,
                     ]);
                 }
                 table.write(&mut out).map_err(out_err)?;

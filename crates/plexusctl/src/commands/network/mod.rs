@@ -6,6 +6,7 @@
 //! file), validated with `plexus-model` before anything is written; a network is stored
 //! under its qualified name (`name`, or `namespace/name` for the namespaced kinds).
 
+pub mod change;
 pub mod delete;
 pub mod list;
 pub mod show;
@@ -16,6 +17,7 @@ use std::path::Path;
 
 use clap::{Args, Subcommand};
 use plexus_model::{NetworkObject, Operation, validate as validate_object};
+use plexus_store::Store;
 use serde_json::Value;
 
 use crate::context::Context;
@@ -35,8 +37,9 @@ pub struct Network {
 pub enum Action {
     /// Store new networks from a file; refuses names that exist already.
     Create(write::Write),
-    /// Store networks from a file, creating or replacing them.
-    Apply(write::Write),
+    /// Store networks from a file, creating or replacing them; an unchanged network is
+    /// left alone, a change that strands held addresses is refused unless --force.
+    Apply(write::Apply),
     /// Every stored network with its pools, revision and allocation count.
     List(list::List),
     /// One stored network: its record and definition.
@@ -51,8 +54,8 @@ impl Network {
     /// Runs the command.
     pub async fn exec(&self, ctx: &Context) -> CtlResult<()> {
         match &self.action {
-            Action::Create(w) => w.exec(ctx, write::Mode::Create).await,
-            Action::Apply(w) => w.exec(ctx, write::Mode::Apply).await,
+            Action::Create(w) => w.exec(ctx, write::Mode::Create, false).await,
+            Action::Apply(a) => a.write.exec(ctx, write::Mode::Apply, a.force).await,
             Action::List(l) => l.exec(ctx).await,
             Action::Show(s) => s.exec(ctx).await,
             Action::Validate(v) => v.exec(ctx),
@@ -119,4 +122,29 @@ pub fn read_file(path: &Path, op: Operation) -> CtlResult<Vec<Parsed>> {
         return Err(CtlError::invalid(source, "holds no network object"));
     }
     Ok(parsed)
+}
+
+/// The error for `name` not being a stored network: what the store holds of it without a
+/// definition, or the nearest stored name.
+pub async fn not_stored(ctx: &Context, store: &dyn Store, name: &str) -> CtlError {
+    let held = store.allocated_networks().await.unwrap_or_default();
+    if held.iter().any(|n| n == name) {
+        return CtlError::invalid(
+            format!("network {name}"),
+            "is not stored, but the store holds addresses of it without a definition (check \
+             lists them, gc --orphaned releases them)",
+        );
+    }
+    let stored: Vec<String> = match store.networks().await {
+        Ok(records) => records.into_iter().map(|r| r.name).collect(),
+        Err(_) => Vec::new(),
+    };
+    CtlError::UnknownNetwork {
+        network: name.to_string(),
+        nearest: crate::known::nearest(name, stored.iter().map(String::as_str)).map(str::to_string),
+        searched: format!(
+            "it is not stored in {} (plexusctl network list shows the stored networks)",
+            ctx.store_location()
+        ),
+    }
 }
