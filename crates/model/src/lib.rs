@@ -9,6 +9,8 @@
 //! - [`convert`]: a validated network → the allocator's [`plexus_ipam_core::PoolConfig`],
 //!   and the defaults DANM's webhook fills in.
 //! - [`bitmap`]: DANM's base64 allocation bitmaps (`alloc`, `alloc6`), decoded and encoded.
+//! - [`tenant`]: the TenantConfig (host devices and VLAN/VxLAN ids TenantNetworks may use)
+//!   and its rules.
 //! - [`annotation`]: the pod's request: DANM's interfaces annotation or the NPWG
 //!   `k8s.v1.cni.cncf.io/networks` annotation, as one list of attachment requests.
 //!
@@ -34,6 +36,7 @@ pub mod convert;
 pub mod names;
 pub mod network;
 pub mod parse;
+pub mod tenant;
 pub mod validate;
 
 pub use annotation::{
@@ -48,6 +51,10 @@ pub use convert::{
 pub use network::{
     IpPool, IpPoolV6, NetworkKind, NetworkList, NetworkObject, NetworkOptions, NetworkSpec,
     ObjectMeta, PlexusOptions,
+};
+pub use tenant::{
+    HostDevice, TenantConfigSpec, ValidHostDevice, ValidTenantConfig, VniKind, VniPool,
+    validate_tenant_config,
 };
 pub use validate::{
     Operation, Rule, ValidFamily, ValidNetwork, ValidationErrors, Violation, validate, violations,

@@ -16,6 +16,7 @@
 mod addressing;
 mod identity;
 mod plexus;
+pub(crate) mod tenant;
 
 use std::fmt;
 use std::net::IpAddr;
@@ -125,6 +126,21 @@ pub enum Rule {
     ReservedOutside,
     /// A `plexus.block_size`/`block_size6` outside the prefix range of its network.
     BlockSizeInvalid,
+    /// A TenantConfig with neither `hostDevices` nor `networkIds`.
+    TenantConfigEmpty,
+    /// A TenantConfig device name that is neither an interface name nor a device-plugin
+    /// resource name (`domain/resource`).
+    TenantDeviceName,
+    /// A TenantConfig device listed twice.
+    TenantDeviceDuplicate,
+    /// A TenantConfig device with only one of `vniType` and `vniRange`.
+    VniIncomplete,
+    /// A `vniType` other than `vlan` or `vxlan`.
+    VniTypeInvalid,
+    /// A `vniRange` that does not parse or leaves its type's ids.
+    VniRangeInvalid,
+    /// Two `networkIds` keys naming the same `NetworkType` (they match case-insensitively).
+    NetworkIdsDuplicate,
 }
 
 /// One broken rule: which, where, with what value, and why.
