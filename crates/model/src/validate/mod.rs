@@ -18,6 +18,12 @@ mod identity;
 mod plexus;
 pub(crate) mod tenant;
 
+/// The numeric limits the rules enforce, for schemas that mirror them (the CRDs of
+/// `plexus-k8s` check the same bounds on the API server).
+pub use addressing::{MAX_V4_PREFIX, MAX_V6_PREFIX, MIN_V4_PREFIX};
+pub use identity::{MAX_RT_TABLE, MAX_VLAN, MAX_VNI_NETWORK_ID_LEN, MAX_VXLAN};
+pub use plexus::{MIN_V4_BLOCK, MIN_V6_BLOCK};
+
 use std::fmt;
 use std::net::IpAddr;
 
