@@ -46,6 +46,7 @@ pub mod danm;
 mod foreign;
 pub mod nad;
 pub mod network;
+pub mod status;
 pub mod tenant;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
