@@ -41,11 +41,13 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+pub mod catalog;
 pub mod crds;
 pub mod danm;
 mod foreign;
 pub mod nad;
 pub mod network;
+pub mod resolve;
 pub mod status;
 pub mod tenant;
 

@@ -118,9 +118,7 @@ pub enum StatusError {
         index: usize,
     },
     /// More than one entry says `default: true`.
-    #[error(
-        "{NETWORK_STATUS}: entries [{first}] and [{second}] both say default; NPWG allows one"
-    )]
+    #[error("{NETWORK_STATUS}: entries [{first}] and [{second}] both say default; NPWG allows one")]
     TwoDefaults {
         /// The first default entry.
         first: usize,

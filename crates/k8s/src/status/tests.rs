@@ -78,13 +78,17 @@ fn result() -> SuccessResult {
             search: vec!["svc.cluster.local".into()],
             options: vec![],
         }),
-        ..Default::default()
     }
 }
 
 #[test]
 fn an_entry_comes_from_the_first_sandbox_interface() {
-    let entry = entry_from_result("ns1/blue", false, &[ip("10.1.0.1"), ip("fd00::1")], &result());
+    let entry = entry_from_result(
+        "ns1/blue",
+        false,
+        &[ip("10.1.0.1"), ip("fd00::1")],
+        &result(),
+    );
     assert_eq!(entry.name, "ns1/blue");
     assert_eq!(entry.interface.as_deref(), Some("net1"));
     // The host interface's address is not the pod's; one on no interface is kept.
@@ -159,7 +163,10 @@ fn multus_output_reads() {
 fn bad_values_are_refused_with_the_reason() {
     let too_big = format!("[{}]", " ".repeat(MAX_STATUS_BYTES));
     assert!(matches!(parse(&too_big), Err(StatusError::TooLarge { .. })));
-    let many = format!("[{}]", vec![r#"{"name":"n"}"#; MAX_STATUS_ENTRIES + 1].join(","));
+    let many = format!(
+        "[{}]",
+        vec![r#"{"name":"n"}"#; MAX_STATUS_ENTRIES + 1].join(",")
+    );
     assert_eq!(
         parse(&many),
         Err(StatusError::TooManyEntries {
@@ -208,8 +215,8 @@ fn arb_entry() -> impl Strategy<Value = NetworkStatusEntry> {
         proptest::collection::vec("[0-9.]{1,15}", 0..3),
         proptest::collection::vec(arb_ip(), 0..3),
     )
-        .prop_map(
-            |(name, interface, ips, mac, mtu, nameservers, gateway)| NetworkStatusEntry {
+        .prop_map(|(name, interface, ips, mac, mtu, nameservers, gateway)| {
+            NetworkStatusEntry {
                 name,
                 interface,
                 ips,
@@ -223,8 +230,8 @@ fn arb_entry() -> impl Strategy<Value = NetworkStatusEntry> {
                 device_info: None,
                 default_route: gateway.clone(),
                 gateway,
-            },
-        )
+            }
+        })
 }
 
 proptest! {
