@@ -41,12 +41,15 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+#[cfg(feature = "client")]
+pub mod api;
 pub mod catalog;
 pub mod crds;
 pub mod danm;
 mod foreign;
 pub mod nad;
 pub mod network;
+pub mod pod;
 pub mod resolve;
 pub mod status;
 pub mod tenant;

@@ -10,4 +10,5 @@ mod crds;
 mod danm;
 mod nad;
 mod plexus;
+mod pods;
 mod support;
