@@ -11,6 +11,17 @@
 //!   that recognises what plexus serves.
 //! - [`crds`]: every CRD above, rendered into `deploy/crds/` by the `crdgen` binary.
 //!
+//! Pods asking for networks (pure, I/O-free):
+//! - [`pod`]: the pod a CNI call is for (`CNI_ARGS`), the UID check, its request
+//!   annotation (parsed by `plexus_model`) and its network-status;
+//! - [`catalog`]: the objects a request may name, in lookup order, and the fetched ones;
+//! - [`resolve`]: requests to objects (DANM's default network, AllowedTenants, NAD
+//!   namespaces and isolation), with the fetch plan;
+//! - [`status`]: the NPWG `k8s.v1.cni.cncf.io/network-status` annotation.
+//!
+//! And the I/O: `api` (feature `client`, on by default): kube-rs reads of the pod and the
+//! objects, and the network-status write with the pod's UID as precondition.
+//!
 //! `plexus_model` is the one source of rules: each network type converts into the model's
 //! [`NetworkObject`] ([`NetworkResource::to_model`]) and is checked by
 //! `plexus_model::validate` ([`NetworkResource::validate`]); the CRD schemas check the shape
