@@ -80,6 +80,20 @@ ANNOTATIONS = [
     b"danm.io/interfaces\x00[{\"network\":\"a\",\"ipv4\":\"dynamic\"}]",
 ]
 
+POD_NETWORKS = [
+    b'[{"name":"cbr0","interface":"eth0","ips":["10.244.1.7"],"mac":"0a:58:0a:f4:01:07","default":true,"dns":{}},'
+    b'{"name":"ns/net-b","interface":"net1","ips":["192.168.1.200","fd00::7"],"mac":"c2:4a:1f:2e:7d:11","mtu":1450,'
+    b'"dns":{"nameservers":["10.0.0.53"],"search":["svc"]},"gateway":["192.168.1.1"],"default-route":["192.168.1.1"],'
+    b'"device-info":{"type":"pci","version":"1.1.0","pci":{"pci-address":"0000:00:1f.0"}},"example.com/x":1}]',
+    b"ns\x00danm.k8s.io/interfaces\x00[{\"network\":\"a\",\"ip\":\"dynamic\"},{\"tenantNetwork\":\"t1\"},{\"clusterNetwork\":\"net-d\"}]",
+    b"infra\x00plexus.io/interfaces\x00[{\"clusterNetwork\":\"net-a\",\"ip6\":\"none\"},{\"network\":\"internal\"}]",
+    b"ns\x00plexus.io/interfaces\x00[{\"clusterNetwork\":\"net-a\"}]",
+    b"ns\x00k8s.v1.cni.cncf.io/networks\x00infra/net-a@net1, net-b, other/net-c, net-t",
+    b"ns\x00k8s.v1.cni.cncf.io/networks\x00[{\"name\":\"bad\"},{\"name\":\"missing\",\"namespace\":\"x\"}]",
+    b"ns\x00danm.io/interfaces\x00[]",
+    b"ns",
+]
+
 DANMNET = b"""apiVersion: danm.k8s.io/v1
 kind: DanmNet
 metadata:
@@ -222,6 +236,7 @@ TARGETS = {
     "prev_result": [j(p) for p in PREV],
     "cni_env": CNI_ENV,
     "annotations": ANNOTATIONS,
+    "pod_networks": POD_NETWORKS,
     "network_yaml": [DANMNET, MULTI, LIST, V6ONLY, JSONNET, L2, ALIAS],
     "danm_bitmap": BITMAPS,
     "import": [WHEREABOUTS, WB6, DANMNET + DANMEP, EXPORT, MULTI],
