@@ -11,4 +11,5 @@ mod danm;
 mod nad;
 mod plexus;
 mod pods;
+mod rbac;
 mod support;
