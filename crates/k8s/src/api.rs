@@ -71,7 +71,8 @@ pub enum ApiError {
 }
 
 impl ApiError {
-    fn from_kube(what: impl Into<String>, error: kube::Error) -> ApiError {
+    /// `error` of the request `what`: the server's refusal, or a transport failure.
+    pub(crate) fn from_kube(what: impl Into<String>, error: kube::Error) -> ApiError {
         let what = what.into();
         match error {
             kube::Error::Api(status) => ApiError::Refused {

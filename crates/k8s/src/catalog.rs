@@ -262,6 +262,11 @@ impl Catalog {
         self.objects.is_empty()
     }
 
+    /// Every object held.
+    pub fn objects(&self) -> impl Iterator<Item = &CatalogObject> {
+        self.objects.values()
+    }
+
     /// The NADs held.
     pub fn nads(&self) -> impl Iterator<Item = &NetworkAttachmentDefinition> {
         self.objects.values().filter_map(|o| match o {

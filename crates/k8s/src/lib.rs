@@ -20,7 +20,8 @@
 //! - [`status`]: the NPWG `k8s.v1.cni.cncf.io/network-status` annotation.
 //!
 //! And the I/O: `api` (feature `client`, on by default): kube-rs reads of the pod and the
-//! objects, and the network-status write with the pod's UID as precondition. Every error
+//! objects, and the network-status write with the pod's UID as precondition; `cache`: the
+//! node agent's watch cache of its pods and the networks, with the API as fallback. Every error
 //! of these modules maps onto one CNI code (`to_cni_error`, `docs/errors.md`).
 //!
 //! `plexus_model` is the one source of rules: each network type converts into the model's
@@ -55,6 +56,8 @@
 
 #[cfg(feature = "client")]
 pub mod api;
+#[cfg(feature = "client")]
+pub mod cache;
 pub mod catalog;
 mod cni;
 pub mod crds;

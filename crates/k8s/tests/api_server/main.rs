@@ -6,6 +6,7 @@
 //! Without `PLEXUS_TEST_KUBECONFIG` each test prints `SKIPPED` and passes, unless
 //! `PLEXUS_REQUIRE_KUBE=1` (as in `scripts/test` and CI), which makes it a failure.
 
+mod cache;
 mod crds;
 mod danm;
 mod nad;

@@ -2,7 +2,8 @@
 //! bound to a service account is enough to read and resolve a pod's networks and write its
 //! network-status; an identity without it is refused with a 403 that maps to CNI code 7;
 //! and without the DANM rules a default-network lookup fails even where DANM is not
-//! installed (why the role lists DANM's kinds).
+//! installed (why the role lists DANM's kinds). `deploy/rbac/plexus-node.yaml` lets the
+//! node agent's watch cache become ready; the plugin's role alone does not.
 
 use std::time::{Duration, Instant};
 
@@ -12,6 +13,7 @@ use kube::Client;
 use kube::api::{Api, DeleteParams, PostParams};
 use kube::config::Kubeconfig;
 use plexus_k8s::api::{ApiError, KubeApi};
+use plexus_k8s::cache::NodeCache;
 use plexus_k8s::pod::PodKey;
 use plexus_k8s::resolve::Policy;
 use plexus_k8s::status::NetworkStatusEntry;
@@ -21,6 +23,7 @@ use serde_json::json;
 use crate::support::{KUBECONFIG_VAR, apply_crds, client, delete_namespace, namespace, unique};
 
 const ROLE: &str = include_str!("../../../../deploy/rbac/plexus-cni.yaml");
+const NODE_ROLE: &str = include_str!("../../../../deploy/rbac/plexus-node.yaml");
 
 /// A kubeconfig file for service account `ns/name` (its token), on the test cluster.
 async fn service_account_kubeconfig(client: &Client, ns: &str, name: &str) -> std::path::PathBuf {
@@ -72,10 +75,17 @@ async fn service_account_kubeconfig(client: &Client, ns: &str, name: &str) -> st
     path
 }
 
-/// Bind a copy of the role (named `role`, with `rules` kept where `keep` says so) to the
-/// service account `ns/account`.
-async fn bind(client: &Client, role: &str, keep: impl Fn(&str) -> bool, ns: &str, account: &str) {
-    let mut cluster_role: ClusterRole = serde_norway::from_str(ROLE).unwrap();
+/// Bind a copy of the ClusterRole of `yaml` (named `role`, with the rules of the API groups
+/// `keep` accepts) to the service account `ns/account`.
+async fn bind(
+    client: &Client,
+    yaml: &str,
+    role: &str,
+    keep: impl Fn(&str) -> bool,
+    ns: &str,
+    account: &str,
+) {
+    let mut cluster_role: ClusterRole = serde_norway::from_str(yaml).unwrap();
     cluster_role.metadata.name = Some(role.into());
     if let Some(rules) = cluster_role.rules.as_mut() {
         rules.retain(|r| r.api_groups.iter().flatten().all(|g| keep(g)));
@@ -135,8 +145,19 @@ async fn the_plugin_role_is_enough_and_needed() {
     let plexus = service_account_kubeconfig(&client, &ns, "plexus").await;
     let nobody = service_account_kubeconfig(&client, &ns, "nobody").await;
     let no_danm = service_account_kubeconfig(&client, &ns, "no-danm").await;
-    bind(&client, &full, |_| true, &ns, "plexus").await;
-    bind(&client, &partial, |g| g != "danm.k8s.io", &ns, "no-danm").await;
+    let node_role = unique("plexus-node");
+    let agent = service_account_kubeconfig(&client, &ns, "agent").await;
+    bind(&client, ROLE, &full, |_| true, &ns, "plexus").await;
+    bind(
+        &client,
+        ROLE,
+        &partial,
+        |g| g != "danm.k8s.io",
+        &ns,
+        "no-danm",
+    )
+    .await;
+    bind(&client, NODE_ROLE, &node_role, |_| true, &ns, "agent").await;
     let pod = Api::<Pod>::namespaced(client.clone(), &ns)
         .create(&pp, &pod)
         .await
@@ -209,10 +230,29 @@ async fn the_plugin_role_is_enough_and_needed() {
     };
     assert!(what.contains("danm.k8s.io"), "{what}");
 
-    for path in [plexus, nobody, no_danm] {
+    // The node agent's role: its watch cache becomes ready and answers for the pod; with
+    // the plugin's role alone (no list, no watch) it never becomes ready.
+    let agent_api = KubeApi::from_kubeconfig(Some(&agent)).await.unwrap();
+    let cache = NodeCache::start(&agent_api, "node-1").await.unwrap();
+    cache.wait_ready(Duration::from_secs(30)).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while cache.pod_networks(&key, &policy).is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "the agent's cache never answered for the pod"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop(cache);
+    let cache = NodeCache::start(&api, "node-1").await.unwrap();
+    let not_ready = cache.wait_ready(Duration::from_secs(3)).await.unwrap_err();
+    assert!(not_ready.kinds.contains(&"Pod"), "{not_ready}");
+    drop(cache);
+
+    for path in [plexus, nobody, no_danm, agent] {
         std::fs::remove_file(path).unwrap();
     }
-    for role in [&full, &partial] {
+    for role in [&full, &partial, &node_role] {
         Api::<ClusterRoleBinding>::all(client.clone())
             .delete(role, &DeleteParams::default())
             .await
