@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use serde_json::{Value, json};
 use support::World;
 use support::netns::{
-    HostLink, Netns, POD_ARGS, assert_pod_empty, cni_path, exec, exec_with, ok, privileged, veth,
+    HostLink, Netns, POD_ARGS, assert_pod_empty, exec, exec_with, ok, plugin_path, privileged, veth,
 };
 
 /// The fake user-space delegate, installed as `userspace` (the userspace CNI's type) and
@@ -91,7 +91,7 @@ struct Setup {
 /// reporting a name the pod has no link of); routes on every one.
 fn setup(vhost_behaviour: &str) -> Setup {
     let mut world = World::new("");
-    world.cni_path = cni_path(world.dir.path());
+    world.cni_path = plugin_path(world.dir.path());
     install_fake(&world);
     let parent = veth();
     let sockets = world.dir.path().join("vhost-sockets");

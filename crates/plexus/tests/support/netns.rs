@@ -135,6 +135,13 @@ pub fn cni_path(dir: &Path) -> String {
     format!("{}:/usr/lib/cni", bin.display())
 }
 
+/// CNI_PATH for tests whose only plugins are their own: `<dir>/bin`, created.
+pub fn plugin_path(dir: &Path) -> String {
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    bin.display().to_string()
+}
+
 /// The `CNI_ARGS` of the tests' pod.
 pub const POD_ARGS: &str = "IgnoreUnknown=1;K8S_POD_NAMESPACE=ns;K8S_POD_NAME=p";
 
