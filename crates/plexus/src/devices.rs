@@ -196,6 +196,47 @@ mod tests {
     }
 
     #[test]
+    fn the_resource_comes_from_device_pool_then_the_annotation_never_for_built_ins() {
+        use crate::userspace::tests::network;
+        let delegate = Driver::Delegate { plugins: vec![] };
+        let sriov = network(
+            "sriov",
+            json!({"device_pool": "intel.com/vf", "cidr": "10.0.0.0/24"}),
+            json!({RESOURCE_NAME_ANNOTATION: "other.com/x"}),
+        );
+        assert_eq!(
+            resource_of(&sriov, &delegate).unwrap().as_deref(),
+            Some("intel.com/vf"),
+            "device_pool wins"
+        );
+        let nad = network(
+            "host-device",
+            json!({"cidr": "10.0.0.0/24"}),
+            json!({RESOURCE_NAME_ANNOTATION: " example.com/dpdk "}),
+        );
+        assert_eq!(
+            resource_of(&nad, &delegate).unwrap().as_deref(),
+            Some("example.com/dpdk")
+        );
+        let plain = network("host-device", json!({"cidr": "10.0.0.0/24"}), json!({}));
+        assert_eq!(resource_of(&plain, &delegate).unwrap(), None);
+        let macvlan = network(
+            "macvlan",
+            json!({"host_device": "eth1", "cidr": "10.0.0.0/24"}),
+            json!({RESOURCE_NAME_ANNOTATION: "example.com/dpdk"}),
+        );
+        let builtin = Driver::Macvlan {
+            parent: "eth1".into(),
+            mode: Default::default(),
+        };
+        let err = resource_of(&macvlan, &builtin).unwrap_err().to_string();
+        assert!(
+            err.contains("example.com/dpdk") && err.contains("built in"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn device_id_goes_to_every_plugin_and_its_runtime_config() {
         let mut plugins = vec![
             json!({"type": "sriov", "runtimeConfig": {"mac": "02:00:00:00:00:01"}}),

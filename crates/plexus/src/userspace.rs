@@ -179,8 +179,86 @@ pub fn warn(planned: &Planned, link: &str, why: &NotKernel) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
+    use plexus_model::{NetworkObject, Operation, validate};
+    use serde_json::json;
+
     use super::*;
+
+    /// A validated ClusterNetwork `name` of `network_type` with `options` and
+    /// `annotations`.
+    pub(crate) fn network(
+        network_type: &str,
+        options: serde_json::Value,
+        annotations: serde_json::Value,
+    ) -> Network {
+        let object: NetworkObject = serde_json::from_value(json!({
+            "apiVersion": "plexus.io/v1", "kind": "ClusterNetwork",
+            "metadata": {"name": "n1", "annotations": annotations},
+            "spec": {"NetworkID": "n1", "NetworkType": network_type, "Options": options}}))
+        .unwrap();
+        let valid = validate(&object, Operation::Create).unwrap();
+        Network {
+            valid,
+            annotations: object.metadata.annotations.clone(),
+        }
+    }
+
+    #[test]
+    fn the_userspace_type_and_the_annotation_mark_a_network() {
+        let plain = json!({"cidr": "10.0.0.0/24"});
+        assert!(marked(&network("userspace", plain.clone(), json!({}))).unwrap());
+        assert!(!marked(&network("host-device", plain.clone(), json!({}))).unwrap());
+        let with = |v: &str| {
+            network(
+                "host-device",
+                plain.clone(),
+                json!({USERSPACE_ANNOTATION: v}),
+            )
+        };
+        assert!(marked(&with("TRUE")).unwrap());
+        assert!(!marked(&with("false")).unwrap());
+        let err = marked(&with("yes")).unwrap_err().to_string();
+        assert!(
+            err.contains(USERSPACE_ANNOTATION) && err.contains("\"yes\""),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_socket_directory_becomes_shared_dir_or_must_be_configured() {
+        let options = json!({"cidr": "10.0.0.0/24"});
+        let annotated = network(
+            "userspace",
+            options.clone(),
+            json!({SOCKET_DIR_ANNOTATION: "/var/run/vhost"}),
+        );
+        let mut plugins = vec![json!({"type": "userspace", "sharedDir": "/old"})];
+        pass_socket_dir(&annotated, &mut plugins).unwrap();
+        assert_eq!(plugins[0]["sharedDir"], json!("/var/run/vhost"));
+
+        let bare = network("userspace", options.clone(), json!({}));
+        let mut own = vec![json!({"type": "userspace", "sharedDir": "/run/vpp"})];
+        pass_socket_dir(&bare, &mut own).unwrap();
+        assert_eq!(own[0]["sharedDir"], json!("/run/vpp"));
+        let err = pass_socket_dir(&bare, &mut [json!({"type": "userspace"})])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(SOCKET_DIR_ANNOTATION) && err.contains("n1.conf"),
+            "{err}"
+        );
+
+        let relative = network(
+            "userspace",
+            options,
+            json!({SOCKET_DIR_ANNOTATION: "run/x"}),
+        );
+        let err = pass_socket_dir(&relative, &mut [json!({})])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("not an absolute path"), "{err}");
+    }
 
     #[test]
     fn socket_dirs_must_be_plain_absolute_paths() {
