@@ -95,6 +95,12 @@ pub mod plexus {
         /// A new address is already used by another host on the segment (ARP probe / DAD),
         /// and no other address could be taken (static request, attempts used up).
         DUPLICATE_ADDRESS = 114;
+        /// The pod has no device left in a device-plugin resource (SR-IOV `device_pool`,
+        /// `k8s.v1.cni.cncf.io/resourceName`) for one of its interfaces.
+        NO_DEVICE = 115;
+        /// Neither the kubelet's pod-resources API nor its device checkpoint could say
+        /// which devices the pod holds (or one named an unusable device ID).
+        DEVICES_UNKNOWN = 116;
     }
 
     /// The binaries whose codes ≥ 100 are the ones of this module.
@@ -135,6 +141,8 @@ mod tests {
                 ("plexus::DELEGATE_FAILED", 112),
                 ("plexus::UNSUPPORTED_LINK", 113),
                 ("plexus::DUPLICATE_ADDRESS", 114),
+                ("plexus::NO_DEVICE", 115),
+                ("plexus::DEVICES_UNKNOWN", 116),
             ]
         );
         let numbers: BTreeSet<u32> = SPEC.iter().chain(plexus::ALL).map(|c| c.value).collect();

@@ -36,7 +36,10 @@ pub mod search;
 
 pub use addr::{Family, from_key, key};
 pub use blocks::BlockPolicy;
-pub use config::{PoolConfig, Route, StaticAddress, parse_pool_config};
+pub use config::{
+    PoolConfig, Route, StaticAddress, WHEREABOUTS_SHARED_NETWORK, allocation_networks,
+    parse_pool_config,
+};
 pub use error::{ConfigError, RangeError, RangeField, StaticError};
 pub use range::{Range, RangeSet};
 pub use request::place_static;

@@ -299,12 +299,21 @@ fn check_inside(field: RangeField, ip: IpAddr, subnet: &IpNet) -> Result<IpAddr,
     Ok(ip)
 }
 
+/// Separates [`RangeSet::shared_by`] from the ranges in a set's id: never part of a network
+/// configuration name (the CNI name grammar) nor of a range id.
+pub const SHARED_BY_SEPARATOR: char = '|';
+
 /// Ranges that together yield one address per attachment: same family, no shared candidates.
 /// Order matters: the free-address search walks the ranges in this order.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct RangeSet {
     /// The ranges, in search order.
     pub ranges: Vec<Range>,
+    /// The network configuration (netconf name) this set belongs to when several
+    /// configurations share one network (whereabouts' overlapping-range protection): part
+    /// of the id, so each configuration's allocations, cursors and GC stay its own while
+    /// addresses stay unique across all of them. `None` for a network of its own.
+    pub shared_by: Option<String>,
 }
 
 impl RangeSet {
@@ -332,16 +341,32 @@ impl RangeSet {
             }
             earlier.insert(range, index);
         }
-        Ok(RangeSet { ranges })
+        Ok(RangeSet {
+            ranges,
+            shared_by: None,
+        })
     }
 
-    /// Ids of the ranges joined with ",".
+    /// Ids of the ranges joined with ",", after `shared_by|` when the set is shared.
     pub fn id(&self) -> String {
-        self.ranges
+        let ranges = self
+            .ranges
             .iter()
             .map(Range::id)
             .collect::<Vec<_>>()
-            .join(",")
+            .join(",");
+        match &self.shared_by {
+            Some(by) => format!("{by}{SHARED_BY_SEPARATOR}{ranges}"),
+            None => ranges,
+        }
+    }
+
+    /// The same set, owned by the network configuration `name` inside a shared network
+    /// (see [`RangeSet::shared_by`]); an empty name leaves it unowned.
+    #[must_use]
+    pub fn shared_by(mut self, name: &str) -> Self {
+        self.shared_by = (!name.is_empty()).then(|| name.to_string());
+        self
     }
 
     /// The family of the set (IPv4 for an empty set, which [`RangeSet::new`] never builds).

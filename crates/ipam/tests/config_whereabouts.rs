@@ -8,7 +8,8 @@ use std::net::Ipv4Addr;
 
 use ipnet::IpNet;
 use plexus_ipam_core::{
-    ConfigError, PoolConfig, Range, Route, StaticAddress, find_free, parse_pool_config,
+    ConfigError, PoolConfig, Range, Route, StaticAddress, WHEREABOUTS_SHARED_NETWORK,
+    allocation_networks, find_free, parse_pool_config,
 };
 use proptest::prelude::*;
 use serde_json::{Value, json};
@@ -57,7 +58,14 @@ fn readme_example_with_exclusions() {
         "exclude": ["192.168.2.229/30", "192.168.2.236/32"]
     }))
     .expect("parses");
-    assert_eq!(config.network, "whereaboutsexample");
+    // Overlapping-range protection (whereabouts' default): one network for every such
+    // configuration, the range set owned by this one.
+    assert_eq!(config.network, WHEREABOUTS_SHARED_NETWORK);
+    assert_eq!(config.legacy_network.as_deref(), Some("whereaboutsexample"));
+    assert_eq!(
+        config.range_sets[0].shared_by.as_deref(),
+        Some("whereaboutsexample")
+    );
     let expected = Range::new(
         net("192.168.2.224/28"),
         Some(ip("192.168.2.225")),
@@ -84,14 +92,14 @@ fn readme_nad_example_and_range_end_syntax() {
         parse_readme(json!({"type": "whereabouts", "range": "192.168.2.225/28"})).expect("parses");
     assert_eq!(
         config.range_sets[0].id(),
-        "192.168.2.224/28[192.168.2.225-192.168.2.238]"
+        "whereaboutsexample|192.168.2.224/28[192.168.2.225-192.168.2.238]"
     );
     assert!(config.warnings.is_empty());
 
     let config = parse(json!({"range": "192.168.2.225-192.168.2.230/28"}));
     assert_eq!(
         config.range_sets[0].id(),
-        "192.168.2.224/28[192.168.2.225-192.168.2.230]"
+        "net1|192.168.2.224/28[192.168.2.225-192.168.2.230]"
     );
     assert_eq!(config.range_sets[0].capacity(), 6);
 }
@@ -158,8 +166,8 @@ fn readme_multiple_ip_examples() {
     assert_eq!(
         ids,
         [
-            "192.168.10.0/24[192.168.10.1-192.168.10.254]",
-            "176.168.0.0/16[176.168.0.1-176.168.255.254]"
+            "whereaboutsexample|192.168.10.0/24[192.168.10.1-192.168.10.254]",
+            "whereaboutsexample|176.168.0.0/16[176.168.0.1-176.168.255.254]"
         ]
     );
 
@@ -266,7 +274,7 @@ fn range_start_and_end_are_validated_not_ignored() {
     );
     assert_eq!(
         config.range_sets[0].id(),
-        "10.0.0.0/24[10.0.0.50-10.0.0.60]"
+        "net1|10.0.0.0/24[10.0.0.50-10.0.0.60]"
     );
 
     let cases = [
@@ -462,7 +470,8 @@ fn network_name_overrides_the_netconf_name() {
     );
     assert_eq!(
         parse(json!({"range": "10.0.0.0/24", "network_name": ""})).network,
-        "net1"
+        WHEREABOUTS_SHARED_NETWORK,
+        "an empty network_name is none"
     );
     let e = parse_pool_config("", &json!({"range": "10.0.0.0/24"}), None).expect_err("unnamed");
     assert_eq!(e.field, "network_name");
@@ -608,4 +617,92 @@ fn datastore_keys_without_a_store_pick_the_store_and_are_not_called_ignored() {
         "etcd_username": "u", "etcd_password": "p", "configuration_path": "/etc/w.conf"
     }));
     assert!(config.warnings.is_empty(), "{:#?}", config.warnings);
+}
+
+/// whereabouts keeps an address unique across every range by default: plexus keeps the
+/// allocations of all such configurations in one network, each configuration's range sets
+/// carrying its name (so its GC collects its own).
+#[test]
+fn overlapping_range_protection_shares_one_network() {
+    let a = parse_pool_config("nad-a", &json!({"range": "10.44.0.0/24"}), None).unwrap();
+    let b = parse_pool_config("nad-b", &json!({"range": "10.44.0.0/25"}), None).unwrap();
+    assert_eq!(a.network, WHEREABOUTS_SHARED_NETWORK);
+    assert_eq!(b.network, WHEREABOUTS_SHARED_NETWORK);
+    assert_eq!(a.legacy_network.as_deref(), Some("nad-a"));
+    assert_eq!(a.range_sets[0].shared_by.as_deref(), Some("nad-a"));
+    assert!(
+        a.range_sets[0].id().starts_with("nad-a|10.44.0.0/24["),
+        "{}",
+        a.range_sets[0].id()
+    );
+    // Same ranges, different configurations: different range set ids.
+    let a2 = parse_pool_config("nad-b", &json!({"range": "10.44.0.0/24"}), None).unwrap();
+    assert_ne!(a.range_sets[0].id(), a2.range_sets[0].id());
+
+    // network_name scopes the sharing to configurations with that name.
+    let named = parse(json!({"range": "10.44.0.0/24", "network_name": "blue"}));
+    assert_eq!(named.network, "blue");
+    assert_eq!(named.legacy_network, None);
+    assert_eq!(named.range_sets[0].shared_by.as_deref(), Some("net1"));
+
+    // Protection off: the configuration's own network, as before.
+    let own = parse(json!({"range": "10.44.0.0/24", "enable_overlapping_ranges": false}));
+    assert_eq!(own.network, "net1");
+    assert_eq!(own.legacy_network, None);
+    assert_eq!(own.range_sets[0].shared_by, None);
+
+    // host-local syntax is not whereabouts': its own network.
+    let host_local = parse_pool_config(
+        "hl",
+        &json!({"ranges": [[{"subnet": "10.44.0.0/24"}]]}),
+        None,
+    )
+    .unwrap();
+    assert_eq!(host_local.network, "hl");
+    assert_eq!(host_local.range_sets[0].shared_by, None);
+}
+
+#[test]
+fn del_finds_the_same_networks_leniently() {
+    let cases = [
+        (
+            json!({"range": "10.44.0.0/24"}),
+            WHEREABOUTS_SHARED_NETWORK,
+            Some("n"),
+        ),
+        // A range that no longer parses still releases from the shared network.
+        (
+            json!({"range": "nonsense"}),
+            WHEREABOUTS_SHARED_NETWORK,
+            Some("n"),
+        ),
+        (
+            json!({"range": "10.44.0.0/24", "enable_overlapping_ranges": "yes"}),
+            WHEREABOUTS_SHARED_NETWORK,
+            Some("n"),
+        ),
+        (
+            json!({"range": "10.44.0.0/24", "network_name": "blue"}),
+            "blue",
+            None,
+        ),
+        (
+            json!({"range": "10.44.0.0/24", "enable_overlapping_ranges": false}),
+            "n",
+            None,
+        ),
+        (json!({"ranges": [[{"subnet": "10.44.0.0/24"}]]}), "n", None),
+    ];
+    for (ipam, network, legacy) in cases {
+        let (got, got_legacy) = allocation_networks("n", &ipam).unwrap();
+        assert_eq!(got, network, "{ipam}");
+        assert_eq!(got_legacy.as_deref(), legacy, "{ipam}");
+        if let Ok(pool) = parse_pool_config("n", &ipam, None) {
+            assert_eq!(
+                (pool.network, pool.legacy_network),
+                (got, got_legacy),
+                "{ipam}"
+            );
+        }
+    }
 }

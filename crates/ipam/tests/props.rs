@@ -355,6 +355,8 @@ proptest! {
         let ipam = json!({"type": "whereabouts", "ipRanges": entries});
         let parsed = parse_pool_config("net", &ipam, None);
         prop_assert!(parsed.is_ok(), "{:?}", parsed);
-        prop_assert_eq!(parsed.expect("checked").range_sets, singles);
+        // Overlapping-range protection is on by default: the sets are owned by "net".
+        let owned: Vec<RangeSet> = singles.into_iter().map(|s| s.shared_by("net")).collect();
+        prop_assert_eq!(parsed.expect("checked").range_sets, owned);
     }
 }

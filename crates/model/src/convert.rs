@@ -214,6 +214,7 @@ impl NetworkPool {
         }
         Ok(PoolConfig {
             network: self.network.clone(),
+            legacy_network: None,
             range_sets: families.iter().map(|f| f.range_set.clone()).collect(),
             routes: families.iter().flat_map(|f| f.routes.clone()).collect(),
             dns: None,

@@ -14,6 +14,7 @@
 //! - [`flatfile`] — whereabouts' `whereabouts.conf`, merged into whereabouts-style sections.
 //! - [`static_echo`] — echo mode for the `plexus` meta-plugin's delegates (DANM's fakeipam).
 //! - [`retry`] — bounded retries with jittered backoff for transient store errors.
+//! - [`shared`] — networks several whereabouts configurations share (overlapping ranges).
 //! - [`logging`] — `tracing` to stderr or a file, never stdout.
 
 pub mod error;
@@ -22,6 +23,7 @@ pub mod logging;
 pub mod plugin;
 pub mod request;
 pub mod retry;
+pub mod shared;
 pub mod static_echo;
 pub mod stored;
 

@@ -22,7 +22,7 @@ use serde_json::Value;
 
 use crate::retry::{self, DEFAULT_DEADLINE};
 use crate::stored::Resolved;
-use crate::{IpamError, logging, request, stored};
+use crate::{IpamError, logging, request, shared, stored};
 
 /// How long STATUS may take before it answers "not available" (the runtime polls it often).
 pub const STATUS_DEADLINE: Duration = Duration::from_millis(1500);
@@ -110,6 +110,7 @@ impl IpamPlugin {
             let resolved =
                 stored::resolve(&req.conf, source, &*store, &store_config.location()).await?;
             let pool = &resolved.pool;
+            shared::refuse_legacy_holdings(pool, &*store).await?;
             let statics = request::statics(&req.conf, &req.env, pool)?;
             let key = request::attachment_key(&pool.network, &req.env)?;
             let claims = request::claims(pool, &statics);
@@ -138,9 +139,14 @@ impl IpamPlugin {
             );
             return Ok(());
         }
-        let (network, store_config) = request::network_and_store_lenient(&req.conf)?;
+        let (network, legacy, store_config) = request::network_and_store_lenient(&req.conf)?;
         let agent = request::agent_lenient(&req.conf);
         let key = request::attachment_key(&network, &req.env)?;
+        // An attachment made before the network became shared is released where it was
+        // made (releasing nothing costs one idempotent call).
+        let legacy_key = legacy
+            .map(|name| request::attachment_key(&name, &req.env))
+            .transpose()?;
         if sqlite_missing(&store_config) {
             tracing::info!(
                 store = %store_config.location(),
@@ -150,9 +156,12 @@ impl IpamPlugin {
         }
         let released = block_on(async {
             let store = open_store(&store_config, &agent, OpenMode::MustExist).await?;
-            let released =
-                retry::with_deadline(self.retry_deadline(&store_config), || store.release(&key))
-                    .await?;
+            let deadline = self.retry_deadline(&store_config);
+            let mut released = retry::with_deadline(deadline, || store.release(&key)).await?;
+            if let Some(legacy_key) = &legacy_key {
+                released
+                    .extend(retry::with_deadline(deadline, || store.release(legacy_key)).await?);
+            }
             Ok::<_, IpamError>(released)
         })??;
         tracing::info!(
@@ -182,11 +191,14 @@ impl IpamPlugin {
             let pool = stored::resolve(&req.conf, source, &*store, &store_config.location())
                 .await?
                 .pool;
-            let key = request::attachment_key(&pool.network, &req.env)?;
-            let held = retry::with_deadline(self.retry_deadline(&store_config), || {
-                store.attachment(&key)
-            })
-            .await?;
+            let deadline = self.retry_deadline(&store_config);
+            let mut key = request::attachment_key(&pool.network, &req.env)?;
+            let mut held = retry::with_deadline(deadline, || store.attachment(&key)).await?;
+            if let (true, Some(legacy)) = (held.is_empty(), &pool.legacy_network) {
+                // Attached before the network became shared: still held where it was made.
+                key = request::attachment_key(legacy, &req.env)?;
+                held = retry::with_deadline(deadline, || store.attachment(&key)).await?;
+            }
             Ok::<_, IpamError>((pool, key, held))
         })??;
         check_against(&pool, &key_label(&key), &prev, &held)
@@ -258,7 +270,7 @@ impl IpamPlugin {
             .collect();
         // The runtime's valid attachments are this node's only: on a shared store, GC must
         // never consider what other nodes (or no known node) claimed.
-        let scope = GcScope::node(request::node_name(&req.conf)?);
+        let node = request::node_name(&req.conf)?;
         let now = plexus_store::unix_now();
         if sqlite_missing(&store_config) {
             tracing::info!(
@@ -267,16 +279,29 @@ impl IpamPlugin {
             );
             return Ok(());
         }
-        let (pool, report) = block_on(async {
+        let (pool, scope, report) = block_on(async {
             let store = open_store(&store_config, &agent, OpenMode::MustExist).await?;
             let pool = stored::resolve(&req.conf, source, &*store, &store_config.location())
                 .await?
                 .pool;
-            let report = retry::with_deadline(self.retry_deadline(&store_config), || {
+            let scope = shared::gc_scope(&pool, node.clone());
+            let deadline = self.retry_deadline(&store_config);
+            let mut report = retry::with_deadline(deadline, || {
                 store.gc(&pool.network, &valid, &scope, &pool.blocks, now)
             })
             .await?;
-            Ok::<_, IpamError>((pool, report))
+            // What this configuration still holds from before its network was shared.
+            if let Some(legacy) = &pool.legacy_network {
+                let own = GcScope::node(node.clone());
+                let old = retry::with_deadline(deadline, || {
+                    store.gc(legacy, &valid, &own, &pool.blocks, now)
+                })
+                .await?;
+                report.released.extend(old.released);
+                report.released_blocks.extend(old.released_blocks);
+                report.errors.extend(old.errors);
+            }
+            Ok::<_, IpamError>((pool, scope, report))
         })??;
         tracing::info!(
             network = %pool.network,

@@ -81,20 +81,26 @@ pub fn agent_lenient(conf: &NetConf) -> AgentSetting {
     })
 }
 
-/// The network name and store, read leniently so that DEL can release even when the ranges
-/// of the config no longer parse (DEL must not leak because a config was edited badly).
-pub fn network_and_store_lenient(conf: &NetConf) -> Result<(String, StoreConfig), IpamError> {
+/// The network name, the network used before whereabouts overlapping-range protection
+/// (see `PoolConfig::legacy_network`) and the store, read leniently so that DEL can release
+/// even when the ranges of the config no longer parse (DEL must not leak because a config
+/// was edited badly).
+pub fn network_and_store_lenient(
+    conf: &NetConf,
+) -> Result<(String, Option<String>, StoreConfig), IpamError> {
     let section = ipam_section(conf)?;
     // A stored network (`ipam.network`) keeps its allocations under its own name.
-    let network = section
+    let stored = section
         .get("network")
-        .or_else(|| section.get("network_name"))
         .and_then(Value::as_str)
         .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .unwrap_or(&conf.name)
-        .to_string();
-    Ok((network, store(conf)?))
+        .filter(|s| !s.is_empty());
+    let (network, legacy) = match stored {
+        Some(name) => (name.to_string(), None),
+        None => plexus_ipam_core::allocation_networks(&conf.name, section)
+            .unwrap_or_else(|| (conf.name.clone(), None)),
+    };
+    Ok((network, legacy, store(conf)?))
 }
 
 /// Longest accepted network name in bytes (a Kubernetes object name is at most 253).

@@ -78,8 +78,8 @@ impl Resolved {
 /// Where the pool of this configuration comes from.
 #[derive(Debug, Clone, PartialEq)]
 pub enum PoolSource {
-    /// Inline ranges, already parsed.
-    Inline(PoolConfig),
+    /// Inline ranges, already parsed (boxed: far larger than a name).
+    Inline(Box<PoolConfig>),
     /// The stored network of this name.
     Stored(String),
 }
@@ -120,7 +120,7 @@ pub fn network_ref(conf: &NetConf) -> Result<Option<String>, IpamError> {
 /// ranges then refused), else the inline ranges.
 pub fn source(conf: &NetConf) -> Result<PoolSource, IpamError> {
     let Some(name) = network_ref(conf)? else {
-        return crate::request::pool(conf).map(PoolSource::Inline);
+        return crate::request::pool(conf).map(|pool| PoolSource::Inline(Box::new(pool)));
     };
     let inline: Vec<&str> = INLINE_KEYS
         .iter()
@@ -149,7 +149,7 @@ pub async fn resolve(
     location: &str,
 ) -> Result<Resolved, IpamError> {
     match source {
-        PoolSource::Inline(pool) => Ok(Resolved::inline(pool)),
+        PoolSource::Inline(pool) => Ok(Resolved::inline(*pool)),
         PoolSource::Stored(name) => {
             let record = store.network(&name).await?;
             pool_of_record(conf, &name, record, location)

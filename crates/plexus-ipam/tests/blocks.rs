@@ -5,7 +5,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{Reply, exec, netconf, plugin_binary};
+use common::{Reply, SHARED, exec, netconf, plugin_binary};
 use plexus_store::{Block, SqliteConfig, SqliteStore, Store};
 use serde_json::{Value, json};
 use tempfile::TempDir;
@@ -44,10 +44,10 @@ fn node_name_comes_from_the_netconf_then_node_name() {
     let db = dir.path().join("p.db");
     let mut conf = netconf("1.1.0", "nn", &db, json!({"range": "10.40.0.0/24"}));
     add_on("from-env", "c1", &conf).ok();
-    assert_eq!(stored(&db, "nn", "c1").0.as_deref(), Some("from-env"));
+    assert_eq!(stored(&db, SHARED, "c1").0.as_deref(), Some("from-env"));
     conf["ipam"]["node_name"] = json!("from-conf");
     add_on("from-env", "c2", &conf).ok();
-    let (node, blocks) = stored(&db, "nn", "c2");
+    let (node, blocks) = stored(&db, SHARED, "c2");
     assert_eq!(node.as_deref(), Some("from-conf"));
     let owners: Vec<&str> = blocks.iter().map(|b| b.node.as_str()).collect();
     assert!(
@@ -57,7 +57,7 @@ fn node_name_comes_from_the_netconf_then_node_name() {
     conf["ipam"]["node_name"] = json!("");
     add_on("from-env", "c4", &conf).ok();
     assert_eq!(
-        stored(&db, "nn", "c4").0.as_deref(),
+        stored(&db, SHARED, "c4").0.as_deref(),
         Some("from-env"),
         "empty is absent"
     );
@@ -81,7 +81,7 @@ fn nodes_allocate_from_their_own_blocks() {
         let ip: std::net::IpAddr = add_on(node, container, &conf).ips()[0].parse().unwrap();
         by_node.push((node, ip));
     }
-    let (_, blocks) = stored(&db, "bk", "a1");
+    let (_, blocks) = stored(&db, SHARED, "a1");
     assert_eq!(blocks.len(), 2, "one /28 per node: {blocks:?}");
     for (node, ip) in by_node {
         let block = blocks.iter().find(|b| b.contains(ip)).unwrap();
@@ -102,7 +102,7 @@ fn blocks_false_is_plain_next_fit() {
     );
     assert_eq!(add_on("node-a", "a1", &conf).ips(), vec!["10.42.0.1"]);
     assert_eq!(add_on("node-b", "b1", &conf).ips(), vec!["10.42.0.2"]);
-    assert!(stored(&db, "nf", "a1").1.is_empty(), "no blocks claimed");
+    assert!(stored(&db, SHARED, "a1").1.is_empty(), "no blocks claimed");
 }
 
 #[test]

@@ -6,7 +6,7 @@ mod common;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
-use common::{held, ipam, netconf};
+use common::{SHARED, held, ipam, netconf};
 use serde_json::json;
 use tempfile::TempDir;
 
@@ -62,8 +62,8 @@ fn sixteen_way_churn_never_duplicates_and_ends_consistent() {
             expected.insert((container, "eth0".to_string(), ip));
         }
     }
-    let stored: BTreeSet<_> = held(&db, "churn").into_iter().collect();
-    assert_eq!(stored.len(), held(&db, "churn").len(), "no duplicate rows");
+    let stored: BTreeSet<_> = held(&db, SHARED).into_iter().collect();
+    assert_eq!(stored.len(), held(&db, SHARED).len(), "no duplicate rows");
     let ips: BTreeSet<_> = stored.iter().map(|(_, _, ip)| ip.clone()).collect();
     assert_eq!(ips.len(), stored.len(), "no address held twice");
     assert_eq!(stored, expected, "store == attachments not deleted");

@@ -7,7 +7,7 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::{HostLink, Netns, Reply, cni_path, exec, held, privileged, sh, unique};
+use common::{HostLink, Netns, Reply, SHARED, cni_path, exec, held, privileged, sh, unique};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
@@ -97,11 +97,11 @@ fn bridge_with_plexus_ipam_by_direct_exec() {
     let mut check = conf.clone();
     check["prevResult"] = ra.clone();
     run_plugin("bridge", "CHECK", "ctr-a", &a, &path, &check).ok();
-    assert_eq!(held(&db, "interop-bridge").len(), 2);
+    assert_eq!(held(&db, SHARED).len(), 2);
     run_plugin("bridge", "DEL", "ctr-a", &a, &path, &conf).ok();
     run_plugin("bridge", "DEL", "ctr-a", &a, &path, &conf).ok();
     run_plugin("bridge", "DEL", "ctr-b", &b, &path, &conf).ok();
-    assert!(held(&db, "interop-bridge").is_empty());
+    assert!(held(&db, SHARED).is_empty());
     assert!(
         !links_in(&a).contains("eth0"),
         "DEL removed the pod interface"
@@ -153,7 +153,7 @@ fn macvlan_on_a_veth_parent_with_plexus_ipam_dual_stack() {
     );
     run_plugin("macvlan", "DEL", "mv-a", &a, &path, &conf).ok();
     run_plugin("macvlan", "DEL", "mv-b", &b, &path, &conf).ok();
-    assert!(held(&db, "interop-macvlan").is_empty());
+    assert!(held(&db, SHARED).is_empty());
     let _ = Command::new("ip").args(["link", "del", &peer]).output();
 }
 
@@ -226,11 +226,11 @@ fn libcni_drives_a_bridge_conflist_with_plexus_ipam() {
     let ip = first_ip(&result);
     assert!(ip.starts_with("10.79.0."), "{result}");
     assert_eq!(
-        held(&db, "interop-libcni"),
+        held(&db, SHARED),
         vec![("libcni-ctr".into(), "eth0".into(), ip)]
     );
     run("check");
     run("del");
-    assert!(held(&db, "interop-libcni").is_empty());
+    assert!(held(&db, SHARED).is_empty());
     run("del");
 }

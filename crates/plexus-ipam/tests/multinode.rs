@@ -138,7 +138,10 @@ fn simulate(backend: &str, via_agents: bool) {
         let agent = agents.get(node).map_or(json!(false), |a| json!(a.socket()));
         json!({
             "cniVersion": "1.1.0", "name": network, "type": "macvlan",
-            "ipam": {"type": "plexus-ipam", "range": "10.60.0.0/24",
+            // network_name: each test's own network on the servers the tests share
+            // (without it, whereabouts' overlapping-range protection would make every
+            // test's 10.60.0.0/24 one pool).
+            "ipam": {"type": "plexus-ipam", "range": "10.60.0.0/24", "network_name": network,
                      "range_start": "10.60.0.16", "range_end": format!("10.60.0.{last}"),
                      "blocks": {"v4": 28}, "store": store, "agent": agent}
         })

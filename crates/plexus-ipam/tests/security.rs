@@ -10,7 +10,7 @@ use std::net::TcpListener;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use common::{Reply, exec, held, ipam, netconf, plugin_binary};
+use common::{Reply, SHARED, exec, held, ipam, netconf, plugin_binary};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
@@ -118,7 +118,7 @@ fn hostile_network_names_are_refused_with_code_7_and_store_nothing() {
         assert!(msg.contains("invalid network name"), "{name:?}: {msg}");
     }
     if db.exists() {
-        assert!(held(&db, "net-a").is_empty());
+        assert!(held(&db, SHARED).is_empty());
     }
 }
 
@@ -145,7 +145,7 @@ fn hostile_ifnames_and_container_ids_from_the_environment_are_code_4() {
         assert!(msg.contains("CNI_CONTAINERID"), "{container:?}: {msg}");
     }
     if db.exists() {
-        assert!(held(&db, "net-a").is_empty());
+        assert!(held(&db, SHARED).is_empty());
     }
 }
 

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{held, ipam, ipam_args, netconf};
+use common::{SHARED, held, ipam, ipam_args, netconf};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
@@ -61,7 +61,7 @@ fn add_is_idempotent_and_next_fit_skips_the_freed_address() {
         vec!["10.2.0.2"],
         "a freed address is not handed out again at once"
     );
-    assert_eq!(held(&dir.path().join("p.db"), "net-a").len(), 1);
+    assert_eq!(held(&dir.path().join("p.db"), SHARED).len(), 1);
 }
 
 #[test]
@@ -109,7 +109,7 @@ fn exhausted_pool_fails_with_a_plugin_code_naming_network_and_pool() {
         "{msg}"
     );
     assert_eq!(
-        held(&dir.path().join("p.db"), "net-a").len(),
+        held(&dir.path().join("p.db"), SHARED).len(),
         2,
         "a failed ADD holds nothing"
     );
@@ -133,7 +133,7 @@ fn static_requests_from_every_channel_and_conflicts() {
     // Outside every range.
     conf["args"] = json!({"cni": {"ips": ["192.168.9.9"]}});
     ipam("ADD", "c5", "eth0", &conf).err(102);
-    assert_eq!(held(&dir.path().join("p.db"), "net-a").len(), 3);
+    assert_eq!(held(&dir.path().join("p.db"), SHARED).len(), 3);
 }
 
 #[test]
@@ -151,7 +151,7 @@ fn del_is_idempotent_and_tolerates_unknown_attachments_and_missing_netns() {
         ("CNI_PATH", "/usr/lib/cni"),
     ];
     common::exec(&common::plugin_binary(), &env, &conf.to_string()).ok();
-    assert!(held(&dir.path().join("p.db"), "net-a").is_empty());
+    assert!(held(&dir.path().join("p.db"), SHARED).is_empty());
 }
 
 #[test]
@@ -162,7 +162,7 @@ fn del_releases_even_when_the_ranges_no_longer_parse() {
     conf["ipam"]["range"] = json!("not-a-cidr");
     ipam("ADD", "c2", "eth0", &conf).err(7);
     ipam("DEL", "c1", "eth0", &conf).ok();
-    assert!(held(&dir.path().join("p.db"), "net-a").is_empty());
+    assert!(held(&dir.path().join("p.db"), SHARED).is_empty());
 }
 
 #[test]
@@ -229,18 +229,28 @@ fn gc_releases_what_is_not_valid_in_this_network_only() {
     let reply = ipam("GC", "", "", &conf);
     reply.ok();
     assert!(reply.stderr.contains("valid-attachments"), "{reply:?}");
-    assert_eq!(held(&db, "net-a").len(), 3);
+    let holders = |db: &std::path::Path| -> Vec<String> {
+        let mut c: Vec<String> = held(db, SHARED).into_iter().map(|(c, _, _)| c).collect();
+        c.sort();
+        c
+    };
+    // Both configurations keep their allocations in one network (overlapping-range
+    // protection), so net-a's GC must leave net-b's attachment alone.
+    assert_eq!(holders(&db), ["c1", "c2", "c3", "c9"]);
     // The older key is honoured.
     let mut gc = conf.clone();
     gc["cni.dev/attachments"] = json!([{"containerID": "c1", "ifname": "eth0"},
                                         {"containerID": "c2", "ifname": "eth0"}]);
     ipam("GC", "", "", &gc).ok();
-    assert_eq!(held(&db, "net-a").len(), 2);
+    assert_eq!(holders(&db), ["c1", "c2", "c9"]);
     // The current key wins over the older one; an empty list releases everything.
     gc["cni.dev/valid-attachments"] = json!([]);
     ipam("GC", "", "", &gc).ok();
-    assert!(held(&db, "net-a").is_empty());
-    assert_eq!(held(&db, "net-b").len(), 1, "other networks are untouched");
+    assert_eq!(
+        holders(&db),
+        ["c9"],
+        "another configuration's attachment is untouched"
+    );
     gc["cniVersion"] = json!("1.0.0");
     ipam("GC", "", "", &gc).err(1);
 }
@@ -271,7 +281,7 @@ fn gc_from_one_node_never_releases_another_nodes_allocations() {
     let mut gc = conf.clone();
     gc["cni.dev/valid-attachments"] = json!([{"containerID": "a-live", "ifname": "eth0"}]);
     on_node("node-a", "GC", "", &gc).ok();
-    let mut holders: Vec<String> = held(&db, "net-a").into_iter().map(|(c, _, _)| c).collect();
+    let mut holders: Vec<String> = held(&db, SHARED).into_iter().map(|(c, _, _)| c).collect();
     holders.sort();
     assert_eq!(
         holders,
@@ -283,7 +293,7 @@ fn gc_from_one_node_never_releases_another_nodes_allocations() {
     named["ipam"]["node_name"] = json!("node-b");
     named["cni.dev/valid-attachments"] = json!([]);
     on_node("node-a", "GC", "", &named).ok();
-    let mut holders: Vec<String> = held(&db, "net-a").into_iter().map(|(c, _, _)| c).collect();
+    let mut holders: Vec<String> = held(&db, SHARED).into_iter().map(|(c, _, _)| c).collect();
     holders.sort();
     assert_eq!(holders, ["a-live"], "node-b's GC released node-b's only");
 }

@@ -198,12 +198,19 @@ fn raw(endpoint: &str, key: &str, value: Option<&str>) -> Option<String> {
     })
 }
 
-/// The allocations of `network` in `store`: (container, ifname, address).
-fn held(store: &StoreConfig, network: &str) -> BTreeSet<(String, String, String)> {
+/// The allocations inside `range` in `store`: (container, ifname, address). A whereabouts
+/// configuration without `network_name` keeps them in the network every such
+/// configuration shares (overlapping-range protection), with other tests' ranges.
+fn held(store: &StoreConfig, range: &str) -> BTreeSet<(String, String, String)> {
+    let range: ipnet::IpNet = range.parse().unwrap();
     runtime().block_on(async {
         let store = plexus_store::open(store).await.unwrap();
-        let list = store.list(network).await.unwrap();
+        let list = store
+            .list(plexus_ipam_core::WHEREABOUTS_SHARED_NETWORK)
+            .await
+            .unwrap();
         list.into_iter()
+            .filter(|a| range.contains(&a.ip))
             .map(|a| (a.container_id, a.ifname, a.ip.to_string()))
             .collect()
     })
@@ -273,7 +280,7 @@ fn whereabouts_etcd_two_nodes_respect_what_whereabouts_holds() {
         );
     }
     assert!(
-        held(&store, &network).is_empty(),
+        held(&store, range).is_empty(),
         "a refused ADD keeps nothing"
     );
 
@@ -285,7 +292,7 @@ fn whereabouts_etcd_two_nodes_respect_what_whereabouts_holds() {
     );
     let moved = raw(&endpoint, &format!("/plexus-imported{legacy}"), None);
     assert!(moved.is_some_and(|v| v.contains("10.233.1.5 wb-b")));
-    let imported: BTreeSet<String> = held(&store, &network).into_iter().map(|h| h.2).collect();
+    let imported: BTreeSet<String> = held(&store, range).into_iter().map(|h| h.2).collect();
     assert_eq!(
         imported,
         whereabouts_held.iter().map(|s| s.to_string()).collect()
@@ -320,7 +327,7 @@ fn whereabouts_etcd_two_nodes_respect_what_whereabouts_holds() {
 
     // A pod whereabouts attached is deleted through plexus: its address is released.
     call("DEL", "node-a", "wb-b", "", &confs[0]).ok();
-    let after: BTreeSet<String> = held(&store, &network).into_iter().map(|h| h.2).collect();
+    let after: BTreeSet<String> = held(&store, range).into_iter().map(|h| h.2).collect();
     assert!(!after.contains("10.233.1.5") && after.contains("10.233.1.1"));
 
     // whereabouts (still running on some node) writes the range again: it saw no key,
@@ -332,7 +339,7 @@ fn whereabouts_etcd_two_nodes_respect_what_whereabouts_holds() {
     let reply = call("ADD", "node-b", "late", "", &confs[1]);
     let ip = reply.ips().pop().unwrap();
     assert_ne!(ip, "10.233.1.5");
-    let last: BTreeSet<(String, String, String)> = held(&store, &network);
+    let last: BTreeSet<(String, String, String)> = held(&store, range);
     assert!(last.contains(&("wb-late".into(), "net1".into(), "10.233.1.5".into())));
     let addresses: Vec<&String> = last.iter().map(|h| &h.2).collect();
     let distinct: BTreeSet<&&String> = addresses.iter().collect();

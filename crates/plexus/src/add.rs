@@ -7,12 +7,14 @@ use plexus_model::{AddressRequest, AttachmentRequest};
 use plexus_netlink::{Netns, Sysctl, temporary_link_name};
 
 use crate::config::PlexusConf;
+use crate::devices;
 use crate::engine::{Attached, Engine, Journal, rollback};
 use crate::error::PlexusError;
 use crate::naming::{NameInput, interface_names};
 use crate::networks::{NetworkSource, resolve, resolve_default};
 use crate::plan::{Driver, Planned, driver_of, plexus_allocates, pool_of};
 use crate::records::{AttachmentRecord, EndpointRecord, RecordedRoute, Records};
+use crate::userspace;
 
 /// Turns the requests (or the default network) into planned attachments, names checked.
 pub async fn plan(
@@ -64,6 +66,8 @@ pub async fn plan(
             Driver::Delegate { .. } => plexus_allocates(&network, request.ipv4, request.ipv6),
             _ => true,
         };
+        let resource = devices::resource_of(&network, &driver)?;
+        let userspace = userspace::marked(&network)?;
         let p = Planned {
             index,
             ifname,
@@ -74,6 +78,9 @@ pub async fn plan(
             driver,
             plexus_ipam,
             network,
+            resource,
+            device_id: None,
+            userspace,
         };
         p.claims()?; // every request checked against its network before anything happens
         planned.push(p);
@@ -111,6 +118,9 @@ pub fn intent_record(
             rt_table: p.network.valid.rt_table,
             result: None,
             routes: Vec::new(),
+            link: None,
+            userspace: p.userspace,
+            device_id: p.device_id.clone(),
         })
         .collect();
     record
@@ -165,6 +175,8 @@ pub async fn run(
                 if !a.plugins.is_empty() {
                     slot.delegate = a.plugins.clone();
                 }
+                slot.link = (a.link != slot.ifname).then(|| a.link.clone());
+                slot.userspace = a.userspace;
             }
             record.complete = true;
             records.save(&record)?;
@@ -237,11 +249,18 @@ pub fn merge(planned: &[Planned], attached: &[Attached], pod: &Netns) -> Success
         if let Some((result, _)) = &a.delegate {
             let offset = out.interfaces.len();
             out.interfaces.extend(result.interfaces.iter().cloned());
-            own_index = result
-                .interfaces
-                .iter()
-                .position(|i| i.name == p.ifname && i.sandbox.is_some())
-                .map(|i| i + offset);
+            let mut own = userspace::own_interface(result, &p.ifname).map(|i| i + offset);
+            if own.is_none() && a.userspace {
+                // A user-space interface the delegate did not list: plexus' addresses
+                // still need an interface to belong to.
+                own = Some(out.interfaces.len());
+                out.interfaces.push(Interface {
+                    name: a.link.clone(),
+                    sandbox: sandbox.clone(),
+                    ..Interface::default()
+                });
+            }
+            own_index = own;
             if !p.plexus_ipam {
                 out.ips.extend(result.ips.iter().map(|ip| IpConfig {
                     interface: ip.interface.map(|i| i + offset),

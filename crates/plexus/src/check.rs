@@ -51,19 +51,19 @@ pub async fn routes_and_rules(
             if !in_prev_result(prev, r) {
                 return Err(PlexusError::CheckFailed(format!(
                     "{} was set up but is missing from prevResult",
-                    describe(r, &a.ifname)
+                    describe(r, a.link_name())
                 )));
             }
             let present = routes.iter().any(|k| {
                 k.destination == r.dst
                     && k.gateway == Some(r.gw)
                     && k.table == r.table
-                    && k.link.as_deref() == Some(a.ifname.as_str())
+                    && k.link.as_deref() == Some(a.link_name())
             });
             if !present {
                 return Err(PlexusError::CheckFailed(format!(
                     "{} is missing in the pod",
-                    describe(r, &a.ifname)
+                    describe(r, a.link_name())
                 )));
             }
             if r.table == MAIN_TABLE {
@@ -85,7 +85,8 @@ pub async fn routes_and_rules(
                 if !ruled {
                     return Err(PlexusError::CheckFailed(format!(
                         "policy rule \"from {address} lookup {}\" of {} is missing in the pod",
-                        r.table, a.ifname
+                        r.table,
+                        a.link_name()
                     )));
                 }
             }

@@ -7,7 +7,10 @@
 //!  "stateDir": "/var/lib/plexus/endpoints", "namingScheme": "indexed",
 //!  "defaultNetwork": "default", "nodeName": "worker-1", "maxParallel": 4,
 //!  "timeouts": {"addMs": 30000, "delMs": 20000}, "logLevel": "info",
-//!  "duplicateAddress": {"attempts": 3, "cooldownSeconds": 600}}
+//!  "duplicateAddress": {"attempts": 3, "cooldownSeconds": 600},
+//!  "kubelet": {"podResourcesSocket": "/var/lib/kubelet/pod-resources/kubelet.sock",
+//!              "checkpointFile": "/var/lib/kubelet/device-plugins/kubelet_internal_checkpoint",
+//!              "timeoutMs": 2000}}
 //! ```
 //! Every key is optional. `cniDir` defaults to `CNI_CONF_DIR`, else `/etc/cni/net.d`.
 //! Unknown plexus keys are refused naming the key; the CNI spec's own keys (`cniVersion`,
@@ -78,6 +81,8 @@ pub struct PlexusConf {
     /// `duplicateAddress.cooldownSeconds`: how long an address found in use elsewhere is
     /// kept out of allocation.
     pub quarantine: Duration,
+    /// `kubelet`: where the devices of device-plugin resources (SR-IOV) are looked up.
+    pub kubelet: plexus_kubelet::Sources,
 }
 
 /// Keys of the CNI spec (and libcni) that may appear at the top level of any netconf.
@@ -118,6 +123,7 @@ impl PlexusConf {
             log_level: None,
             duplicate_attempts: DEFAULT_DUPLICATE_ATTEMPTS,
             quarantine: DEFAULT_QUARANTINE,
+            kubelet: plexus_kubelet::Sources::default(),
         };
         for (key, value) in object {
             match key.as_str() {
@@ -153,6 +159,7 @@ impl PlexusConf {
                 },
                 "timeouts" => parse_timeouts(&mut conf, value)?,
                 "duplicateAddress" => parse_duplicate_address(&mut conf, value)?,
+                "kubelet" => parse_kubelet(&mut conf, value)?,
                 "logLevel" => conf.log_level = Some(string(key, value)?.to_owned()),
                 known if SPEC_KEYS.contains(&known) => {}
                 extension if extension.contains('.') || extension.contains('/') => {}
@@ -160,7 +167,8 @@ impl PlexusConf {
                     return Err(PlexusError::config(
                         unknown,
                         "unknown key (known: store, cniDir, networksDir, stateDir, namingScheme, \
-                         defaultNetwork, nodeName, maxParallel, timeouts, logLevel, duplicateAddress)",
+                         defaultNetwork, nodeName, maxParallel, timeouts, logLevel, duplicateAddress, \
+                         kubelet)",
                     ));
                 }
             }
@@ -266,6 +274,45 @@ fn parse_duplicate_address(conf: &mut PlexusConf, value: &Value) -> Result<(), P
     Ok(())
 }
 
+/// Longest accepted kubelet timeout.
+const MAX_KUBELET_TIMEOUT_MS: u64 = 60_000;
+
+fn parse_kubelet(conf: &mut PlexusConf, value: &Value) -> Result<(), PlexusError> {
+    let Some(object) = value.as_object() else {
+        return Err(PlexusError::config(
+            "kubelet",
+            format!("must be an object, found {value}"),
+        ));
+    };
+    for (key, value) in object {
+        let field = format!("kubelet.{key}");
+        match key.as_str() {
+            "podResourcesSocket" => conf.kubelet.pod_resources_socket = dir(&field, value)?,
+            "checkpointFile" => conf.kubelet.checkpoint_file = dir(&field, value)?,
+            "timeoutMs" => match value.as_u64() {
+                Some(ms @ 1..=MAX_KUBELET_TIMEOUT_MS) => {
+                    conf.kubelet.timeout = Duration::from_millis(ms);
+                }
+                _ => {
+                    return Err(PlexusError::config(
+                        field,
+                        format!(
+                            "must be an integer from 1 to {MAX_KUBELET_TIMEOUT_MS} (ms), found {value}"
+                        ),
+                    ));
+                }
+            },
+            _ => {
+                return Err(PlexusError::config(
+                    field,
+                    "unknown key (known: podResourcesSocket, checkpointFile, timeoutMs)",
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -294,7 +341,9 @@ mod tests {
             "stateDir": "/s", "namingScheme": "legacy", "defaultNetwork": "main",
             "nodeName": "w1", "maxParallel": 2, "timeouts": {"addMs": 500, "delMs": 700},
             "logLevel": "debug", "cni.dev/valid-attachments": [], "runtimeConfig": {},
-            "duplicateAddress": {"attempts": 5, "cooldownSeconds": 30}});
+            "duplicateAddress": {"attempts": 5, "cooldownSeconds": 30},
+            "kubelet": {"podResourcesSocket": "/k/s.sock", "checkpointFile": "/k/cp",
+                        "timeoutMs": 300}});
         let conf = PlexusConf::parse(&raw, |_| Some("/ignored".into())).unwrap();
         assert_eq!(conf.cni_dir, PathBuf::from("/c"));
         assert_eq!(conf.naming, NamingScheme::Legacy);
@@ -305,6 +354,12 @@ mod tests {
         assert_eq!(conf.del_timeout, Duration::from_millis(700));
         assert_eq!(conf.duplicate_attempts, 5);
         assert_eq!(conf.quarantine, Duration::from_secs(30));
+        assert_eq!(
+            conf.kubelet.pod_resources_socket,
+            PathBuf::from("/k/s.sock")
+        );
+        assert_eq!(conf.kubelet.checkpoint_file, PathBuf::from("/k/cp"));
+        assert_eq!(conf.kubelet.timeout, Duration::from_millis(300));
     }
 
     #[test]
@@ -330,6 +385,13 @@ mod tests {
                 json!({"duplicateAddress": {"tries": 2}}),
                 "duplicateAddress.tries",
             ),
+            (json!({"kubelet": "x"}), "kubelet"),
+            (
+                json!({"kubelet": {"checkpointFile": "rel"}}),
+                "kubelet.checkpointFile",
+            ),
+            (json!({"kubelet": {"timeoutMs": 0}}), "kubelet.timeoutMs"),
+            (json!({"kubelet": {"socket": "/x"}}), "kubelet.socket"),
         ];
         for (raw, field) in cases {
             match PlexusConf::parse(&raw, no_env) {

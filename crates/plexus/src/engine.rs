@@ -21,6 +21,7 @@ use crate::delegate::{self, DelegateEnv, Runner};
 use crate::duplicate::DuplicateCheck;
 use crate::error::PlexusError;
 use crate::plan::{Driver, Planned};
+use crate::userspace;
 
 /// Everything an attachment's set-up needs besides its plan.
 pub struct Engine<'a> {
@@ -108,6 +109,10 @@ pub struct Attached {
     pub policy_routes: Vec<(IpNet, IpAddr, u32)>,
     /// The delegate chain as sent (delegates only).
     pub plugins: Vec<Value>,
+    /// The interface's name in the pod (a delegate's may differ from the one asked for).
+    pub link: String,
+    /// Not a kernel link ([`crate::userspace`]): nothing was configured on it.
+    pub userspace: bool,
 }
 
 /// How long to keep retrying a busy store inside one step.
@@ -183,6 +188,7 @@ impl Engine<'_> {
             "netns": self.pod.to_string(),
             "container_id": self.env.container_id,
             "node": self.claim_ctx.node,
+            "device_id": planned.device_id,
         }));
         let allocations =
             with_retry(|| self.store.claim(&key, &owner, claims, &self.claim_ctx)).await?;
@@ -213,7 +219,9 @@ impl Engine<'_> {
                     .await?
             }
         };
-        self.post_process(planned, &mut attached, journal).await?;
+        if !attached.userspace {
+            self.post_process(planned, &mut attached, journal).await?;
+        }
         Ok(attached)
     }
 
@@ -303,6 +311,7 @@ impl Engine<'_> {
             addresses,
             mac: link.mac.map(|m| m.to_string()),
             mtu: Some(link.mtu),
+            link: planned.ifname.clone(),
             ..Attached::default()
         })
     }
@@ -342,10 +351,13 @@ impl Engine<'_> {
         }
         let raw = prev.unwrap_or_else(|| serde_json::json!({}));
         let result = SuccessResult::from_json(&raw).unwrap_or_default();
-        let own = result
-            .interfaces
-            .iter()
-            .find(|i| i.name == planned.ifname && i.sandbox.is_some());
+        let own = userspace::own_interface(&result, &planned.ifname).map(|i| &result.interfaces[i]);
+        let link = own.map_or_else(|| planned.ifname.clone(), |i| i.name.clone());
+        let not_kernel =
+            userspace::not_kernel_managed(self.dp, &self.pod, planned, own, &link).await?;
+        if let Some(why) = &not_kernel {
+            userspace::warn(planned, &link, why);
+        }
         let addresses = if planned.plexus_ipam {
             addresses
         } else {
@@ -361,6 +373,8 @@ impl Engine<'_> {
             mtu: own.and_then(|i| i.mtu),
             delegate: Some((result, raw)),
             plugins,
+            link,
+            userspace: not_kernel.is_some(),
             ..Attached::default()
         })
     }
@@ -375,7 +389,7 @@ impl Engine<'_> {
         let dp_err = Self::dataplane_error(planned);
         let addresses: Vec<IpNet> = attached.addresses.iter().map(|(a, _)| *a).collect();
         for (dst, gw) in planned.routes_for(&addresses) {
-            let route = Route::new(dst).via(gw).dev(&planned.ifname);
+            let route = Route::new(dst).via(gw).dev(&attached.link);
             match self.dp.add_route(&self.pod, &route).await {
                 Err(e) if e.kind() == plexus_netlink::ErrorKind::Exists => {}
                 other => other.map_err(&dp_err)?,
@@ -402,7 +416,7 @@ impl Engine<'_> {
             for r in routes {
                 let route = Route::new(r.dst)
                     .via(r.gw)
-                    .dev(&planned.ifname)
+                    .dev(&attached.link)
                     .in_table(table);
                 self.dp
                     .add_route(&self.pod, &route)

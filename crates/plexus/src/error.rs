@@ -10,8 +10,8 @@ use plexus_cni::Error as CniError;
 use plexus_cni::codes::{
     self,
     plexus::{
-        CHECK_FAILED, DATAPLANE, DELEGATE_FAILED, DUPLICATE_ADDRESS, MISSING_PARENT,
-        UNSUPPORTED_LINK,
+        CHECK_FAILED, DATAPLANE, DELEGATE_FAILED, DEVICES_UNKNOWN, DUPLICATE_ADDRESS,
+        MISSING_PARENT, NO_DEVICE, UNSUPPORTED_LINK,
     },
 };
 use plexus_model::AnnotationError;
@@ -126,6 +126,13 @@ pub enum PlexusError {
         /// What was found (addresses and the MACs that hold them).
         message: String,
     },
+    /// An interface finds no device of its network's device-plugin resource left for the
+    /// pod.
+    #[error("{0}")]
+    NoDevice(Box<DeviceShortage>),
+    /// The kubelet could not say which devices the pod holds.
+    #[error(transparent)]
+    DevicesUnknown(plexus_kubelet::DeviceError),
     /// CHECK found a difference.
     #[error("CHECK: {0}")]
     CheckFailed(String),
@@ -138,6 +145,32 @@ impl From<CniError> for PlexusError {
     fn from(err: CniError) -> Self {
         PlexusError::Cni(err)
     }
+}
+
+/// An interface of a network with a device-plugin resource finds no device of it left.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "interface {ifname} of network {network}: no device of resource {resource} left for \
+     pod {pod}: {origin} lists {} ({}) and the pod's interfaces on {resource} need {needed}; \
+     request {needed} {resource} in the pod's resources.limits",
+    .held.len(),
+    if .held.is_empty() { "none".to_owned() } else { .held.join(", ") }
+)]
+pub struct DeviceShortage {
+    /// Network.
+    pub network: String,
+    /// Interface.
+    pub ifname: String,
+    /// The device-plugin resource.
+    pub resource: String,
+    /// The pod (`namespace/name (uid …)`).
+    pub pod: String,
+    /// The devices of the resource the pod holds.
+    pub held: Vec<String>,
+    /// How many of the pod's interfaces take a device of the resource.
+    pub needed: usize,
+    /// Which kubelet source said so.
+    pub origin: String,
 }
 
 impl PlexusError {
@@ -171,6 +204,8 @@ impl PlexusError {
             }
             PlexusError::Io { .. } => codes::IO_FAILURE,
             PlexusError::CheckFailed(_) => CHECK_FAILED,
+            PlexusError::NoDevice(_) => NO_DEVICE,
+            PlexusError::DevicesUnknown(_) => DEVICES_UNKNOWN,
             PlexusError::NotAvailable(_) => codes::NOT_AVAILABLE,
         }
     }
@@ -188,6 +223,9 @@ impl From<PlexusError> for CniError {
             PlexusError::ReleaseFailed { details, .. } => details.join("; "),
             PlexusError::Deadline { .. } => {
                 "everything set up so far was undone; retry the operation".to_owned()
+            }
+            PlexusError::NoDevice(_) | PlexusError::DevicesUnknown(_) => {
+                "nothing was set up or allocated".to_owned()
             }
             PlexusError::DuplicateAddress { .. } => {
                 "the conflicting addresses are quarantined in the store for the cool-down; \

@@ -13,7 +13,9 @@
 //! 5. [`add`] and [`engine`]: the transaction: intent recorded ([`records`]), attachments
 //!    set up concurrently under one deadline (built-in macvlan/ipvlan through
 //!    `plexus-netlink`, other types through [`delegate`]), routes and policy routing;
-//!    any failure replays the undo journal.
+//!    any failure replays the undo journal. Interfaces the kernel does not manage get
+//!    none of that ([`userspace`]); interfaces of networks with a device-plugin resource
+//!    get one of the pod's devices first ([`devices`]).
 //! 6. One merged CNI result, eth0's entries first.
 //!
 //! DEL, CHECK and GC work from the endpoint records; STATUS probes the store.
@@ -22,6 +24,7 @@ pub mod add;
 pub mod check;
 pub mod config;
 pub mod delegate;
+pub mod devices;
 pub mod duplicate;
 pub mod engine;
 pub mod error;
@@ -33,6 +36,7 @@ pub mod plan;
 pub mod plugin;
 pub mod records;
 pub mod request;
+pub mod userspace;
 
 pub use error::PlexusError;
 pub use plugin::PlexusPlugin;

@@ -33,6 +33,20 @@ pub struct Network {
 /// schema has no field for it, so plexus keeps it beside the spec.
 pub const LINK_MODE_ANNOTATION: &str = "plexus.io/link-mode";
 
+/// Annotation on a network object marking its delegate as user-space (`"true"`): the
+/// interfaces it reports are not kernel links (vhost-user, memif, DPDK), so plexus does no
+/// post-processing on them. NetworkType `userspace` is user-space without it.
+pub const USERSPACE_ANNOTATION: &str = "plexus.io/userspace";
+
+/// Annotation on a `userspace` network object: the host directory where the user-space
+/// dataplane creates the pods' sockets, passed to the userspace CNI as `sharedDir`.
+pub const SOCKET_DIR_ANNOTATION: &str = "plexus.io/socket-dir";
+
+/// Annotation naming the device-plugin resource of a delegated network (what a
+/// NetworkAttachmentDefinition carries for Multus); DANM's `device_pool` is the same for
+/// its networks and wins when both are set.
+pub const RESOURCE_NAME_ANNOTATION: &str = "k8s.v1.cni.cncf.io/resourceName";
+
 impl Network {
     /// The identity of the network in the store (`name` or `namespace/name`).
     pub fn qualified_name(&self) -> String {
@@ -44,6 +58,14 @@ impl Network {
         self.annotations
             .get(LINK_MODE_ANNOTATION)
             .map(String::as_str)
+    }
+
+    /// The annotation `key`, if set and not blank.
+    pub fn annotation(&self, key: &str) -> Option<&str> {
+        self.annotations
+            .get(key)
+            .map(|v| v.trim())
+            .filter(|v| !v.is_empty())
     }
 }
 

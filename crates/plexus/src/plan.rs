@@ -14,6 +14,7 @@ use serde_json::Value;
 use crate::delegate;
 use crate::error::PlexusError;
 use crate::networks::Network;
+use crate::userspace::{self, USERSPACE_TYPE};
 
 /// How an attachment's interface is made.
 #[derive(Debug, Clone, PartialEq)]
@@ -72,6 +73,13 @@ pub struct Planned {
     /// Whether plexus allocates the addresses (always for built-in drivers; for delegates
     /// DANM's rule, see [`plexus_allocates`]).
     pub plexus_ipam: bool,
+    /// The device-plugin resource the interface takes a device from (`device_pool`, or
+    /// the `k8s.v1.cni.cncf.io/resourceName` annotation), if any.
+    pub resource: Option<String>,
+    /// The device taken from `resource` (set by [`crate::devices::assign`]).
+    pub device_id: Option<String>,
+    /// Whether the network marks its delegate as user-space ([`crate::userspace`]).
+    pub userspace: bool,
 }
 
 impl Planned {
@@ -228,15 +236,43 @@ pub fn driver_of(
                 .map_err(|e: plexus_netlink::ModeParseError| bad(e.to_string()))?
                 .unwrap_or_default(),
         }),
-        "sriov" => Err(bad(
-            "sriov needs the pod's device IDs from the kubelet (the Kubernetes source), which \
-             this configuration does not use"
-                .to_owned(),
-        )),
+        "sriov" => Ok(Driver::Delegate {
+            plugins: sriov_config(network, cni_dir, cni_version).map_err(|e| bad(e.to_string()))?,
+        }),
+        USERSPACE_TYPE => {
+            let mut plugins =
+                delegate::static_config(cni_dir, &network.valid.network_id, cni_version)
+                    .map_err(|e| bad(e.to_string()))?;
+            userspace::pass_socket_dir(network, &mut plugins)?;
+            Ok(Driver::Delegate { plugins })
+        }
         _ => Ok(Driver::Delegate {
             plugins: delegate::static_config(cni_dir, &network.valid.network_id, cni_version)
                 .map_err(|e| bad(e.to_string()))?,
         }),
+    }
+}
+
+/// The delegate chain of an `sriov` network: `<cniDir>/<NetworkID>.conf` (or
+/// `.conflist`) when there is one, else DANM's dynamic configuration — the SR-IOV CNI with
+/// the network's `vlan`; the device (`deviceID`) and plexus' addresses (`ipam`) are added
+/// per interface.
+pub fn sriov_config(
+    network: &Network,
+    cni_dir: &Path,
+    cni_version: &str,
+) -> Result<Vec<Value>, delegate::DelegateError> {
+    let id = &network.valid.network_id;
+    match delegate::static_config(cni_dir, id, cni_version) {
+        Err(delegate::DelegateError::NoConfig { .. }) => {
+            let mut conf = serde_json::json!({"cniVersion": cni_version, "name": id,
+                                              "type": "sriov"});
+            if let Some(vlan) = network.valid.vlan {
+                conf["vlan"] = Value::from(vlan);
+            }
+            Ok(vec![conf])
+        }
+        other => other,
     }
 }
 

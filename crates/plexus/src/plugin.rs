@@ -22,7 +22,7 @@ use crate::error::PlexusError;
 use crate::networks::{Chain, FileNetworkSource, NetworkSource, StoreNetworkSource};
 use crate::records::{EndpointRecord, Records};
 use crate::request::{PodIdentity, RequestSource, pod_request};
-use crate::{add, check, forward, logging};
+use crate::{add, check, devices, forward, logging};
 
 /// How long STATUS may take (runtimes poll it).
 pub const STATUS_DEADLINE: Duration = Duration::from_millis(1500);
@@ -141,7 +141,7 @@ impl PlexusPlugin {
         tracing::debug!(?origin, "request");
         let first = req.env.ifname.clone().unwrap_or_else(|| "eth0".to_owned());
         let version = req.conf.cni_version.to_string();
-        let planned = add::plan(
+        let mut planned = add::plan(
             &call.conf,
             &version,
             &networks,
@@ -150,6 +150,12 @@ impl PlexusPlugin {
             &first,
         )
         .await?;
+        let pod = plexus_kubelet::PodKey {
+            namespace: call.pod.namespace.clone(),
+            name: call.pod.name.clone(),
+            uid: call.pod.uid.clone(),
+        };
+        devices::assign(&call.conf.kubelet, &pod, &mut planned).await?;
         let dp = self.dataplane()?;
         let runner = Runner::new();
         let engine = Engine {
@@ -388,7 +394,8 @@ async fn teardown(
             };
             undo_one(&engine, &undo).await;
         }
-        if let Some(table) = a.rt_table {
+        // A user-space interface got no policy rule (nor anything else in the kernel).
+        if let Some(table) = a.rt_table.filter(|_| !a.userspace) {
             for address in &a.addresses {
                 let rule = Rule::from_source(*address, u32::from(table));
                 undo_one(&engine, &Undo::Rule(rule)).await;

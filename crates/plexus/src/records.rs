@@ -53,6 +53,25 @@ pub struct AttachmentRecord {
     /// Routes plexus added for this interface (main table and policy table).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub routes: Vec<RecordedRoute>,
+    /// The name the delegate reported for the interface, when it is not `ifname` (every
+    /// kernel operation and check of plexus uses it; `ifname` stays the store key and the
+    /// delegate's `CNI_IFNAME`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<String>,
+    /// The interface is not a kernel link (user-space: vhost-user, DPDK): plexus set
+    /// nothing up on it and CHECK does not look for it in the kernel.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub userspace: bool,
+    /// The device-plugin device the interface was given (its delegate's `deviceID`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_id: Option<String>,
+}
+
+impl AttachmentRecord {
+    /// The interface's name in the pod: as the delegate reported it, else `ifname`.
+    pub fn link_name(&self) -> &str {
+        self.link.as_deref().unwrap_or(&self.ifname)
+    }
 }
 
 /// A route plexus added in the pod, out of the attachment's interface.
@@ -218,6 +237,9 @@ mod tests {
                     gw: "10.0.0.1".parse().unwrap(),
                     table: 100,
                 }],
+                link: None,
+                userspace: false,
+                device_id: Some("0000:03:02.1".into()),
             }],
         };
         assert_eq!(records.load("c1", "eth0").unwrap(), None);

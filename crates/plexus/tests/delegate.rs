@@ -1,7 +1,7 @@
 //! Delegation through real processes: shell-script CNI plugins in `CNI_PATH` that log every
 //! call, beside built-in interfaces on the fake dataplane. Covers the IPAM replacement,
-//! the version downgrade, a delegate's own IPAM, a failing delegate, the ADD deadline, and
-//! STATUS/GC forwarding.
+//! the version downgrade, a delegate's own IPAM, a delegate naming its interface otherwise,
+//! a failing delegate, the ADD deadline, and STATUS/GC forwarding.
 
 mod support;
 
@@ -9,6 +9,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use plexus_netlink::{Dad, Dataplane};
 use serde_json::{Value, json};
 use support::{World, fake_plugin};
 
@@ -26,11 +27,13 @@ printf '%s %s %s\n' "$CNI_COMMAND" "${{CNI_IFNAME:-}}" "$conf" >> {log}
 case "$CNI_COMMAND" in
   VERSION) echo '{{"cniVersion":"1.0.0","supportedVersions":[{versions}]}}'; exit 0;;
   ADD)
+    name=$CNI_IFNAME
     case "$conf" in
       *'"behaviour":"fail"'*) echo '{{"cniVersion":"1.0.0","code":42,"msg":"refused by the test"}}'; exit 1;;
       *'"behaviour":"sleep"'*) sleep 5;;
+      *'"behaviour":"rename"'*) name=net9;;
     esac
-    echo "{{\"cniVersion\":\"1.0.0\",\"interfaces\":[{{\"name\":\"$CNI_IFNAME\",\"mac\":\"02:00:00:00:00:09\",\"sandbox\":\"$CNI_NETNS\"}}],\"ips\":[{{\"address\":\"10.90.0.9/24\",\"interface\":0}}]}}";;
+    echo "{{\"cniVersion\":\"1.0.0\",\"interfaces\":[{{\"name\":\"$name\",\"mac\":\"02:00:00:00:00:09\",\"sandbox\":\"$CNI_NETNS\"}}],\"ips\":[{{\"address\":\"10.90.0.9/24\",\"interface\":0}}]}}";;
 esac
 exit 0
 "#,
@@ -146,6 +149,61 @@ fn a_delegate_without_plexus_addresses_keeps_its_own_ipam_result() {
         "{add}"
     );
     world.run(&plugin, "DEL", "c1", &conf).ok();
+}
+
+#[test]
+fn a_delegate_that_names_its_link_otherwise_gets_routes_and_checks_on_that_name() {
+    let world = world();
+    world.cluster_network(
+        "ren",
+        "newplug",
+        json!({"cidr": "10.94.0.0/24", "routes": {"10.194.0.0/16": "10.94.0.1"}}),
+    );
+    static_conf(
+        &world,
+        "ren",
+        json!({"cniVersion": "1.1.0", "name": "ren", "type": "newplug", "behaviour": "rename"}),
+    );
+    let (plugin, fake) = fake_plugin(POD);
+    let pod = plexus_netlink::Netns::path(POD);
+    // The kernel link the delegate made, under its own name, with plexus' address.
+    fake.add_device(&pod, "net9", 1500);
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap()
+        .block_on(fake.add_address(&pod, "net9", "10.94.0.5/24".parse().unwrap(), Dad::Skip))
+        .unwrap();
+    let conf = world.conf(Some(json!([{"clusterNetwork": "blue", "ip": "dynamic"},
+                                      {"clusterNetwork": "ren", "ip": "10.94.0.5/24"}])));
+    let result = world.run(&plugin, "ADD", "c1", &conf).ok();
+    assert_eq!(result["interfaces"][1]["name"], json!("net9"), "{result}");
+    assert_eq!(result["ips"][1]["interface"], json!(1), "{result}");
+    assert!(
+        result["ips"][1]["address"]
+            .as_str()
+            .unwrap()
+            .starts_with("10.94.0.5/"),
+        "{result}"
+    );
+    let routes = fake.netns_state(&pod).unwrap().routes;
+    assert!(
+        routes
+            .iter()
+            .any(|r| r.destination.to_string() == "10.194.0.0/16"
+                && r.link.as_deref() == Some("net9")),
+        "the route goes out of the reported link: {routes:?}"
+    );
+    let mut check = conf.clone();
+    check["prevResult"] = result;
+    world.run(&plugin, "CHECK", "c1", &check).ok();
+    world.run(&plugin, "DEL", "c1", &conf).ok();
+    assert!(
+        log(&world, "newplug")
+            .iter()
+            .any(|l| l.starts_with("DEL eth1 ")),
+        "DEL goes to the delegate under the CNI_IFNAME it was given"
+    );
+    assert!(world.held("ren").is_empty() && world.records().is_empty());
 }
 
 #[test]

@@ -5,168 +5,13 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::process::Command;
 
 use serde_json::{Value, json};
 use support::World;
-
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-}
-
-fn privileged(what: &str) -> bool {
-    let reason = if !is_root() {
-        Some("not running as root")
-    } else if !Path::new("/usr/lib/cni/bridge").exists() {
-        Some("Debian's containernetworking-plugins are not installed (/usr/lib/cni)")
-    } else {
-        None
-    };
-    match reason {
-        None => true,
-        Some(reason) => {
-            assert!(
-                std::env::var("PLEXUS_REQUIRE_PRIVILEGED").as_deref() != Ok("1"),
-                "{what}: cannot run ({reason}) but PLEXUS_REQUIRE_PRIVILEGED=1"
-            );
-            eprintln!("SKIPPED {what}: {reason}");
-            false
-        }
-    }
-}
-
-static UNIQUE: AtomicUsize = AtomicUsize::new(0);
-
-fn unique(prefix: &str) -> String {
-    let n = UNIQUE.fetch_add(1, Ordering::Relaxed);
-    format!("{prefix}{:x}{n}", std::process::id() % 0xffff)
-}
-
-fn sh(args: &[&str]) -> String {
-    let out = Command::new(args[0]).args(&args[1..]).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-struct Netns(String);
-
-impl Netns {
-    fn new() -> Netns {
-        let name = unique("plxp");
-        sh(&["ip", "netns", "add", &name]);
-        sh(&["ip", "-n", &name, "link", "set", "lo", "up"]);
-        Netns(name)
-    }
-    fn path(&self) -> String {
-        format!("/run/netns/{}", self.0)
-    }
-    fn run(&self, args: &[&str]) -> Output {
-        Command::new("ip")
-            .args(["netns", "exec", &self.0])
-            .args(args)
-            .output()
-            .unwrap()
-    }
-    fn text(&self, args: &[&str]) -> String {
-        String::from_utf8_lossy(&self.run(args).stdout).into_owned()
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).output();
-    }
-}
-
-struct HostLink(String);
-
-impl Drop for HostLink {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["link", "del", &self.0]).output();
-    }
-}
-
-/// A veth pair, both ends up, usable as a macvlan parent.
-fn veth() -> HostLink {
-    let name = unique("plxv");
-    let peer = format!("{name}p");
-    sh(&[
-        "ip", "link", "add", &name, "type", "veth", "peer", "name", &peer,
-    ]);
-    sh(&["ip", "link", "set", &name, "up"]);
-    sh(&["ip", "link", "set", &peer, "up"]);
-    HostLink(name)
-}
-
-fn binary() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_plexus"))
-}
-
-/// CNI_PATH: plexus-ipam (built next to plexus by the workspace) and Debian's plugins.
-fn cni_path(dir: &Path) -> String {
-    let ipam = binary().with_file_name("plexus-ipam");
-    assert!(
-        ipam.exists(),
-        "{} is missing: build it first (cargo build -p plexus-ipam)",
-        ipam.display()
-    );
-    let bin = dir.join("bin");
-    std::fs::create_dir_all(&bin).unwrap();
-    let _ = std::os::unix::fs::symlink(&ipam, bin.join("plexus-ipam"));
-    format!("{}:/usr/lib/cni", bin.display())
-}
-
-fn exec(world: &World, verb: &str, container: &str, netns: &Netns, conf: &Value) -> (i32, Value) {
-    let mut child = Command::new(binary())
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("CNI_COMMAND", verb)
-        .env("CNI_CONTAINERID", container)
-        .env("CNI_NETNS", netns.path())
-        .env("CNI_IFNAME", "eth0")
-        .env("CNI_PATH", &world.cni_path)
-        .env(
-            "CNI_ARGS",
-            "IgnoreUnknown=1;K8S_POD_NAMESPACE=ns;K8S_POD_NAME=p",
-        )
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(conf.to_string().as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    let value = if text.trim().is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"))
-    };
-    if !out.status.success() {
-        eprintln!("{verb} stderr: {}", String::from_utf8_lossy(&out.stderr));
-    }
-    (out.status.code().unwrap_or(-1), value)
-}
-
-fn ok(reply: (i32, Value)) -> Value {
-    assert_eq!(reply.0, 0, "expected success: {}", reply.1);
-    reply.1
-}
+use support::netns::{
+    HostLink, Netns, assert_pod_empty, cni_path, exec, ok, privileged, sh, unique, veth,
+};
 
 fn address_of(result: &Value, iface: usize, v6: bool) -> String {
     result["ips"]
@@ -196,14 +41,6 @@ fn ping(from: &Netns, to: &str) {
         from.0,
         String::from_utf8_lossy(&out.stdout)
     );
-}
-
-/// The pod has only `lo`, no rule for table 100.
-fn assert_pod_empty(pod: &Netns) {
-    let links = pod.text(&["ip", "-o", "link"]);
-    assert_eq!(links.lines().count(), 1, "links left: {links}");
-    let rules = pod.text(&["ip", "rule"]) + &pod.text(&["ip", "-6", "rule"]);
-    assert!(!rules.contains("lookup 100"), "rules left: {rules}");
 }
 
 struct Setup {

@@ -123,6 +123,11 @@ pub struct NetworkDef {
     /// Per-node block policy (what the plugin uses; GC releases expired blocks by it).
     #[serde(skip)]
     pub blocks: BlockPolicy,
+    /// The CNI configurations (netconf names) sharing this network, when it is one that
+    /// several whereabouts-syntax configurations share (overlapping-range protection): each
+    /// owns its range sets, and its name finds this network too.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub owners: Vec<String>,
 }
 
 impl NetworkDef {
@@ -145,6 +150,30 @@ impl NetworkDef {
             range_sets,
             object: None,
             blocks: BlockPolicy::default(),
+            owners: Vec::new(),
+        }
+    }
+
+    /// Adds the pools and range sets of `other`, another configuration sharing this
+    /// network (see [`NetworkDef::owners`]); range sets already present are not repeated.
+    fn absorb(&mut self, other: NetworkDef) {
+        let known: std::collections::HashSet<String> =
+            self.range_sets.iter().map(RangeSet::id).collect();
+        for set in other.range_sets {
+            if !known.contains(&set.id()) {
+                self.range_sets.push(set);
+            }
+        }
+        for pool in other.pools {
+            if !self.pools.contains(&pool) {
+                self.pools.push(pool);
+            }
+        }
+        self.source = format!("{}, {}", self.source, other.source);
+        for owner in other.owners {
+            if !self.owners.contains(&owner) {
+                self.owners.push(owner);
+            }
         }
     }
 
@@ -158,6 +187,42 @@ impl NetworkDef {
         self.pools
             .iter()
             .any(|p| plexus_ipam_core::addr::net_contains(&p.cidr, ip))
+    }
+}
+
+/// Where a name's allocations are kept (see [`Catalog::resolve`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resolved {
+    /// The network the store keeps them in.
+    pub network: String,
+    /// Only these range sets of it, when the name is one configuration of several sharing
+    /// the network.
+    pub range_sets: Option<Vec<RangeSet>>,
+}
+
+impl Resolved {
+    /// Whether an allocation under `range_set` (an id) belongs to the name.
+    pub fn owns(&self, range_set: &str) -> bool {
+        self.range_sets
+            .as_ref()
+            .is_none_or(|sets| sets.iter().any(|set| set.id() == range_set))
+    }
+
+    /// Whether `ip` lies in a subnet of the name's range sets (every address of a network
+    /// of its own does).
+    pub fn covers_ip(&self, ip: IpAddr) -> bool {
+        self.range_sets.as_ref().is_none_or(|sets| {
+            sets.iter()
+                .flat_map(|set| &set.ranges)
+                .any(|r| plexus_ipam_core::addr::net_contains(&r.subnet, ip))
+        })
+    }
+
+    /// The ids of the range sets a GC of the name is limited to, if any.
+    pub fn range_set_ids(&self) -> Option<Vec<String>> {
+        self.range_sets
+            .as_ref()
+            .map(|sets| sets.iter().map(RangeSet::id).collect())
     }
 }
 
@@ -215,15 +280,61 @@ impl Catalog {
                 continue;
             };
             match networks_of_cni_config(&path.display().to_string(), &text) {
-                Ok(defs) => self.networks.extend(defs),
+                Ok(defs) => defs.into_iter().for_each(|d| self.add_cni_def(d)),
                 Err(e) => self.warnings.push(format!("{e}; skipped")),
             }
         }
     }
 
-    /// The definition of `name`, if any.
+    /// Adds a network of a CNI configuration, joining it to the network it shares with
+    /// other configurations (whereabouts overlapping-range protection) if there is one.
+    fn add_cni_def(&mut self, def: NetworkDef) {
+        let shared = self.networks.iter_mut().find(|n| {
+            n.name == def.name
+                && n.kind == NetworkKind::Conflist
+                && !n.owners.is_empty()
+                && !def.owners.is_empty()
+        });
+        match shared {
+            Some(existing) => existing.absorb(def),
+            None => self.networks.push(def),
+        }
+    }
+
+    /// The definition of `name`, if any: a network of that name or, failing that, the
+    /// shared network a CNI configuration of that name keeps its allocations in.
     pub fn get(&self, name: &str) -> Option<&NetworkDef> {
-        self.networks.iter().find(|n| n.name == name)
+        self.networks.iter().find(|n| n.name == name).or_else(|| {
+            self.networks
+                .iter()
+                .find(|n| n.owners.iter().any(|o| o == name))
+        })
+    }
+
+    /// Where the allocations of `name` are kept: the network itself, or for the name of a
+    /// configuration sharing a network (see [`NetworkDef::owners`]) that network and the
+    /// ids of the range sets the configuration owns. `None` when no definition names it.
+    pub fn resolve(&self, name: &str) -> Option<Resolved> {
+        if let Some(def) = self.networks.iter().find(|n| n.name == name) {
+            return Some(Resolved {
+                network: def.name.clone(),
+                range_sets: None,
+            });
+        }
+        let def = self
+            .networks
+            .iter()
+            .find(|n| n.owners.iter().any(|o| o == name))?;
+        Some(Resolved {
+            network: def.name.clone(),
+            range_sets: Some(
+                def.range_sets
+                    .iter()
+                    .filter(|set| set.shared_by.as_deref() == Some(name))
+                    .cloned()
+                    .collect(),
+            ),
+        })
     }
 
     /// The definition of `name`; an unknown name is an error suggesting the nearest one.
@@ -321,6 +432,16 @@ pub fn networks_of_cni_config(source: &str, text: &str) -> CtlResult<Vec<Network
             pool.range_sets,
         );
         def.blocks = pool.blocks;
+        def.owners = def
+            .range_sets
+            .iter()
+            .filter_map(|set| set.shared_by.clone())
+            .fold(Vec::new(), |mut owners, owner| {
+                if !owners.contains(&owner) {
+                    owners.push(owner);
+                }
+                owners
+            });
         // Gateways of routes are reserved the same way the plugin reports them.
         for route in &pool.routes {
             if let Some(gw) = route.gw {

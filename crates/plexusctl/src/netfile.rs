@@ -93,6 +93,7 @@ pub fn network_def(
         range_sets: families.iter().map(|f| f.range_set.clone()).collect(),
         object: serde_json::to_value(object).ok(),
         blocks: pool.pool_config().map(|c| c.blocks).unwrap_or_default(),
+        owners: Vec::new(),
     })
 }
 

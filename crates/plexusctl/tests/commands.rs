@@ -415,15 +415,18 @@ spec: {podref: default/leaked}
             pools.to_str().unwrap(),
         ]);
         let text = out.ok();
+        // Overlap protection on (whereabouts' default): the addresses go to the network
+        // every whereabouts configuration shares, which the configurations define.
         assert!(
-            text.contains("imported 2 address(es), 1 network(s)"),
+            text.contains("imported 2 address(es), 0 network(s)")
+                && text.contains("network whereabouts.cluster is shared"),
             "{label}: {out:#?}"
         );
         assert!(
             text.contains("10.40.9.9 for pod \"default/leaked\" has no IPPool allocation"),
             "{label}: {out:#?}"
         );
-        // A second import changes nothing and keeps the stored definition.
+        // A second import conflicts with nothing (the check below still counts 2).
         let again = env.ctl(&[
             "import",
             "--from",
@@ -433,11 +436,15 @@ spec: {podref: default/leaked}
             pools.to_str().unwrap(),
         ]);
         assert!(
-            again
-                .ok()
-                .contains("network wbnet is already in the store; its definition is kept"),
+            again.ok().contains("; 0 conflict(s)"),
             "{label}: {again:#?}"
         );
+        // With the configuration installed (migrated to plexus-ipam), its name finds the
+        // shared network.
+        let migrated = std::fs::read_to_string(&conf)
+            .unwrap()
+            .replace(r#""type":"whereabouts""#, r#""type":"plexus-ipam""#);
+        std::fs::write(env.conf_dir().join("10-wbnet.conf"), migrated).unwrap();
         let check = env.ctl(&["check", "wbnet"]);
         assert!(
             check.ok().starts_with("OK: 1 network(s), 2 allocation(s)"),
@@ -456,7 +463,7 @@ spec: {podref: default/leaked}
                 )
             })
             .collect();
-        let set = "10.40.0.0/16[10.40.0.10-10.40.255.254]";
+        let set = "wbnet|10.40.0.0/16[10.40.0.10-10.40.255.254]";
         assert_eq!(
             rows,
             [
@@ -464,9 +471,9 @@ spec: {podref: default/leaked}
                 ("10.40.1.10".to_string(), "two".to_string(), set.to_string())
             ]
         );
-        // The network was defined from the pool and the configured range.
-        let shown = env.ctl(&["-o", "json", "network", "show", "wbnet"]).json();
-        assert!(shown.to_string().contains("10.40.0.10"), "{shown}");
+        let usage = env.ctl(&["-o", "json", "usage", "wbnet"]).json();
+        assert_eq!(usage[0]["network"], "whereabouts.cluster", "{usage}");
+        assert_eq!(usage[0]["pools"][0]["allocated"], 2, "{usage}");
         // Without a network name each pool becomes a network named after it.
         let out = env.ctl(&["import", "--from", "whereabouts", pools.to_str().unwrap()]);
         assert!(

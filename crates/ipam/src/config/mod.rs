@@ -96,11 +96,26 @@ const FLAT_FILE_KEYS: &[&str] = &["configuration_path"];
 /// Route keys of CNI 1.1 that plexus does not pass on yet.
 const UNSUPPORTED_ROUTE_KEYS: &[&str] = &["mtu", "advmss", "priority", "table", "scope"];
 
+/// The network every whereabouts-syntax configuration without a `network_name` shares
+/// while `enable_overlapping_ranges` is on (whereabouts' default): an address is then held
+/// at most once across all of them, as whereabouts' cluster-wide
+/// OverlappingRangeIPReservations guarantee.
+pub const WHEREABOUTS_SHARED_NETWORK: &str = "whereabouts.cluster";
+
 /// The parsed IPAM section: what to allocate from and what to report.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PoolConfig {
-    /// whereabouts `network_name` if non-empty, else the netconf `name`.
+    /// The network the allocations are kept in (addresses are unique within it): the
+    /// `network_name` if non-empty; for whereabouts syntax with overlapping-range
+    /// protection on, else [`WHEREABOUTS_SHARED_NETWORK`]; else the netconf `name`. Where
+    /// several configurations may share it (whereabouts syntax, protection on), every range
+    /// set is [`RangeSet::shared_by`] the netconf `name`.
     pub network: String,
+    /// The network this configuration's allocations were kept in before whereabouts
+    /// overlapping-range protection (the netconf `name`), when that differs from
+    /// [`PoolConfig::network`]: the plugin refuses to allocate while it still holds
+    /// addresses, releases from it on DEL and collects it on GC.
+    pub legacy_network: Option<String>,
     /// One address is allocated per set; never empty. Runtime `ipRanges` come first.
     pub range_sets: Vec<RangeSet>,
     /// Routes for the CNI result.
@@ -116,7 +131,8 @@ pub struct PoolConfig {
     pub unreserved_gateway: Option<IpAddr>,
     /// The raw `store` object; another crate parses it.
     pub store: Option<Value>,
-    /// whereabouts `enable_overlapping_ranges` (default true); informational.
+    /// whereabouts `enable_overlapping_ranges` (default true): with whereabouts syntax, an
+    /// address is unique across every configuration sharing [`PoolConfig::network`].
     pub overlapping_ranges: bool,
     /// Per-node address blocks (`ipam.blocks`; enabled with the defaults when absent).
     pub blocks: BlockPolicy,
@@ -215,16 +231,20 @@ pub fn parse_pool_config(
     check_sets_disjoint(&sets)?;
     let range_sets: Vec<RangeSet> = sets.into_iter().map(|p| p.set).collect();
 
-    let network = match text_field(ipam, "network_name", "network_name")? {
-        Some(name) => name.to_owned(),
-        None if !netconf_name.is_empty() => netconf_name.to_owned(),
-        None => {
-            return Err(ConfigError::new(
-                "network_name",
-                "",
-                "the netconf has no name: set \"name\" (or ipam.network_name) to name the pool",
-            ));
-        }
+    let overlapping_ranges = match field(ipam, "enable_overlapping_ranges") {
+        Some(v) => v
+            .as_bool()
+            .ok_or_else(|| wrong_type("enable_overlapping_ranges", v, "true or false"))?,
+        None => true,
+    };
+    let keying = pool_keying(
+        netconf_name,
+        text_field(ipam, "network_name", "network_name")?,
+        syntax == Syntax::Whereabouts && has_whereabouts_ranges(ipam) && overlapping_ranges,
+    )?;
+    let range_sets = match &keying.shared_by {
+        Some(name) => range_sets.into_iter().map(|s| s.shared_by(name)).collect(),
+        None => range_sets,
     };
     let routes = match field(ipam, "routes") {
         Some(v) => parse_routes(v, &mut warnings)?,
@@ -234,15 +254,10 @@ pub fn parse_pool_config(
         Some(v) => parse_addresses(v, &range_sets, &mut warnings)?,
         None => Vec::new(),
     };
-    let overlapping_ranges = match field(ipam, "enable_overlapping_ranges") {
-        Some(v) => v
-            .as_bool()
-            .ok_or_else(|| wrong_type("enable_overlapping_ranges", v, "true or false"))?,
-        None => true,
-    };
     let blocks = blocks::parse_blocks(ipam, &mut warnings)?;
     Ok(PoolConfig {
-        network,
+        network: keying.network,
+        legacy_network: keying.legacy_network,
         range_sets,
         routes,
         dns: object_field(
@@ -257,6 +272,74 @@ pub fn parse_pool_config(
         blocks,
         warnings,
     })
+}
+
+/// Whether the section names whereabouts ranges (`range` or `ipRanges`): only those
+/// configurations share [`WHEREABOUTS_SHARED_NETWORK`].
+fn has_whereabouts_ranges(ipam: &Object) -> bool {
+    field(ipam, "range").is_some_and(|v| !v.is_null())
+        || field(ipam, "ipRanges").is_some_and(|v| !v.is_null())
+}
+
+/// The network an `ipam` section keeps its allocations in and, when it moved there with
+/// whereabouts overlapping-range protection, the network it used before: what DEL needs,
+/// read leniently (a malformed key falls back to its default) so that a config edited
+/// into something invalid still releases.
+pub fn allocation_networks(netconf_name: &str, ipam: &Value) -> Option<(String, Option<String>)> {
+    let ipam = ipam.as_object()?;
+    let network_name = field(ipam, "network_name")
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .filter(|s| !s.is_empty());
+    let host_local = field(ipam, "ranges").is_some() || field(ipam, "subnet").is_some();
+    let overlapping = field(ipam, "enable_overlapping_ranges")
+        .and_then(Value::as_bool)
+        .unwrap_or(true);
+    let protected = !host_local && has_whereabouts_ranges(ipam) && overlapping;
+    pool_keying(netconf_name, network_name, protected)
+        .ok()
+        .map(|k| (k.network, k.legacy_network))
+}
+
+/// Where a configuration's allocations are kept: see [`PoolConfig::network`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Keying {
+    network: String,
+    legacy_network: Option<String>,
+    shared_by: Option<String>,
+}
+
+/// The [`Keying`] of a configuration named `netconf_name` with `network_name`, where
+/// `protected` says whether whereabouts overlapping-range protection applies (whereabouts
+/// syntax with `enable_overlapping_ranges` on).
+fn pool_keying(
+    netconf_name: &str,
+    network_name: Option<&str>,
+    protected: bool,
+) -> Result<Keying, ConfigError> {
+    let shared_by = (protected && !netconf_name.is_empty()).then(|| netconf_name.to_string());
+    match network_name {
+        Some(name) => Ok(Keying {
+            network: name.to_owned(),
+            legacy_network: None,
+            shared_by,
+        }),
+        None if netconf_name.is_empty() => Err(ConfigError::new(
+            "network_name",
+            "",
+            "the netconf has no name: set \"name\" (or ipam.network_name) to name the pool",
+        )),
+        None if protected => Ok(Keying {
+            network: WHEREABOUTS_SHARED_NETWORK.to_owned(),
+            legacy_network: Some(netconf_name.to_owned()),
+            shared_by,
+        }),
+        None => Ok(Keying {
+            network: netconf_name.to_owned(),
+            legacy_network: None,
+            shared_by: None,
+        }),
+    }
 }
 
 /// Tell the syntaxes apart, refusing keys of the other syntax that would otherwise be

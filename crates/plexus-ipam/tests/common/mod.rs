@@ -248,6 +248,11 @@ pub fn cni_path(dir: &Path) -> String {
     format!("{}:/usr/lib/cni", dir.display())
 }
 
+/// The network a whereabouts-syntax configuration without `network_name` keeps its
+/// allocations in (overlapping-range protection, whereabouts' default).
+#[allow(dead_code)]
+pub const SHARED: &str = plexus_ipam_core::WHEREABOUTS_SHARED_NETWORK;
+
 /// Allocations held in a SQLite store, as (container, ifname, ip) rows, via plexus-store.
 pub fn held(db: &Path, network: &str) -> Vec<(String, String, String)> {
     let store = plexus_store::SqliteStore::open(&plexus_store::SqliteConfig::new(db))

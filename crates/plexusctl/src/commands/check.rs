@@ -309,6 +309,7 @@ mod tests {
             range_sets: Vec::new(),
             object: None,
             blocks: Default::default(),
+            owners: Vec::new(),
         }
     }
 

@@ -56,12 +56,33 @@ impl Export {
             .collect();
         let mut allocations = Vec::new();
         let mut history = Vec::new();
+        let mut exported = std::collections::HashSet::new();
         for name in &names {
-            allocations.extend(store.list(name).await?);
-            let query = HistoryQuery::Network {
-                network: name.clone(),
+            // A configuration sharing a network exports its own range sets of it.
+            let (network, owns) = match catalog.resolve(name) {
+                Some(resolved) => (resolved.network.clone(), Some(resolved)),
+                None => (name.clone(), None),
             };
-            history.extend(store.history(&query).await?);
+            let owned = |range_set: &str| owns.as_ref().is_none_or(|r| r.owns(range_set));
+            let covered = |ip| owns.as_ref().is_none_or(|r| r.covers_ip(ip));
+            allocations.extend(
+                store
+                    .list(&network)
+                    .await?
+                    .into_iter()
+                    .filter(|a| owned(&a.range_set))
+                    .filter(|a| exported.insert((a.key(), a.ip))),
+            );
+            let query = HistoryQuery::Network {
+                network: network.clone(),
+            };
+            history.extend(
+                store
+                    .history(&query)
+                    .await?
+                    .into_iter()
+                    .filter(|e| covered(e.ip)),
+            );
         }
         let mut doc = ExportDoc::new(objects, allocations);
         doc.history = history;

@@ -112,20 +112,27 @@ impl Gc {
             .iter()
             .map(|v| (v.container_id.clone(), v.ifname.clone()))
             .collect();
-        let scope = self.scope()?;
+        let mut scope = self.scope()?;
         // Expired per-node blocks are released by the network's own policy.
-        let blocks = ctx
-            .catalog()
-            .await
-            .ok()
+        let catalog = ctx.catalog().await.ok();
+        let blocks = catalog
+            .as_ref()
             .and_then(|c| c.find(&self.network).ok().map(|d| d.blocks))
             .unwrap_or_default();
         let store = ctx.open_store().await?;
         super::gc_network::check_network(ctx, store.as_ref(), &self.network).await?;
+        // A configuration sharing a network collects its own range sets of it only.
+        let resolved = catalog.as_ref().and_then(|c| c.resolve(&self.network));
+        let network = resolved
+            .as_ref()
+            .map_or_else(|| self.network.clone(), |r| r.network.clone());
+        if let Some(ids) = resolved.as_ref().and_then(|r| r.range_set_ids()) {
+            scope = scope.with_range_sets(ids);
+        }
         if !matches!(scope.nodes, NodeScope::Node(_)) {
             // Beyond one node: say what is in scope before anything happens.
-            let all = store.list(&self.network).await?;
-            eprintln!("plexusctl: {}", describe_reach(&self.network, &scope, &all));
+            let all = store.list(&network).await?;
+            eprintln!("plexusctl: {}", describe_reach(&network, &scope, &all));
             if !self.dry_run && !self.yes {
                 return Err(CtlError::invalid(
                     "gc",
@@ -142,17 +149,11 @@ impl Gc {
             }
         }
         let (released, errors) = if self.dry_run {
-            let stale = stale_in_scope(store.list(&self.network).await?, &pairs, &scope);
+            let stale = stale_in_scope(store.list(&network).await?, &pairs, &scope);
             (stale, Vec::new())
         } else {
             let report = store
-                .gc(
-                    &self.network,
-                    &pairs,
-                    &scope,
-                    &blocks,
-                    plexus_store::unix_now(),
-                )
+                .gc(&network, &pairs, &scope, &blocks, plexus_store::unix_now())
                 .await?;
             (report.released, report.errors)
         };

@@ -357,7 +357,12 @@ mod tests {
                       "ipam":{"type":"whereabouts","range":"10.5.0.0/24","range_start":"10.5.0.10"}}"#;
         let converted = as_plexus_ipam("c", text).unwrap();
         let def = networks_of_cni_config("c", &converted).unwrap().remove(0);
-        assert_eq!(def.name, "wb");
-        assert_eq!(def.range_sets[0].id(), "10.5.0.0/24[10.5.0.10-10.5.0.254]");
+        // Overlap protection on (whereabouts' default): the shared network, owned by "wb".
+        assert_eq!(def.name, plexus_ipam_core::WHEREABOUTS_SHARED_NETWORK);
+        assert_eq!(def.owners, ["wb"]);
+        assert_eq!(
+            def.range_sets[0].id(),
+            "wb|10.5.0.0/24[10.5.0.10-10.5.0.254]"
+        );
     }
 }

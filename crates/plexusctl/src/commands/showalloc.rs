@@ -65,6 +65,7 @@ impl Showalloc {
                 range_sets: Vec::new(),
                 object: None,
                 blocks: Default::default(),
+                owners: Vec::new(),
             },
             (Found::Orphaned, None) => {
                 return Err(CtlError::invalid(

@@ -229,12 +229,18 @@ pub fn range_set_for(sets: &[RangeSet], ip: IpAddr, fallback: &IpNet) -> CtlResu
         .map_err(|e| CtlError::invalid(format!("range {fallback}"), e.to_string()))
 }
 
-/// Rebuilds a range set from its canonical id (`subnet[start-end]`, joined with `,`), as
-/// stored with every allocation, so an import records addresses under the same id.
+/// Rebuilds a range set from its canonical id (`subnet[start-end]`, joined with `,`, after
+/// `name|` for a set owned by one of several configurations sharing a network), as stored
+/// with every allocation, so an import records addresses under the same id.
 pub fn range_set_from_id(id: &str) -> CtlResult<RangeSet> {
     let bad = |why: &str| CtlError::invalid(format!("range set {id:?}"), why.to_string());
+    let (shared_by, ranges_id) = match id.split_once(plexus_ipam_core::range::SHARED_BY_SEPARATOR) {
+        Some((by, rest)) if !by.is_empty() => (by, rest),
+        Some(_) => return Err(bad("empty owner before '|'")),
+        None => ("", id),
+    };
     let mut ranges = Vec::new();
-    for part in id.split(',') {
+    for part in ranges_id.split(',') {
         let (subnet, bounds) = part
             .strip_suffix(']')
             .and_then(|p| p.split_once('['))
@@ -250,7 +256,9 @@ pub fn range_set_from_id(id: &str) -> CtlResult<RangeSet> {
                 .map_err(|e| bad(&e.to_string()))?,
         );
     }
-    RangeSet::new(ranges).map_err(|e| bad(&e.to_string()))
+    RangeSet::new(ranges)
+        .map(|set| set.shared_by(shared_by))
+        .map_err(|e| bad(&e.to_string()))
 }
 
 /// Splits `ns/name` into an owner (a bare `name` has no namespace).

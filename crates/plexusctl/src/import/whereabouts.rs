@@ -9,7 +9,9 @@
 //! `DanmNet` for a `namespace/name`): `cidr` / `net6` from the pool's range, the allocation
 //! pool from the CNI configuration's range when one is given, so `network show`,
 //! `showalloc` and `usage` work after the import. A network already in the store keeps
-//! its definition.
+//! its definition. The network whereabouts configurations share (overlapping-range
+//! protection, [`plexus_ipam_core::WHEREABOUTS_SHARED_NETWORK`]) gets none: the
+//! configurations sharing it define it.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -149,6 +151,15 @@ fn network_definitions(
     networks.sort_unstable();
     networks.dedup();
     for network in networks {
+        if network == plexus_ipam_core::WHEREABOUTS_SHARED_NETWORK {
+            // Defined by every whereabouts configuration sharing it (each owns its range
+            // sets); a stored definition would hide all but one of them.
+            plan.notes.push(format!(
+                "network {network} is shared by whereabouts configurations: defined by them, \
+                 not stored"
+            ));
+            continue;
+        }
         let mine: Vec<&PoolRange> = pools.iter().filter(|p| p.network == network).collect();
         let v4: Vec<&PoolRange> = mine
             .iter()

@@ -239,7 +239,7 @@ mod tests {
                          "etcd_host": "10.0.0.1:2379", "range_start": "10.40.0.10"}}"#,
         )
         .unwrap();
-        assert_eq!(src.network, "wb");
+        assert_eq!(src.network, plexus_ipam_core::WHEREABOUTS_SHARED_NETWORK);
         assert_eq!(src.etcd.endpoints, ["http://10.0.0.1:2379"]);
         assert_eq!(
             src.keys,
@@ -251,7 +251,7 @@ mod tests {
         assert!(target.require_absent.is_empty());
         assert_eq!(
             src.range_sets[0].id(),
-            "10.40.0.0/24[10.40.0.10-10.40.0.254]"
+            "wb|10.40.0.0/24[10.40.0.10-10.40.0.254]"
         );
 
         // An explicit store is where the plugin claims: the import goes there.
@@ -284,10 +284,11 @@ mod tests {
         let plan = plan(&src, "/whereabouts/10.40.0.0/24", value, "net1").unwrap();
         assert_eq!(plan.records.len(), 2);
         let r = &plan.records[1];
-        assert_eq!(r.key, AttachmentKey::new("wb", "c2", "net1"));
+        let shared = plexus_ipam_core::WHEREABOUTS_SHARED_NETWORK;
+        assert_eq!(r.key, AttachmentKey::new(shared, "c2", "net1"));
         assert_eq!(r.owner.pod_name.as_deref(), Some("pod-2"));
         // Below range_start, still inside the subnet: the plugin's set records it.
-        assert_eq!(r.range_set.id(), "10.40.0.0/24[10.40.0.10-10.40.0.254]");
+        assert_eq!(r.range_set.id(), "wb|10.40.0.0/24[10.40.0.10-10.40.0.254]");
         let err = plan_err(&src, b"10.40.0.12\n");
         assert!(err.contains("line 1"), "{err}");
     }

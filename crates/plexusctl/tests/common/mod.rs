@@ -144,7 +144,9 @@ pub fn bridge_conflist_in(
             "type": "bridge",
             "bridge": format!("plx{}", &name[..name.len().min(8)]),
             "isGateway": true,
-            "ipam": {"type": "plexus-ipam", "range": range, "gateway": gateway,
+            // host-local syntax: a network of its own, named after the netconf (whereabouts
+            // syntax would share one network with every other whereabouts configuration).
+            "ipam": {"type": "plexus-ipam", "ranges": [[{"subnet": range, "gateway": gateway}]],
                      "store": store}
         }]
     })

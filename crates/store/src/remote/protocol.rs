@@ -225,6 +225,9 @@ pub struct WireRange {
 pub struct WireClaim {
     /// The ranges of the set, in search order.
     pub ranges: Vec<WireRange>,
+    /// The configuration sharing its network that owns the set (`RangeSet::shared_by`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shared_by: Option<String>,
     /// The static address, `None` for a dynamic claim.
     pub ip: Option<IpAddr>,
 }
@@ -248,7 +251,11 @@ impl WireClaim {
             Claim::Dynamic(_) => None,
             Claim::Static { ip, .. } => Some(*ip),
         };
-        WireClaim { ranges, ip }
+        WireClaim {
+            ranges,
+            shared_by: claim.range_set().shared_by.clone(),
+            ip,
+        }
     }
 
     /// The range set of the claim (the client validated it; the fields are taken as sent).
@@ -265,6 +272,7 @@ impl WireClaim {
                     exclude: r.exclude.clone(),
                 })
                 .collect(),
+            shared_by: self.shared_by.clone(),
         }
     }
 }
