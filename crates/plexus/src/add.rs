@@ -11,7 +11,7 @@ use crate::devices;
 use crate::engine::{Attached, Engine, Journal, rollback};
 use crate::error::PlexusError;
 use crate::naming::{NameInput, interface_names};
-use crate::networks::{NetworkSource, resolve, resolve_default};
+use crate::networks::{Network, NetworkSource, resolve, resolve_default};
 use crate::plan::{Driver, Planned, driver_of, plexus_allocates, pool_of};
 use crate::records::{AttachmentRecord, EndpointRecord, RecordedRoute, Records};
 use crate::userspace;
@@ -25,6 +25,17 @@ pub async fn plan(
     pod_namespace: &str,
     first_ifname: &str,
 ) -> Result<Vec<Planned>, PlexusError> {
+    let resolved = resolve_requests(conf, networks, requests, pod_namespace).await?;
+    plan_resolved(conf, cni_version, resolved, first_ifname)
+}
+
+/// Each request with the network serving it (or the default network), from `networks`.
+pub async fn resolve_requests(
+    conf: &PlexusConf,
+    networks: &dyn NetworkSource,
+    requests: Option<Vec<AttachmentRequest>>,
+    pod_namespace: &str,
+) -> Result<Vec<(AttachmentRequest, Network)>, PlexusError> {
     let mut resolved = Vec::new();
     match requests {
         Some(list) => {
@@ -36,18 +47,42 @@ pub async fn plan(
         None => {
             let (reference, network) =
                 resolve_default(networks, &conf.default_network, pod_namespace).await?;
-            let text = serde_json::json!([{
-                match reference.kind {
-                    plexus_model::NetworkRefKind::DanmNet => "network",
-                    plexus_model::NetworkRefKind::TenantNetwork => "tenantNetwork",
-                    _ => "clusterNetwork",
-                }: reference.name,
-                "ip": if network.valid.v4.is_some() { "dynamic" } else { "" },
-            }]);
-            let mut list = plexus_model::parse_danm_interfaces(&text.to_string())?;
-            resolved.push((list.remove(0), network));
+            resolved.push((
+                default_request(reference.kind, &reference.name, &network)?,
+                network,
+            ));
         }
     }
+    Ok(resolved)
+}
+
+/// The request of DANM's default network: one interface with a dynamic IPv4 address when
+/// the network has IPv4.
+pub fn default_request(
+    kind: plexus_model::NetworkRefKind,
+    name: &str,
+    network: &Network,
+) -> Result<AttachmentRequest, PlexusError> {
+    let text = serde_json::json!([{
+        match kind {
+            plexus_model::NetworkRefKind::DanmNet => "network",
+            plexus_model::NetworkRefKind::TenantNetwork => "tenantNetwork",
+            _ => "clusterNetwork",
+        }: name,
+        "ip": if network.valid.v4.is_some() { "dynamic" } else { "" },
+    }]);
+    let mut list = plexus_model::parse_danm_interfaces(&text.to_string())?;
+    Ok(list.remove(0))
+}
+
+/// Plans attachments whose networks are already resolved (by [`resolve_requests`] or the
+/// Kubernetes source), names checked.
+pub fn plan_resolved(
+    conf: &PlexusConf,
+    cni_version: &str,
+    resolved: Vec<(AttachmentRequest, Network)>,
+    first_ifname: &str,
+) -> Result<Vec<Planned>, PlexusError> {
     let inputs: Vec<NameInput> = resolved
         .iter()
         .enumerate()
@@ -126,6 +161,16 @@ pub fn intent_record(
     record
 }
 
+/// What a successful ADD set up.
+#[derive(Debug, Clone)]
+pub struct Added {
+    /// The merged CNI result of the pod.
+    pub result: SuccessResult,
+    /// One result per planned attachment, in plan order (what network-status is built
+    /// from).
+    pub parts: Vec<SuccessResult>,
+}
+
 /// Sets up every planned attachment or none: the transaction of one ADD.
 pub async fn run(
     engine: &Engine<'_>,
@@ -133,7 +178,7 @@ pub async fn run(
     records: &Records,
     base: &EndpointRecord,
     planned: &[Planned],
-) -> Result<SuccessResult, PlexusError> {
+) -> Result<Added, PlexusError> {
     if let Some(existing) = records.load(&base.container_id, &base.ifname)? {
         return Err(PlexusError::Request(format!(
             "container {} already has {} attachment(s) on {}; DEL it before adding again",
@@ -180,7 +225,21 @@ pub async fn run(
             }
             record.complete = true;
             records.save(&record)?;
-            return Ok(merge(planned, &attached, &engine.pod));
+            let parts = planned
+                .iter()
+                .zip(&attached)
+                .map(|(p, a)| {
+                    merge(
+                        std::slice::from_ref(p),
+                        std::slice::from_ref(a),
+                        &engine.pod,
+                    )
+                })
+                .collect();
+            return Ok(Added {
+                result: merge(planned, &attached, &engine.pod),
+                parts,
+            });
         }
         Ok(Err(e)) => e,
         Err(_) => PlexusError::Deadline {

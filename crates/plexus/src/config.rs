@@ -10,9 +10,12 @@
 //!  "duplicateAddress": {"attempts": 3, "cooldownSeconds": 600},
 //!  "kubelet": {"podResourcesSocket": "/var/lib/kubelet/pod-resources/kubelet.sock",
 //!              "checkpointFile": "/var/lib/kubelet/device-plugins/kubelet_internal_checkpoint",
-//!              "timeoutMs": 2000}}
+//!              "timeoutMs": 2000},
+//!  "kubeconfig": "/etc/cni/net.d/plexus.d/plexus.kubeconfig"}
 //! ```
-//! Every key is optional. `cniDir` defaults to `CNI_CONF_DIR`, else `/etc/cni/net.d`.
+//! Every key is optional. `kubeconfig` (DANM's key) turns on the Kubernetes source
+//! ([`crate::kube`]): the pod's requests and networks come from the API server, and its
+//! network-status is written there; an empty string means the in-cluster configuration. `cniDir` defaults to `CNI_CONF_DIR`, else `/etc/cni/net.d`.
 //! Unknown plexus keys are refused naming the key; the CNI spec's own keys (`cniVersion`,
 //! `name`, `type`, `runtimeConfig`, `args`, `prevResult`, `capabilities`, `cni.dev/…`) and
 //! keys with a `.` or `/` (runtime extensions) pass.
@@ -83,6 +86,9 @@ pub struct PlexusConf {
     pub quarantine: Duration,
     /// `kubelet`: where the devices of device-plugin resources (SR-IOV) are looked up.
     pub kubelet: plexus_kubelet::Sources,
+    /// `kubeconfig`: read the pod and its networks from the API server with this
+    /// kubeconfig (empty path: in-cluster); `None` without Kubernetes.
+    pub kubeconfig: Option<PathBuf>,
 }
 
 /// Keys of the CNI spec (and libcni) that may appear at the top level of any netconf.
@@ -124,6 +130,7 @@ impl PlexusConf {
             duplicate_attempts: DEFAULT_DUPLICATE_ATTEMPTS,
             quarantine: DEFAULT_QUARANTINE,
             kubelet: plexus_kubelet::Sources::default(),
+            kubeconfig: None,
         };
         for (key, value) in object {
             match key.as_str() {
@@ -160,6 +167,19 @@ impl PlexusConf {
                 "timeouts" => parse_timeouts(&mut conf, value)?,
                 "duplicateAddress" => parse_duplicate_address(&mut conf, value)?,
                 "kubelet" => parse_kubelet(&mut conf, value)?,
+                "kubeconfig" => {
+                    let text = string(key, value)?.trim();
+                    let path = PathBuf::from(text);
+                    if !text.is_empty() && !path.is_absolute() {
+                        return Err(PlexusError::config(
+                            key,
+                            format!(
+                                "must be an absolute path or empty (in-cluster), found {text:?}"
+                            ),
+                        ));
+                    }
+                    conf.kubeconfig = Some(path);
+                }
                 "logLevel" => conf.log_level = Some(string(key, value)?.to_owned()),
                 known if SPEC_KEYS.contains(&known) => {}
                 extension if extension.contains('.') || extension.contains('/') => {}
@@ -168,7 +188,7 @@ impl PlexusConf {
                         unknown,
                         "unknown key (known: store, cniDir, networksDir, stateDir, namingScheme, \
                          defaultNetwork, nodeName, maxParallel, timeouts, logLevel, duplicateAddress, \
-                         kubelet)",
+                         kubelet, kubeconfig)",
                     ));
                 }
             }
@@ -330,6 +350,7 @@ mod tests {
         assert_eq!(conf.cni_dir, PathBuf::from(DEFAULT_CNI_DIR));
         assert_eq!(conf.default_network, "default");
         assert_eq!(conf.add_timeout, DEFAULT_ADD_TIMEOUT);
+        assert_eq!(conf.kubeconfig, None);
         let conf = PlexusConf::parse(&raw, |k| (k == "CNI_CONF_DIR").then(|| "/x".into())).unwrap();
         assert_eq!(conf.cni_dir, PathBuf::from("/x"));
     }
@@ -343,8 +364,11 @@ mod tests {
             "logLevel": "debug", "cni.dev/valid-attachments": [], "runtimeConfig": {},
             "duplicateAddress": {"attempts": 5, "cooldownSeconds": 30},
             "kubelet": {"podResourcesSocket": "/k/s.sock", "checkpointFile": "/k/cp",
-                        "timeoutMs": 300}});
+                        "timeoutMs": 300}, "kubeconfig": "/k/config"});
         let conf = PlexusConf::parse(&raw, |_| Some("/ignored".into())).unwrap();
+        assert_eq!(conf.kubeconfig, Some(PathBuf::from("/k/config")));
+        let in_cluster = PlexusConf::parse(&json!({"kubeconfig": ""}), no_env).unwrap();
+        assert_eq!(in_cluster.kubeconfig, Some(PathBuf::new()));
         assert_eq!(conf.cni_dir, PathBuf::from("/c"));
         assert_eq!(conf.naming, NamingScheme::Legacy);
         assert_eq!(conf.default_network, "main");
@@ -392,6 +416,8 @@ mod tests {
             ),
             (json!({"kubelet": {"timeoutMs": 0}}), "kubelet.timeoutMs"),
             (json!({"kubelet": {"socket": "/x"}}), "kubelet.socket"),
+            (json!({"kubeconfig": "rel/config"}), "kubeconfig"),
+            (json!({"kubeconfig": 1}), "kubeconfig"),
         ];
         for (raw, field) in cases {
             match PlexusConf::parse(&raw, no_env) {

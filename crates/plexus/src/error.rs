@@ -4,7 +4,10 @@
 //! [`plexus_cni::Error`] (code, message, details), which `plexus_cni::render_error` turns
 //! into the JSON on stdout. The codes are `plexus_cni::codes` (100–105 shared with
 //! `plexus-ipam`, 110 and up the meta-plugin's own); a store error takes the code and
-//! details every plexus binary gives it (`StoreError::to_cni_error`).
+//! details every plexus binary gives it (`StoreError::to_cni_error`), and a Kubernetes
+//! error (the pod, its requests, the API server) the one plexus-k8s gives it
+//! (`ApiError::to_cni_error`: a forbidden or missing network is 7, an unreachable API
+//! server 11, a replaced pod 4).
 
 use plexus_cni::Error as CniError;
 use plexus_cni::codes::{
@@ -136,6 +139,9 @@ pub enum PlexusError {
     /// CHECK found a difference.
     #[error("CHECK: {0}")]
     CheckFailed(String),
+    /// The Kubernetes source: the pod, its requests or the API server.
+    #[error(transparent)]
+    Kube(#[from] plexus_k8s::api::ApiError),
     /// STATUS: plexus cannot service ADD.
     #[error("{0}")]
     NotAvailable(String),
@@ -207,6 +213,7 @@ impl PlexusError {
             PlexusError::NoDevice(_) => NO_DEVICE,
             PlexusError::DevicesUnknown(_) => DEVICES_UNKNOWN,
             PlexusError::NotAvailable(_) => codes::NOT_AVAILABLE,
+            PlexusError::Kube(kube) => kube.cni_code(),
         }
     }
 }
@@ -217,6 +224,7 @@ impl From<PlexusError> for CniError {
         let details = match &err {
             PlexusError::Cni(inner) => return inner.clone(),
             PlexusError::Store(store) => return store.to_cni_error(),
+            PlexusError::Kube(kube) => return kube.to_cni_error(),
             PlexusError::Delegate { code: Some(c), .. } => {
                 format!("the delegate answered CNI code {c}")
             }
@@ -298,5 +306,26 @@ mod tests {
         }
         let conflict = PlexusError::Store(StoreError::Conflict { reason: "r".into() });
         assert_eq!(conflict.code(), codes::TRY_AGAIN_LATER);
+    }
+
+    /// A Kubernetes error is reported exactly as plexus-k8s maps it.
+    #[test]
+    fn kubernetes_errors_take_plexus_k8s_mapping() {
+        use plexus_k8s::api::ApiError;
+        let unreachable = ApiError::Transport {
+            what: "get pod a/b".into(),
+            detail: "connection refused".into(),
+        };
+        let shared = unreachable.to_cni_error();
+        let err = PlexusError::from(unreachable);
+        assert_eq!(err.code(), codes::TRY_AGAIN_LATER);
+        assert_eq!(CniError::from(err), shared);
+        let missing = ApiError::from(plexus_k8s::resolve::ResolveError::NotFound {
+            what: "[0] clusterNetwork \"x\"".into(),
+            looked_for: Vec::new(),
+        });
+        let err = PlexusError::from(missing);
+        assert_eq!(err.code(), codes::INVALID_CONFIG);
+        assert!(CniError::from(err).msg.contains("not found"));
     }
 }

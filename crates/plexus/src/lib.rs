@@ -7,7 +7,10 @@
 //! 2. [`request`]: the attachments asked for — `runtimeConfig`/`args.cni`
 //!    `plexus.networks`, else pod annotations from a [`request::RequestSource`], else the
 //!    default network.
-//! 3. [`networks`]: each attachment's network from a [`networks::NetworkSource`].
+//! 3. [`networks`]: each attachment's network from a [`networks::NetworkSource`]; with
+//!    `kubeconfig`, steps 2 and 3 are the Kubernetes source's ([`kube`]: the pod's
+//!    annotations resolved by plexus-k8s), which also writes network-status after the ADD
+//!    and removes it on DEL.
 //! 4. [`naming`] and [`plan`]: interface names, drivers, claims — all checked before
 //!    anything is created.
 //! 5. [`add`] and [`engine`]: the transaction: intent recorded ([`records`]), attachments
@@ -29,6 +32,7 @@ pub mod duplicate;
 pub mod engine;
 pub mod error;
 pub mod forward;
+pub mod kube;
 pub mod logging;
 pub mod naming;
 pub mod networks;

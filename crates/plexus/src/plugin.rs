@@ -2,7 +2,8 @@
 //!
 //! [`PlexusPlugin`] holds the seams: the dataplane (real rtnetlink unless a test injects
 //! the fake), the network source (files in `networksDir` unless injected) and the request
-//! source (pod annotations; none without Kubernetes). Each verb runs on a fresh
+//! source (pod annotations; none without Kubernetes). With `kubeconfig` in the netconf the
+//! Kubernetes source ([`crate::kube`]) replaces both lookups and writes network-status. Each verb runs on a fresh
 //! current-thread tokio runtime: one CNI call is one process.
 
 use std::collections::HashSet;
@@ -19,9 +20,10 @@ use crate::delegate::{DelegateEnv, Runner};
 use crate::duplicate::DuplicateCheck;
 use crate::engine::{Engine, Undo, release_all, undo_one};
 use crate::error::PlexusError;
+use crate::kube::KubeSource;
 use crate::networks::{Chain, FileNetworkSource, NetworkSource, StoreNetworkSource};
 use crate::records::{EndpointRecord, Records};
-use crate::request::{PodIdentity, RequestSource, pod_request};
+use crate::request::{PodIdentity, RequestSource, pod_request, runtime_request};
 use crate::{add, check, devices, forward, logging};
 
 /// How long STATUS may take (runtimes poll it).
@@ -130,26 +132,38 @@ impl PlexusPlugin {
     async fn add_async(&self, req: &Request, call: &Call) -> Result<SuccessResult, PlexusError> {
         req.env.args.reject_unknown()?;
         let store = plexus_store::open_with_agent(&call.conf.store, &call.conf.agent).await?;
-        let files = FileNetworkSource::new(&call.conf.networks_dir);
-        let stored = StoreNetworkSource::new(store.as_ref());
-        let networks: Chain<'_> = match &self.networks {
-            Some(injected) => Chain(vec![injected.as_ref()]),
-            None => Chain(vec![&files, &stored]),
-        };
-        let (origin, requests) =
-            pod_request(&req.conf, self.requests.as_deref(), &call.pod).await?;
-        tracing::debug!(?origin, "request");
         let first = req.env.ifname.clone().unwrap_or_else(|| "eth0".to_owned());
         let version = req.conf.cni_version.to_string();
-        let mut planned = add::plan(
-            &call.conf,
-            &version,
-            &networks,
-            requests,
-            &call.pod.namespace,
-            &first,
-        )
-        .await?;
+        let kube = match &call.conf.kubeconfig {
+            Some(path) => {
+                Some(KubeSource::connect(path, &call.pod, &call.conf.default_network).await?)
+            }
+            None => None,
+        };
+        let (kube_pod, resolved) = match &kube {
+            Some(kube) => {
+                let runtime = runtime_request(&req.conf)?.map(|(_, list)| list);
+                let pod = kube.pod(runtime).await?;
+                let resolved = pod.requests()?;
+                (Some(pod), resolved)
+            }
+            None => {
+                let files = FileNetworkSource::new(&call.conf.networks_dir);
+                let stored = StoreNetworkSource::new(store.as_ref());
+                let networks: Chain<'_> = match &self.networks {
+                    Some(injected) => Chain(vec![injected.as_ref()]),
+                    None => Chain(vec![&files, &stored]),
+                };
+                let (origin, requests) =
+                    pod_request(&req.conf, self.requests.as_deref(), &call.pod).await?;
+                tracing::debug!(?origin, "request");
+                let resolved =
+                    add::resolve_requests(&call.conf, &networks, requests, &call.pod.namespace)
+                        .await?;
+                (None, resolved)
+            }
+        };
+        let mut planned = add::plan_resolved(&call.conf, &version, resolved, &first)?;
         let pod = plexus_kubelet::PodKey {
             namespace: call.pod.namespace.clone(),
             name: call.pod.name.clone(),
@@ -173,19 +187,43 @@ impl PlexusPlugin {
             },
         };
         let base = call.base_record(req);
-        add::run(&engine, &call.conf, &call.records, &base, &planned).await
+        let added = add::run(&engine, &call.conf, &call.records, &base, &planned).await?;
+        if let (Some(kube), Some(pod)) = (&kube, &kube_pod)
+            && let Err(error) = kube.write_status(pod, &added.parts).await
+        {
+            tracing::warn!(%error, "network-status not written; undoing the ADD");
+            if let Some(record) = call.records.load(&base.container_id, &base.ifname)? {
+                teardown(dp.as_ref(), store.as_ref(), call, &record).await?;
+                call.records.remove(&record.container_id, &record.ifname)?;
+            }
+            return Err(error);
+        }
+        Ok(added.result)
     }
 
     async fn del_async(&self, req: &Request, call: &Call) -> Result<(), PlexusError> {
         let ifname = req.env.ifname.clone().unwrap_or_default();
-        let Some(record) = call.records.load(&call.env.container_id, &ifname)? else {
-            tracing::info!(container = %call.env.container_id, "DEL: nothing recorded");
-            return Ok(());
-        };
-        let dp = self.dataplane()?;
-        let store = plexus_store::open_with_agent(&call.conf.store, &call.conf.agent).await?;
-        teardown(dp.as_ref(), store.as_ref(), call, &record).await?;
-        call.records.remove(&record.container_id, &record.ifname)
+        let record = call.records.load(&call.env.container_id, &ifname)?;
+        match &record {
+            Some(record) => {
+                let dp = self.dataplane()?;
+                let store =
+                    plexus_store::open_with_agent(&call.conf.store, &call.conf.agent).await?;
+                teardown(dp.as_ref(), store.as_ref(), call, record).await?;
+                call.records.remove(&record.container_id, &record.ifname)?;
+            }
+            None => tracing::info!(container = %call.env.container_id, "DEL: nothing recorded"),
+        }
+        // After the teardown, and also when nothing was recorded: a DEL retried after a
+        // failed status removal still removes it.
+        if let Some(path) = &call.conf.kubeconfig
+            && call.pod.name.as_deref().is_some_and(|n| !n.is_empty())
+        {
+            let kube = KubeSource::connect(path, &call.pod, &call.conf.default_network).await?;
+            let recorded = record.as_ref().and_then(|r| r.pod[2].as_deref());
+            kube.remove_status(recorded).await?;
+        }
+        Ok(())
     }
 
     async fn check_async(&self, req: &Request, call: &Call) -> Result<(), PlexusError> {

@@ -5,7 +5,8 @@
 //! annotations from a [`RequestSource`] (the Kubernetes seam: `plexus.io/interfaces`,
 //! `danm.k8s.io/interfaces`, `danm.io/interfaces`, NPWG), else the default network with
 //! one interface and a dynamic IPv4 address (DANM's rule). An empty list also means the
-//! default network.
+//! default network. With `kubeconfig` the annotations are read and resolved by the
+//! Kubernetes source ([`crate::kube`]); `plexus.networks` still wins there.
 
 use std::collections::BTreeMap;
 
@@ -92,12 +93,13 @@ pub enum Origin {
     Default,
 }
 
-/// The pod's request: `Some(list)` of attachments, or `None` for the default network.
-pub async fn pod_request(
-    conf: &NetConf,
-    source: Option<&dyn RequestSource>,
-    pod: &PodIdentity,
-) -> Result<(Origin, Option<Vec<AttachmentRequest>>), PlexusError> {
+/// A request and where it came from: `Some(list)` of attachments, or `None` for the
+/// default network.
+pub type Requested = (Origin, Option<Vec<AttachmentRequest>>);
+
+/// The request `runtimeConfig` or `args.cni` carries under [`NETWORKS_KEY`], if any:
+/// `Some(list)` of attachments, or `None` (an empty list) for the default network.
+pub fn runtime_request(conf: &NetConf) -> Result<Option<Requested>, PlexusError> {
     let from_args = conf
         .args
         .as_ref()
@@ -117,7 +119,19 @@ pub async fn pod_request(
         let list = parse_danm_interfaces(&text)
             .map_err(|e| PlexusError::Request(format!("{origin}.{NETWORKS_KEY}: {e}")))?;
         let origin = Origin::Runtime(origin);
-        return Ok((origin, (!list.is_empty()).then_some(list)));
+        return Ok(Some((origin, (!list.is_empty()).then_some(list))));
+    }
+    Ok(None)
+}
+
+/// The pod's request: `Some(list)` of attachments, or `None` for the default network.
+pub async fn pod_request(
+    conf: &NetConf,
+    source: Option<&dyn RequestSource>,
+    pod: &PodIdentity,
+) -> Result<(Origin, Option<Vec<AttachmentRequest>>), PlexusError> {
+    if let Some(runtime) = runtime_request(conf)? {
+        return Ok(runtime);
     }
     if let Some(source) = source
         && let Some(annotations) = source.annotations(pod).await?
