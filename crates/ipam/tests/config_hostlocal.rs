@@ -294,22 +294,18 @@ fn overlaps_within_and_between_sets_are_refused() {
 /// per set, docs/security.md): a huge config is refused quickly with the cap named, and
 /// overlaps are still named in input order.
 #[test]
-fn thousands_of_range_sets_are_refused_quickly_and_the_first_overlap_is_named() {
+fn thousands_of_range_sets_are_refused_by_their_count_and_the_first_overlap_is_named() {
     let subnet = |i: u32| format!("10.{}.{}.0/24", i >> 8, i & 255);
     let sets: Vec<Value> = (0..20_000)
         .map(|i| json!([{"subnet": subnet(i)}]))
         .collect();
     let ranges: Vec<Value> = (0..20_000).map(|i| json!({"subnet": subnet(i)})).collect();
-    let started = std::time::Instant::now();
+    // The count caps refuse these, naming the cap. How long 20,000 entries take to parse
+    // is a benchmark matter: a wall clock in a test only measures how loaded the machine is.
     let e = err(json!({"ranges": sets}));
     assert!(e.reason.contains("at most 16 range sets"), "{e}");
     let e = err(json!({"ranges": [ranges]}));
     assert!(e.reason.contains("at most 64 ranges"), "{e}");
-    assert!(
-        started.elapsed().as_secs() < 5,
-        "took {:?}",
-        started.elapsed()
-    );
     // At the caps, disjoint sets and ranges parse.
     let sets: Vec<Value> = (0..16).map(|i| json!([{"subnet": subnet(i)}])).collect();
     assert_eq!(
