@@ -17,7 +17,8 @@ use serde_json::{Value, json};
 use crate::measure::{cni_call_env, first_address};
 use crate::soak_procs::{ProcSample, etcd_db_file, server_pids, usage_of};
 
-/// The network every soak call allocates in.
+/// The network every soak call allocates in (`network_name`: a whereabouts-syntax range
+/// without it would allocate in the shared `whereabouts.cluster` network).
 const NETWORK: &str = "soak";
 /// A /16: callers × window live attachments never come close to exhausting it.
 const POOL: &str = "10.200.0.0/16";
@@ -160,7 +161,8 @@ pub fn run(args: &SoakArgs) -> anyhow::Result<()> {
         .unwrap_or_else(|| scratch.path().to_path_buf());
     let store = store_config(&args.backend, &dir)?;
     let conf = json!({"cniVersion": "1.1.0", "name": NETWORK, "type": "bridge",
-                      "ipam": {"type": "plexus-ipam", "range": POOL, "store": store}})
+                      "ipam": {"type": "plexus-ipam", "range": POOL, "network_name": NETWORK,
+                               "store": store}})
     .to_string();
     let servers = server_pids(&args.backend)?;
     // The DB column: the SQLite file, or the etcd member's bolt database (it grows until
