@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use etcd_client::{Certificate, Client, ConnectOptions, Identity, TlsOptions};
-use rand::Rng;
+use rand::RngExt;
 use tokio::time::Instant;
 
 use super::config::EtcdConfig;
