@@ -99,26 +99,37 @@ async fn stopped_server_then_restarted_loses_and_duplicates_nothing() {
         outcome.insert(i, claim(&store, &key(i), &set).await);
     }
     assert!(outcome.values().all(Result::is_ok), "{outcome:?}");
-    // Stop the server while a writer keeps claiming; restart it a little later.
+    // Stop the server while a writer keeps claiming; restart it once the writer has seen
+    // the outage. The writer reports each claim's success, and stops at its first success
+    // after a failure (or after 190 claims).
+    let (report, mut reports) = tokio::sync::mpsc::unbounded_channel::<bool>();
     let writer = {
         let cfg = cfg.clone();
         let set = set.clone();
         tokio::spawn(async move {
             let store = EtcdStore::open(&cfg).unwrap();
             let mut results = BTreeMap::new();
-            for i in 10..40 {
-                results.insert(i, claim(&store, &key(i), &set).await);
+            let mut saw_failure = false;
+            for i in 10..200 {
+                let result = claim(&store, &key(i), &set).await;
+                let ok = result.is_ok();
+                results.insert(i, result);
+                let _ = report.send(ok);
+                if ok && saw_failure {
+                    break;
+                }
+                saw_failure |= !ok;
                 tokio::time::sleep(Duration::from_millis(40)).await;
             }
             results
         })
     };
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert_eq!(reports.recv().await, Some(true), "the writer claims");
     server.stop();
     let started = Instant::now();
     let err = claim(&store, &key(99), &set).await.unwrap_err();
     assert_unavailable_within(&err, started, deadline);
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    while reports.recv().await == Some(true) {}
     server.restart();
     outcome.extend(writer.await.unwrap());
     let failed: Vec<usize> = outcome
