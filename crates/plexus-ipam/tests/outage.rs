@@ -344,11 +344,57 @@ impl Drop for Tmpfs {
 /// Fills the filesystem of `dir` with `dir/filler` until it is full.
 fn fill(dir: &Path) -> PathBuf {
     let path = dir.join("filler");
-    let mut file = std::fs::File::create(&path).unwrap();
+    top_up(&path);
+    path
+}
+
+/// Appends to `filler` until the filesystem is full again.
+fn top_up(filler: &Path) {
+    let Ok(mut file) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(filler)
+    else {
+        return;
+    };
     let chunk = vec![0u8; 4096];
     while file.write_all(&chunk).is_ok() {}
     let _ = file.sync_all();
-    path
+}
+
+/// Keeps the filesystem of `filler` full until dropped: SQLite gives space back when a
+/// failed write rolls back or the WAL is truncated, and a disk that stays full is what
+/// the scenario is about (a freed page would let STATUS's heartbeat through, correctly).
+struct KeepFull {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl KeepFull {
+    fn start(filler: &Path) -> KeepFull {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = std::sync::Arc::clone(&stop);
+        let filler = filler.to_path_buf();
+        let thread = std::thread::spawn(move || {
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                top_up(&filler);
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        });
+        KeepFull {
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for KeepFull {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 #[test]
@@ -373,7 +419,9 @@ fn sqlite_disk_full() {
     let churn = s.churn("full");
     std::thread::sleep(Duration::from_millis(300));
     let filler = fill(&mnt);
+    let full = KeepFull::start(&filler);
     s.expect_outage("sqlite disk full");
+    drop(full);
     std::fs::remove_file(&filler).unwrap();
     s.recover("sqlite disk freed", churn);
     drop(tmpfs);
