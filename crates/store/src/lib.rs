@@ -22,6 +22,7 @@
 //! `store`, else whereabouts' etcd keys) and [`open`] opens the store it names. The
 //! `conformance` feature exposes the [`conformance`] suite every backend must pass.
 
+pub mod backoff;
 mod cni;
 mod common;
 mod config;
@@ -29,6 +30,7 @@ mod engine;
 mod error;
 mod etcd;
 mod gc_scope;
+mod io_thread;
 mod memory;
 mod postgres;
 mod records;

@@ -1,6 +1,6 @@
 //! Connections: one short-lived connection per call (plugin processes) or a pool (the
-//! long-running daemon), the per-call deadline, and bounded retries of contended
-//! transactions.
+//! long-running daemon), the per-call deadline, and retries of contended transactions
+//! with the shared [`Backoff`] until that deadline.
 
 use std::future::Future;
 use std::io::ErrorKind;
@@ -16,14 +16,8 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 use super::config::{PasswordSource, PostgresConfig, SslMode};
 use super::errors::ErrCtx;
 use super::{statements, tls};
+use crate::backoff::Backoff;
 use crate::error::StoreError;
-
-/// Attempts of one operation when the server reports contention (serialization failure,
-/// deadlock, too many connections) before giving up with [`StoreError::Busy`].
-const MAX_ATTEMPTS: u32 = 6;
-
-/// First pause between attempts; doubled each time, jittered by ±50 %.
-const FIRST_BACKOFF: Duration = Duration::from_millis(4);
 
 /// A boxed future borrowing the client, as operations return it.
 pub(crate) type OpFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
@@ -212,7 +206,9 @@ where
     }
 }
 
-/// Runs `op` on a connection from `source` within `cfg.timeout`, retrying contention.
+/// Runs `op` on a connection from `source` within `cfg.timeout`, retrying contention
+/// (serialization failure, deadlock, too many connections) until that deadline, after
+/// which the call ends with [`StoreError::Busy`].
 ///
 /// `prepare` runs once per connection before the first attempt (the schema check).
 pub(crate) async fn run<T>(
@@ -223,10 +219,12 @@ pub(crate) async fn run<T>(
     prepare: impl for<'c> Fn(&'c mut Client) -> OpFuture<'c, ()>,
     op: impl for<'c> Fn(&'c mut Client) -> OpFuture<'c, T>,
 ) -> Result<T, StoreError> {
+    let backoff = Backoff::until(Instant::now() + cfg.timeout);
     let attempts = async {
         let mut conn = source.connect(cfg, ctx).await?;
         let cache = conn.statement_cache();
-        let result = statements::with_cache(cache, attempt_all(conn.client(), &prepare, &op)).await;
+        let attempts = attempt_all(conn.client(), backoff, &prepare, &op);
+        let result = statements::with_cache(cache, attempts).await;
         let healthy = !matches!(result, Err(StoreError::Unavailable { .. }));
         conn.finish(healthy).await;
         result
@@ -240,29 +238,22 @@ pub(crate) async fn run<T>(
 
 async fn attempt_all<T>(
     client: &mut Client,
+    mut backoff: Backoff,
     prepare: &impl for<'c> Fn(&'c mut Client) -> OpFuture<'c, ()>,
     op: &impl for<'c> Fn(&'c mut Client) -> OpFuture<'c, T>,
 ) -> Result<T, StoreError> {
     prepare(client).await?;
-    let started = Instant::now();
-    let mut backoff = FIRST_BACKOFF;
-    let mut attempt = 1;
     loop {
         match op(client).await {
-            Err(err) if err.is_transient() && attempt < MAX_ATTEMPTS => {
-                tracing::debug!(%err, attempt, elapsed_ms = started.elapsed().as_millis(), "retrying");
-                tokio::time::sleep(jittered(backoff)).await;
-                backoff *= 2;
-                attempt += 1;
+            Err(err) if err.is_transient() => {
+                tracing::debug!(%err, attempt = backoff.failures() + 1, "contended; retrying");
+                if !backoff.wait().await {
+                    return Err(err);
+                }
             }
             other => return other,
         }
     }
-}
-
-/// `base` scaled by a random factor in [0.5, 1.5), so that racing writers spread out.
-fn jittered(base: Duration) -> Duration {
-    base.mul_f64(rand::random_range(0.5..1.5))
 }
 
 #[cfg(test)]
@@ -312,16 +303,5 @@ mod tests {
             "{options}"
         );
         assert_eq!(pg.get_connect_timeout(), Some(&Duration::from_millis(1500)));
-    }
-
-    #[test]
-    fn jitter_stays_within_half_to_one_and_a_half() {
-        for _ in 0..1000 {
-            let d = jittered(Duration::from_millis(100));
-            assert!(
-                (Duration::from_millis(50)..Duration::from_millis(150)).contains(&d),
-                "{d:?}"
-            );
-        }
     }
 }

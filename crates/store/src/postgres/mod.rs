@@ -18,7 +18,7 @@
 //! - Which tables hold the allocations is the layout's business (see `tables`): plexus's
 //!   own schema (`native`) or the CNI 1.1 talk's `ips` table (`ips_table`); this module
 //!   never asks which one it runs on.
-//! - All I/O runs on a worker thread owned by the store (see `executor`), so the store
+//! - All I/O runs on a worker thread owned by the store (see `crate::io_thread`), so the store
 //!   works from any caller runtime, including one without I/O or timers.
 
 mod batch;
@@ -26,7 +26,6 @@ mod block_rows;
 mod config;
 mod connect;
 mod errors;
-mod executor;
 mod ips_table;
 #[cfg(test)]
 mod lock_tests;
@@ -51,12 +50,12 @@ use tokio_postgres::Client;
 use self::batch::OwnedClaim;
 use self::connect::{OpFuture, Source};
 use self::errors::ErrCtx;
-use self::executor::Executor;
 use self::tables::{GcPass, Tables};
 use self::txn::NetworkLock;
 use crate::engine;
 use crate::error::StoreError;
 use crate::gc_scope::GcScope;
+use crate::io_thread::Executor;
 use crate::records::{HistoryEvent, HistoryQuery, NetworkDeletion, NetworkRecord, PutMode};
 use crate::store::Store;
 use crate::types::{
@@ -130,7 +129,7 @@ impl PostgresStore {
                 tables: tables::of(cfg),
                 schema_ready: AtomicBool::new(false),
             }),
-            executor: Executor::start()?,
+            executor: Executor::start("PostgreSQL")?,
         })
     }
 
