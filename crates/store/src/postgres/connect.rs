@@ -219,9 +219,20 @@ pub(crate) async fn run<T>(
     prepare: impl for<'c> Fn(&'c mut Client) -> OpFuture<'c, ()>,
     op: impl for<'c> Fn(&'c mut Client) -> OpFuture<'c, T>,
 ) -> Result<T, StoreError> {
-    let backoff = Backoff::until(Instant::now() + cfg.timeout);
+    let mut backoff = Backoff::until(Instant::now() + cfg.timeout);
     let attempts = async {
-        let mut conn = source.connect(cfg, ctx).await?;
+        // A server refusing connections as busy (starting up, shutting down, too many
+        // clients) is tried again like a contended transaction.
+        let mut conn = loop {
+            let err = match source.connect(cfg, ctx).await {
+                Ok(conn) => break conn,
+                Err(err) => err,
+            };
+            if !err.is_transient() || !backoff.wait().await {
+                return Err(err);
+            }
+            tracing::debug!(%err, "server busy; connecting again");
+        };
         let cache = conn.statement_cache();
         let attempts = attempt_all(conn.client(), backoff, &prepare, &op);
         let result = statements::with_cache(cache, attempts).await;
@@ -288,6 +299,83 @@ mod tests {
         let err = read_password(&cfg).unwrap_err();
         assert!(matches!(err, StoreError::Unavailable { .. }), "{err:?}");
         assert!(err.to_string().contains("/nonexistent/pg-pw"), "{err}");
+    }
+
+    /// A fake server that refuses every connection as PostgreSQL does while it starts up
+    /// or shuts down (FATAL, SQLSTATE 57P03), counting the connections it was offered.
+    async fn shutting_down_server() -> (u16, Arc<std::sync::atomic::AtomicUsize>) {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let offered = Arc::new(AtomicUsize::new(0));
+        let counter = offered.clone();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                counter.fetch_add(1, Ordering::SeqCst);
+                // The startup message: its length (itself included), then the rest.
+                let mut len = [0u8; 4];
+                if socket.read_exact(&mut len).await.is_err() {
+                    continue;
+                }
+                let mut rest = vec![0u8; (u32::from_be_bytes(len) as usize).saturating_sub(4)];
+                if socket.read_exact(&mut rest).await.is_err() {
+                    continue;
+                }
+                let mut fields = Vec::new();
+                for (tag, value) in [
+                    (b'S', "FATAL"),
+                    (b'V', "FATAL"),
+                    (b'C', "57P03"),
+                    (b'M', "the database system is shutting down"),
+                ] {
+                    fields.push(tag);
+                    fields.extend_from_slice(value.as_bytes());
+                    fields.push(0);
+                }
+                fields.push(0);
+                let mut message = vec![b'E'];
+                message.extend_from_slice(&(fields.len() as u32 + 4).to_be_bytes());
+                message.extend_from_slice(&fields);
+                let _ = socket.write_all(&message).await;
+            }
+        });
+        (port, offered)
+    }
+
+    fn nothing(_: &mut Client) -> OpFuture<'_, ()> {
+        Box::pin(async { Ok(()) })
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_server_refusing_connections_as_busy_is_connected_again_until_the_deadline() {
+        let (port, offered) = shutting_down_server().await;
+        let mut cfg = PostgresConfig::new("127.0.0.1");
+        cfg.port = port;
+        cfg.sslmode = SslMode::Disable;
+        cfg.timeout = Duration::from_millis(400);
+        let ctx = ErrCtx {
+            endpoint: cfg.endpoint(),
+            dbname: cfg.dbname.clone(),
+            timeout: cfg.timeout,
+            secret: None,
+            sslmode: cfg.sslmode,
+        };
+        let source = Source::direct(&cfg).unwrap();
+        let started = Instant::now();
+        let got = run(&source, &cfg, &ctx, "the probe", nothing, nothing).await;
+        let elapsed = started.elapsed();
+        assert!(matches!(got, Err(StoreError::Busy { .. })), "{got:?}");
+        let offered = offered.load(std::sync::atomic::Ordering::SeqCst);
+        // Pauses of 2-4, 4-8, 8-16, ... ms: far more than two attempts fit in 400 ms.
+        assert!(offered >= 3, "connected only {offered} times");
+        // It gave up only when the next pause (at most 128 ms) would pass the deadline.
+        assert!(
+            elapsed >= Duration::from_millis(250),
+            "gave up early: {elapsed:?}"
+        );
+        assert!(elapsed < Duration::from_millis(900), "overran: {elapsed:?}");
     }
 
     #[test]
