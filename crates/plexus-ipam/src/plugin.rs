@@ -72,33 +72,20 @@ fn sqlite_missing(config: &StoreConfig) -> bool {
 }
 
 impl IpamPlugin {
+    /// ADD in one pass: parse the request, resolve the network, build the claim, claim.
     fn add_inner(&self, req: &Request) -> Result<SuccessResult, IpamError> {
-        request::reject_unknown_args(&req.env)?;
-        let source = stored::source(&req.conf)?;
-        let store_config = request::store(&req.conf)?;
-        let agent = request::agent(&req.conf)?;
-        if let stored::PoolSource::Inline(pool) = &source {
-            // Bad input is refused before the store is touched.
-            request::statics(&req.conf, &req.env, pool)?;
-        }
-        let owner = request::owner(&req.env);
-        let node = request::node_name(&req.conf)?;
-        // A stored network lives in an existing store: creating one cannot help.
-        let mode = match &source {
-            stored::PoolSource::Inline(_) => OpenMode::CreateIfMissing,
-            stored::PoolSource::Stored(_) => OpenMode::MustExist,
-        };
+        let add = request::AddRequest::parse(&req.conf, &req.env)?;
         let (resolved, key, allocations) = block_on(async {
-            let store = open_store(&store_config, &agent, mode).await?;
-            let resolved =
-                stored::resolve(&req.conf, source, &*store, &store_config.location()).await?;
+            let store = open_store(&add.store, &add.agent, add.open_mode()).await?;
+            let location = add.store.location();
+            let resolved = stored::resolve(&req.conf, add.source, &*store, &location).await?;
             let pool = &resolved.pool;
             shared::refuse_legacy_holdings(pool, &*store).await?;
-            let statics = request::statics(&req.conf, &req.env, pool)?;
             let key = request::attachment_key(&pool.network, &req.env)?;
+            let statics = request::place_statics(&add.requested, pool)?;
             let claims = request::claims(pool, &statics);
-            let ctx = ClaimContext::new(node, pool.blocks);
-            let allocations = store_call(store.claim(&key, &owner, &claims, &ctx)).await?;
+            let ctx = ClaimContext::new(add.node, pool.blocks);
+            let allocations = store_call(store.claim(&key, &add.owner, &claims, &ctx)).await?;
             Ok::<_, IpamError>((resolved, key, allocations))
         })??;
         tracing::info!(
@@ -153,7 +140,7 @@ impl IpamPlugin {
     }
 
     fn check_inner(&self, req: &Request) -> Result<(), IpamError> {
-        let source = stored::source(&req.conf)?;
+        let source = request::source(&req.conf)?;
         let store_config = request::store(&req.conf)?;
         let agent = request::agent(&req.conf)?;
         let prev = req.conf.prev_result.as_ref().ok_or_else(|| {
@@ -182,11 +169,11 @@ impl IpamPlugin {
     }
 
     fn status_inner(&self, req: &Request) -> Result<(), IpamError> {
-        let source = stored::source(&req.conf)?;
+        let source = request::source(&req.conf)?;
         let store_config = request::store(&req.conf)?.with_timeout(STATUS_DEADLINE);
         let agent = request::agent(&req.conf)?;
         let unavailable = |e: IpamError| IpamError::NotAvailable(format!("store not usable: {e}"));
-        if matches!(source, stored::PoolSource::Inline(_)) && sqlite_missing(&store_config) {
+        if matches!(source, request::PoolSource::Inline(_)) && sqlite_missing(&store_config) {
             // Ready: the first ADD creates the store (STATUS creates nothing).
             tracing::info!(
                 store = %store_config.location(),
@@ -227,13 +214,13 @@ impl IpamPlugin {
     }
 
     fn gc_inner(&self, req: &Request) -> Result<(), IpamError> {
-        let source = stored::source(&req.conf)?;
+        let source = request::source(&req.conf)?;
         let store_config = request::store(&req.conf)?;
         let agent = request::agent(&req.conf)?;
         let Some(valid) = &req.conf.valid_attachments else {
             let network = match &source {
-                stored::PoolSource::Inline(pool) => pool.network.clone(),
-                stored::PoolSource::Stored(name) => name.clone(),
+                request::PoolSource::Inline(pool) => pool.network.clone(),
+                request::PoolSource::Stored(name) => name.clone(),
             };
             tracing::warn!(
                 network = %network,
