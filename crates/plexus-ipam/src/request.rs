@@ -369,6 +369,15 @@ pub fn place_statics(
     Ok(slots)
 }
 
+/// [`requested_ips`] placed by [`place_statics`] in one go.
+pub fn statics(
+    conf: &NetConf,
+    env: &Environment,
+    pool: &PoolConfig,
+) -> Result<Vec<Option<IpAddr>>, IpamError> {
+    place_statics(&requested_ips(conf, env)?, pool)
+}
+
 /// One claim per range set: static where an address was requested, dynamic otherwise.
 pub fn claims<'a>(pool: &'a PoolConfig, statics: &[Option<IpAddr>]) -> Vec<Claim<'a>> {
     pool.range_sets
