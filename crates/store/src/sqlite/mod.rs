@@ -157,6 +157,13 @@ impl SqliteStore {
 
     /// Runs `f` in one `BEGIN IMMEDIATE` transaction, committed only if `f` succeeds.
     ///
+    /// `BEGIN IMMEDIATE` waits for the write lock in SQLite's busy handler, but SQLite
+    /// refuses at once (`SQLITE_BUSY` without waiting) while another process recovers or
+    /// checkpoints the WAL; that refusal is retried here with the shared [`Backoff`] until
+    /// the busy timeout is spent, as the plugin's own retry loop did before there was one
+    /// retry policy. Inside the transaction the write lock is held, so nothing else can be
+    /// refused for a lock.
+    ///
     /// The engine's futures are awaited like any other: SQLite's own calls complete
     /// synchronously inside them, with the connection's lock held across the awaits.
     async fn write<T>(
@@ -165,8 +172,11 @@ impl SqliteStore {
     ) -> Result<T, StoreError> {
         let mut conn = self.lock().await;
         let ctx = self.ctx();
-        conn.execute_batch("BEGIN IMMEDIATE")
-            .map_err(|e| ctx.map(e))?;
+        retry_early_busy(&ctx, || {
+            conn.execute_batch("BEGIN IMMEDIATE")
+                .map_err(|e| ctx.map(e))
+        })
+        .await?;
         let mut txn = SqlTxn {
             conn: &mut conn,
             ctx,
@@ -183,8 +193,14 @@ impl SqliteStore {
     ) -> Result<T, StoreError> {
         let mut conn = self.lock_blocking();
         let ctx = self.ctx();
-        conn.execute_batch("BEGIN IMMEDIATE")
-            .map_err(|e| ctx.map(e))?;
+        let mut backoff = Backoff::until(ctx.started + ctx.busy_timeout);
+        loop {
+            match conn.execute_batch("BEGIN IMMEDIATE").map_err(|e| ctx.map(e)) {
+                Ok(()) => break,
+                Err(err) if err.is_transient() && backoff.wait_blocking() => {}
+                Err(err) => return Err(err),
+            }
+        }
         let mut txn = SqlTxn {
             conn: &mut conn,
             ctx,
@@ -245,12 +261,35 @@ impl SqliteStore {
     }
 
     /// Runs the read-only `f` on the connection (a consistent WAL snapshot per statement).
+    ///
+    /// SQLite refuses a reader at once, without its busy handler, while another process
+    /// recovers the WAL; such a refusal is retried with the shared [`Backoff`] until the
+    /// busy timeout is spent, like a writer's.
     async fn read<T>(
         &self,
-        f: impl FnOnce(&Connection, &ErrCtx<'_>) -> Result<T, StoreError>,
+        f: impl Fn(&Connection, &ErrCtx<'_>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let conn = self.lock().await;
-        f(&conn, &self.ctx())
+        let ctx = self.ctx();
+        retry_early_busy(&ctx, || f(&conn, &ctx)).await
+    }
+}
+
+/// Runs `attempt` again, with the shared [`Backoff`], while it fails with an early lock
+/// refusal ([`StoreError::Busy`]: SQLite did not wait in its busy handler), until the busy
+/// timeout of `ctx` is spent; any other outcome is returned as it is.
+async fn retry_early_busy<T>(
+    ctx: &ErrCtx<'_>,
+    mut attempt: impl FnMut() -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    let mut backoff = Backoff::until(ctx.started + ctx.busy_timeout);
+    loop {
+        match attempt() {
+            Err(err) if err.is_transient() && backoff.wait().await => {
+                tracing::debug!(path = %ctx.path.display(), %err, "refused at once, retrying");
+            }
+            outcome => return outcome,
+        }
     }
 }
 
@@ -502,6 +541,51 @@ mod tests {
                 .unwrap();
         }
         crate::conformance::unmarked_block_check(&store, &forgotten).await;
+    }
+
+    fn busy() -> StoreError {
+        StoreError::Busy {
+            reason: "refused at once".into(),
+        }
+    }
+
+    /// An early lock refusal is tried again until it goes away.
+    #[tokio::test]
+    async fn early_refusals_are_retried_until_they_pass() {
+        let ctx = ErrCtx::start(Path::new("t.db"), Duration::from_secs(30));
+        let mut calls = 0;
+        let out = retry_early_busy(&ctx, || {
+            calls += 1;
+            if calls < 4 { Err(busy()) } else { Ok(calls) }
+        })
+        .await;
+        assert_eq!(out.unwrap(), 4);
+    }
+
+    /// Past the busy timeout the refusal is the answer; other errors are never retried.
+    #[tokio::test]
+    async fn retries_end_with_the_busy_timeout_and_skip_other_errors() {
+        let ctx = ErrCtx::start(Path::new("t.db"), Duration::from_millis(60));
+        let mut calls = 0u32;
+        let out: Result<(), _> = retry_early_busy(&ctx, || {
+            calls += 1;
+            Err(busy())
+        })
+        .await;
+        assert!(matches!(out, Err(StoreError::Busy { .. })), "{out:?}");
+        assert!(calls > 1, "retried before giving up");
+        assert!(ctx.started.elapsed() <= Duration::from_millis(60) + Duration::from_secs(5));
+
+        let mut calls = 0u32;
+        let out: Result<(), _> = retry_early_busy(&ctx, || {
+            calls += 1;
+            Err(StoreError::Corrupt {
+                reason: "bad".into(),
+            })
+        })
+        .await;
+        assert!(matches!(out, Err(StoreError::Corrupt { .. })), "{out:?}");
+        assert_eq!(calls, 1);
     }
 
     fn open_temp() -> (tempfile::TempDir, SqliteStore) {
