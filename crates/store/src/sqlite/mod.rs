@@ -172,7 +172,7 @@ impl SqliteStore {
     ) -> Result<T, StoreError> {
         let mut conn = self.lock().await;
         let ctx = self.ctx();
-        retry_early_busy(&ctx, || {
+        retry_early_busy(&ctx, &mut conn, |conn| {
             conn.execute_batch("BEGIN IMMEDIATE")
                 .map_err(|e| ctx.map(e))
         })
@@ -195,7 +195,10 @@ impl SqliteStore {
         let ctx = self.ctx();
         let mut backoff = Backoff::until(ctx.started + ctx.busy_timeout);
         loop {
-            match conn.execute_batch("BEGIN IMMEDIATE").map_err(|e| ctx.map(e)) {
+            match conn
+                .execute_batch("BEGIN IMMEDIATE")
+                .map_err(|e| ctx.map(e))
+            {
                 Ok(()) => break,
                 Err(err) if err.is_transient() && backoff.wait_blocking() => {}
                 Err(err) => return Err(err),
@@ -269,22 +272,26 @@ impl SqliteStore {
         &self,
         f: impl Fn(&Connection, &ErrCtx<'_>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let conn = self.lock().await;
+        let mut conn = self.lock().await;
         let ctx = self.ctx();
-        retry_early_busy(&ctx, || f(&conn, &ctx)).await
+        retry_early_busy(&ctx, &mut conn, |conn| f(conn, &ctx)).await
     }
 }
 
 /// Runs `attempt` again, with the shared [`Backoff`], while it fails with an early lock
 /// refusal ([`StoreError::Busy`]: SQLite did not wait in its busy handler), until the busy
 /// timeout of `ctx` is spent; any other outcome is returned as it is.
+///
+/// The connection is held as `&mut` across the pauses (a `Connection` is `Send` but not
+/// `Sync`, and the store's futures must be `Send`); each attempt borrows it briefly.
 async fn retry_early_busy<T>(
     ctx: &ErrCtx<'_>,
-    mut attempt: impl FnMut() -> Result<T, StoreError>,
+    conn: &mut Connection,
+    mut attempt: impl FnMut(&Connection) -> Result<T, StoreError>,
 ) -> Result<T, StoreError> {
     let mut backoff = Backoff::until(ctx.started + ctx.busy_timeout);
     loop {
-        match attempt() {
+        match attempt(conn) {
             Err(err) if err.is_transient() && backoff.wait().await => {
                 tracing::debug!(path = %ctx.path.display(), %err, "refused at once, retrying");
             }
@@ -387,7 +394,7 @@ impl Store for SqliteStore {
     ) -> Result<u64, StoreError> {
         let ranges = engine::family_key_ranges(lo, hi)?;
         self.read(|conn, ctx| {
-            ranges.into_iter().try_fold(0, |sum, (lo, hi)| {
+            ranges.iter().try_fold(0, |sum, &(lo, hi)| {
                 Ok(sum + rows::count_between(conn, ctx, network, lo, hi)?)
             })
         })
@@ -404,7 +411,7 @@ impl Store for SqliteStore {
         let ranges = engine::family_key_ranges(lo, hi)?;
         self.read(|conn, ctx| {
             let mut page = Vec::new();
-            for (lo, hi) in ranges {
+            for &(lo, hi) in &ranges {
                 let left = limit - page.len();
                 page.extend(rows::list_between(conn, ctx, network, lo, hi, left)?);
             }
@@ -553,8 +560,9 @@ mod tests {
     #[tokio::test]
     async fn early_refusals_are_retried_until_they_pass() {
         let ctx = ErrCtx::start(Path::new("t.db"), Duration::from_secs(30));
+        let mut conn = Connection::open_in_memory().unwrap();
         let mut calls = 0;
-        let out = retry_early_busy(&ctx, || {
+        let out = retry_early_busy(&ctx, &mut conn, |_| {
             calls += 1;
             if calls < 4 { Err(busy()) } else { Ok(calls) }
         })
@@ -566,8 +574,9 @@ mod tests {
     #[tokio::test]
     async fn retries_end_with_the_busy_timeout_and_skip_other_errors() {
         let ctx = ErrCtx::start(Path::new("t.db"), Duration::from_millis(60));
+        let mut conn = Connection::open_in_memory().unwrap();
         let mut calls = 0u32;
-        let out: Result<(), _> = retry_early_busy(&ctx, || {
+        let out: Result<(), _> = retry_early_busy(&ctx, &mut conn, |_| {
             calls += 1;
             Err(busy())
         })
@@ -577,7 +586,7 @@ mod tests {
         assert!(ctx.started.elapsed() <= Duration::from_millis(60) + Duration::from_secs(5));
 
         let mut calls = 0u32;
-        let out: Result<(), _> = retry_early_busy(&ctx, || {
+        let out: Result<(), _> = retry_early_busy(&ctx, &mut conn, |_| {
             calls += 1;
             Err(StoreError::Corrupt {
                 reason: "bad".into(),
