@@ -10,11 +10,7 @@
 //! Without PostgreSQL, etcd, `sqlite3` or root these tests print `SKIPPED` and pass, unless
 //! `PLEXUS_REQUIRE_SERVERS=1` / `PLEXUS_REQUIRE_PRIVILEGED=1`.
 
-#[path = "../../store/tests/support/etcd.rs"]
-mod etcd_support;
 mod fault;
-#[path = "../../store/tests/support/postgres.rs"]
-mod pg_support;
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -22,6 +18,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use fault::scenario::{DEADLINE, Scenario};
+use plexus_test_support::servers::{etcd as etcd_support, postgres as pg_support};
 use serde_json::{Value, json};
 
 fn deadline_ms() -> u64 {
@@ -260,15 +257,8 @@ fn run_ok(program: &str, args: &[&str]) -> bool {
 /// Whether a test needing root (mount, chattr) can run; prints the skip otherwise, or
 /// fails under `PLEXUS_REQUIRE_PRIVILEGED=1`.
 fn privileged(test: &str, probe: impl FnOnce() -> bool, what: &str) -> bool {
-    if probe() {
-        return true;
-    }
-    assert!(
-        std::env::var("PLEXUS_REQUIRE_PRIVILEGED").as_deref() != Ok("1"),
-        "{test}: cannot {what} but PLEXUS_REQUIRE_PRIVILEGED=1"
-    );
-    eprintln!("SKIPPED {test}: cannot {what} (needs root)");
-    false
+    let reason = (!probe()).then(|| format!("cannot {what} (needs root)"));
+    plexus_test_support::privileged::gate(test, reason.as_deref())
 }
 
 /// The database file made unwritable even for root (mode 0400 and `chattr +i`), undone on
