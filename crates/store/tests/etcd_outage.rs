@@ -3,19 +3,17 @@
 //! frozen server, wrong credentials, TLS with client certificates. Without the `etcd` binary
 //! these tests print `SKIPPED` and pass, unless `PLEXUS_REQUIRE_SERVERS=1`.
 
-#[path = "support/etcd.rs"]
-mod etcd_support;
-
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use etcd_support::{PrivateEtcd, TlsFiles, free_port, unique_prefix};
 use plexus_ipam_core::range::{Range, RangeSet};
 use plexus_store::{
     AttachmentKey, BlockPolicy, Claim, ClaimContext, EtcdConfig, EtcdStore, Owner, Store,
     StoreConfig, StoreError,
 };
+use plexus_test_support::servers::etcd::{PrivateEtcd, TlsFiles, unique_prefix};
+use plexus_test_support::servers::free_port;
 
 fn range_set(cidr: &str) -> RangeSet {
     let range = Range::new(cidr.parse().unwrap(), None, None, None, Vec::new()).unwrap();

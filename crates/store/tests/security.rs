@@ -9,11 +9,14 @@ mod pg_support;
 
 use std::collections::BTreeSet;
 
+use pg_support::ServerConfig;
 use plexus_ipam_core::range::{Range, RangeSet};
 use plexus_store::{
     AttachmentKey, BlockPolicy, Claim, ClaimContext, EtcdStore, Owner, PostgresStore, PutMode,
     SqliteConfig, SqliteStore, SslMode, Store, StoreConfig,
 };
+use plexus_test_support::servers::etcd::shared_endpoints;
+use plexus_test_support::servers::postgres::PgServer;
 use serde_json::json;
 
 /// Names an injectable query would mangle: quotes, statement separators, comments, LIKE
@@ -115,7 +118,7 @@ async fn sqlite_stores_hostile_names_as_data() {
 
 #[tokio::test]
 async fn postgres_stores_hostile_names_as_data() {
-    let Some(server) = pg_support::PgServer::shared("postgres_hostile_names") else {
+    let Some(server) = PgServer::shared("postgres_hostile_names") else {
         return;
     };
     let store = PostgresStore::open(&server.fresh_database("hostile")).unwrap();
@@ -124,7 +127,7 @@ async fn postgres_stores_hostile_names_as_data() {
 
 #[tokio::test]
 async fn etcd_stores_hostile_names_as_data() {
-    let Some(endpoints) = etcd_support::shared_endpoints("etcd_hostile_names") else {
+    let Some(endpoints) = shared_endpoints("etcd_hostile_names") else {
         return;
     };
     let store = EtcdStore::open(&etcd_support::config(&endpoints, "hostile")).unwrap();

@@ -6,7 +6,8 @@
 #[path = "../../tests/support/postgres.rs"]
 pub(super) mod pg_support;
 
-use pg_support::PgServer;
+use pg_support::ServerConfig;
+use plexus_test_support::servers::postgres::PgServer;
 
 use super::*;
 use crate::conformance::{Fresh, ip, range_set};
