@@ -1,10 +1,6 @@
 //! Interface names: the kernel's rules (IFNAMSIZ), the names plexus derives for host-side
 //! VLAN/VXLAN links, and temporary names for links being set up.
 
-use std::hash::{BuildHasher, Hasher};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
-
 /// Longest interface name the kernel accepts (IFNAMSIZ minus the NUL).
 pub const MAX_LINK_NAME_LEN: usize = 15;
 
@@ -58,22 +54,12 @@ pub fn vxlan_link_name(network_id: &str) -> Result<String, NameError> {
     Ok(name)
 }
 
-static TEMPORARY_COUNTER: AtomicU64 = AtomicU64::new(0);
-
 /// A fresh name like `plx3fa9c01b7e2d` (15 bytes) for a link created in the host netns
-/// before it is moved and renamed. 48 random bits (per-process random hasher keys mixed
-/// with pid, time and a counter) make collisions between concurrent plugins negligible;
-/// the kernel still refuses a duplicate with `Exists`, so a caller may simply retry.
+/// before it is moved and renamed. 48 random bits from the thread's CSPRNG make
+/// collisions between concurrent plugins negligible; the kernel still refuses a duplicate
+/// with `Exists`, so a caller may simply retry.
 pub fn temporary_link_name() -> String {
-    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u32(std::process::id());
-    hasher.write_u64(TEMPORARY_COUNTER.fetch_add(1, Ordering::Relaxed));
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or_default();
-    hasher.write_u128(nanos);
-    let bits = hasher.finish() & 0xffff_ffff_ffff;
+    let bits = rand::random::<u64>() & 0xffff_ffff_ffff;
     format!("{TEMPORARY_PREFIX}{bits:012x}")
 }
 

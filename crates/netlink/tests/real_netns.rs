@@ -10,6 +10,7 @@ use common::{Lab, TestNetns, ip, net, privileged, unique};
 use plexus_netlink::{
     Dad, Dataplane, ErrorKind, LinkSpec, MacvlanMode, Netns, RealDataplane, Route, Rule, Sysctl,
 };
+use plexus_test_support::privileged::sh;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn traffic_flows_between_two_pods_on_one_parent() {
@@ -232,8 +233,8 @@ async fn a_recreated_netns_path_is_a_new_namespace() {
         .expect("bridge");
     assert_eq!(dp.open_connections(), 1);
     // The runtime deletes the sandbox and a new one gets the same name.
-    common::sh(&["ip", "netns", "del", &ns.name]);
-    common::sh(&["ip", "netns", "add", &ns.name]);
+    sh(&["ip", "netns", "del", &ns.name]);
+    sh(&["ip", "netns", "add", &ns.name]);
     let links = dp.list_links(&ns.netns()).await.expect("fresh netns");
     assert_eq!(
         links.iter().map(|l| l.name.as_str()).collect::<Vec<_>>(),
@@ -304,7 +305,7 @@ async fn the_host_netns_is_the_constructing_threads() {
             .collect()
     };
     // Other processes may add or remove links meanwhile: compare what is stable.
-    let before = names(common::sh(&["ip", "-o", "link", "show"]));
+    let before = names(sh(&["ip", "-o", "link", "show"]));
     let ours: Vec<String> = dp
         .list_links(&Netns::Host)
         .await
@@ -312,7 +313,7 @@ async fn the_host_netns_is_the_constructing_threads() {
         .into_iter()
         .map(|l| l.name)
         .collect();
-    let after = names(common::sh(&["ip", "-o", "link", "show"]));
+    let after = names(sh(&["ip", "-o", "link", "show"]));
     for name in before.iter().filter(|n| after.contains(n)) {
         assert!(ours.contains(name), "{name} missing from {ours:?}");
     }

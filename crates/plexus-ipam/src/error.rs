@@ -44,10 +44,10 @@ pub enum IpamError {
     /// CHECK found a mismatch between `prevResult` and the store.
     #[error("{0}")]
     CheckFailed(String),
-    /// The transient error persisted until the deadline.
+    /// The store was still busy at its deadline (it retries transient errors until then).
     #[error("store still busy after {waited_ms} ms: {last}")]
     DeadlineExceeded {
-        /// How long the plugin kept retrying.
+        /// How long the store call took.
         waited_ms: u128,
         /// The last transient error seen.
         last: StoreError,

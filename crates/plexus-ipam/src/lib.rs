@@ -13,7 +13,8 @@
 //! - [`request`] — what one invocation asks for: pool, static addresses, owner, store.
 //! - [`flatfile`] — whereabouts' `whereabouts.conf`, merged into whereabouts-style sections.
 //! - [`static_echo`] — echo mode for the `plexus` meta-plugin's delegates (DANM's fakeipam).
-//! - [`retry`] — bounded retries with jittered backoff for transient store errors.
+//! - [`store_call`] — one store call, a busy store past its deadline as code 11 (the
+//!   store retries; the plugin does not).
 //! - [`shared`] — networks several whereabouts configurations share (overlapping ranges).
 //! - [`logging`] — `tracing` to stderr or a file, never stdout.
 
@@ -22,9 +23,9 @@ pub mod flatfile;
 pub mod logging;
 pub mod plugin;
 pub mod request;
-pub mod retry;
 pub mod shared;
 pub mod static_echo;
+pub mod store_call;
 pub mod stored;
 
 pub use error::IpamError;

@@ -1,8 +1,9 @@
 //! The five CNI verbs of `plexus-ipam` (VERSION is answered by the runner).
 //!
-//! Each verb parses its inputs ([`crate::request`]), opens the configured store and runs one
-//! store operation under a deadline ([`crate::retry`]). Uniqueness is the store's job: the
-//! plugin never decides "free" by reading and then writing.
+//! Each verb parses its inputs ([`crate::request`]), opens the configured store and makes
+//! one store call ([`crate::store_call`]): the store retries transient failures itself
+//! until its deadline, the plugin never loops around it. Uniqueness is the store's job:
+//! the plugin never decides "free" by reading and then writing.
 //!
 //! Only an ADD with its own ranges may create the store (a SQLite file). Every other call
 //! needs it to exist: an ADD from a stored network (`"network"`) and CHECK refuse a missing
@@ -20,41 +21,23 @@ use plexus_ipam_core::addr::Family;
 use plexus_store::{AgentSetting, Allocation, ClaimContext, GcScope, OpenMode, Store, StoreConfig};
 use serde_json::Value;
 
-use crate::retry::{self, DEFAULT_DEADLINE};
+use crate::store_call::store_call;
 use crate::stored::Resolved;
 use crate::{IpamError, logging, request, shared, stored};
 
 /// How long STATUS may take before it answers "not available" (the runtime polls it often).
 pub const STATUS_DEADLINE: Duration = Duration::from_millis(1500);
 
-/// The `plexus-ipam` plugin.
-#[derive(Debug, Clone)]
-pub struct IpamPlugin {
-    /// The longest ADD, DEL and GC retry transient store errors before answering code 11;
-    /// a shorter deadline configured for the store (`timeout_ms`, `busy_timeout_ms`) wins.
-    pub deadline: Duration,
-}
+/// The `plexus-ipam` plugin. How long a call may take is the store's configured deadline
+/// (`timeout_ms`, `busy_timeout_ms`): past it, a busy store answers code 11.
+#[derive(Debug, Clone, Default)]
+pub struct IpamPlugin {}
 
-impl Default for IpamPlugin {
-    fn default() -> Self {
-        IpamPlugin {
-            deadline: DEFAULT_DEADLINE,
-        }
-    }
-}
-
-impl IpamPlugin {
-    /// How long this call retries transient store errors: the store's configured deadline
-    /// (`timeout_ms`, `busy_timeout_ms`), at most [`IpamPlugin::deadline`], so a call
-    /// configured for 2 s never keeps retrying for 10.
-    fn retry_deadline(&self, store: &StoreConfig) -> Duration {
-        self.deadline.min(store.deadline())
-    }
-}
-
-/// Runs a future to completion on a fresh single-threaded runtime (one CNI call = one process).
+/// Runs a future to completion on a fresh current-thread runtime with I/O and timers (one
+/// CNI call = one process; see "Execution model" in docs/architecture.md).
 fn block_on<F: std::future::Future>(fut: F) -> Result<F::Output, IpamError> {
     let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
         .build()
         .map_err(|e| {
             IpamError::Cni(CniError::new(
@@ -89,36 +72,20 @@ fn sqlite_missing(config: &StoreConfig) -> bool {
 }
 
 impl IpamPlugin {
+    /// ADD in one pass: parse the request, resolve the network, build the claim, claim.
     fn add_inner(&self, req: &Request) -> Result<SuccessResult, IpamError> {
-        request::reject_unknown_args(&req.env)?;
-        let source = stored::source(&req.conf)?;
-        let store_config = request::store(&req.conf)?;
-        let agent = request::agent(&req.conf)?;
-        if let stored::PoolSource::Inline(pool) = &source {
-            // Bad input is refused before the store is touched.
-            request::statics(&req.conf, &req.env, pool)?;
-        }
-        let owner = request::owner(&req.env);
-        let node = request::node_name(&req.conf)?;
-        // A stored network lives in an existing store: creating one cannot help.
-        let mode = match &source {
-            stored::PoolSource::Inline(_) => OpenMode::CreateIfMissing,
-            stored::PoolSource::Stored(_) => OpenMode::MustExist,
-        };
+        let add = request::AddRequest::parse(&req.conf, &req.env)?;
         let (resolved, key, allocations) = block_on(async {
-            let store = open_store(&store_config, &agent, mode).await?;
-            let resolved =
-                stored::resolve(&req.conf, source, &*store, &store_config.location()).await?;
+            let store = open_store(&add.store, &add.agent, add.open_mode()).await?;
+            let location = add.store.location();
+            let resolved = stored::resolve(&req.conf, add.source, &*store, &location).await?;
             let pool = &resolved.pool;
             shared::refuse_legacy_holdings(pool, &*store).await?;
-            let statics = request::statics(&req.conf, &req.env, pool)?;
             let key = request::attachment_key(&pool.network, &req.env)?;
+            let statics = request::place_statics(&add.requested, pool)?;
             let claims = request::claims(pool, &statics);
-            let ctx = ClaimContext::new(node, pool.blocks);
-            let allocations = retry::with_deadline(self.retry_deadline(&store_config), || {
-                store.claim(&key, &owner, &claims, &ctx)
-            })
-            .await?;
+            let ctx = ClaimContext::new(add.node, pool.blocks);
+            let allocations = store_call(store.claim(&key, &add.owner, &claims, &ctx)).await?;
             Ok::<_, IpamError>((resolved, key, allocations))
         })??;
         tracing::info!(
@@ -156,11 +123,9 @@ impl IpamPlugin {
         }
         let released = block_on(async {
             let store = open_store(&store_config, &agent, OpenMode::MustExist).await?;
-            let deadline = self.retry_deadline(&store_config);
-            let mut released = retry::with_deadline(deadline, || store.release(&key)).await?;
+            let mut released = store_call(store.release(&key)).await?;
             if let Some(legacy_key) = &legacy_key {
-                released
-                    .extend(retry::with_deadline(deadline, || store.release(legacy_key)).await?);
+                released.extend(store_call(store.release(legacy_key)).await?);
             }
             Ok::<_, IpamError>(released)
         })??;
@@ -175,7 +140,7 @@ impl IpamPlugin {
     }
 
     fn check_inner(&self, req: &Request) -> Result<(), IpamError> {
-        let source = stored::source(&req.conf)?;
+        let source = request::source(&req.conf)?;
         let store_config = request::store(&req.conf)?;
         let agent = request::agent(&req.conf)?;
         let prev = req.conf.prev_result.as_ref().ok_or_else(|| {
@@ -191,13 +156,12 @@ impl IpamPlugin {
             let pool = stored::resolve(&req.conf, source, &*store, &store_config.location())
                 .await?
                 .pool;
-            let deadline = self.retry_deadline(&store_config);
             let mut key = request::attachment_key(&pool.network, &req.env)?;
-            let mut held = retry::with_deadline(deadline, || store.attachment(&key)).await?;
+            let mut held = store_call(store.attachment(&key)).await?;
             if let (true, Some(legacy)) = (held.is_empty(), &pool.legacy_network) {
                 // Attached before the network became shared: still held where it was made.
                 key = request::attachment_key(legacy, &req.env)?;
-                held = retry::with_deadline(deadline, || store.attachment(&key)).await?;
+                held = store_call(store.attachment(&key)).await?;
             }
             Ok::<_, IpamError>((pool, key, held))
         })??;
@@ -205,11 +169,11 @@ impl IpamPlugin {
     }
 
     fn status_inner(&self, req: &Request) -> Result<(), IpamError> {
-        let source = stored::source(&req.conf)?;
+        let source = request::source(&req.conf)?;
         let store_config = request::store(&req.conf)?.with_timeout(STATUS_DEADLINE);
         let agent = request::agent(&req.conf)?;
         let unavailable = |e: IpamError| IpamError::NotAvailable(format!("store not usable: {e}"));
-        if matches!(source, stored::PoolSource::Inline(_)) && sqlite_missing(&store_config) {
+        if matches!(source, request::PoolSource::Inline(_)) && sqlite_missing(&store_config) {
             // Ready: the first ADD creates the store (STATUS creates nothing).
             tracing::info!(
                 store = %store_config.location(),
@@ -250,13 +214,13 @@ impl IpamPlugin {
     }
 
     fn gc_inner(&self, req: &Request) -> Result<(), IpamError> {
-        let source = stored::source(&req.conf)?;
+        let source = request::source(&req.conf)?;
         let store_config = request::store(&req.conf)?;
         let agent = request::agent(&req.conf)?;
         let Some(valid) = &req.conf.valid_attachments else {
             let network = match &source {
-                stored::PoolSource::Inline(pool) => pool.network.clone(),
-                stored::PoolSource::Stored(name) => name.clone(),
+                request::PoolSource::Inline(pool) => pool.network.clone(),
+                request::PoolSource::Stored(name) => name.clone(),
             };
             tracing::warn!(
                 network = %network,
@@ -285,18 +249,12 @@ impl IpamPlugin {
                 .await?
                 .pool;
             let scope = shared::gc_scope(&pool, node.clone());
-            let deadline = self.retry_deadline(&store_config);
-            let mut report = retry::with_deadline(deadline, || {
-                store.gc(&pool.network, &valid, &scope, &pool.blocks, now)
-            })
-            .await?;
+            let mut report =
+                store_call(store.gc(&pool.network, &valid, &scope, &pool.blocks, now)).await?;
             // What this configuration still holds from before its network was shared.
             if let Some(legacy) = &pool.legacy_network {
                 let own = GcScope::node(node.clone());
-                let old = retry::with_deadline(deadline, || {
-                    store.gc(legacy, &valid, &own, &pool.blocks, now)
-                })
-                .await?;
+                let old = store_call(store.gc(legacy, &valid, &own, &pool.blocks, now)).await?;
                 report.released.extend(old.released);
                 report.released_blocks.extend(old.released_blocks);
                 report.errors.extend(old.errors);

@@ -10,6 +10,9 @@
 //!
 //! Addresses of a stored network are reported with the network's prefix (`cidr`, `net6`),
 //! through the model's conversion the meta-plugin uses too ([`Resolved::interface_address`]).
+//!
+//! This is the second step of a call, after [`crate::request`] parsed the input (and
+//! decided the [`PoolSource`]): it reads the store, never the request again.
 
 use std::net::IpAddr;
 
@@ -21,23 +24,7 @@ use plexus_store::{NetworkRecord, Store};
 use serde_json::{Map, Value};
 
 use crate::IpamError;
-
-/// Keys that define addresses or routes inline; with `network` they are an error.
-const INLINE_KEYS: &[&str] = &[
-    "ranges",
-    "subnet",
-    "range",
-    "ipRanges",
-    "range_start",
-    "range_end",
-    "rangeStart",
-    "rangeEnd",
-    "gateway",
-    "exclude",
-    "routes",
-    "addresses",
-    "network_name",
-];
+use crate::request::PoolSource;
 
 /// A placeholder range that lets the shared keys of the section be parsed by the
 /// allocator's own parser (its ranges are then replaced by the stored network's).
@@ -75,15 +62,6 @@ impl Resolved {
     }
 }
 
-/// Where the pool of this configuration comes from.
-#[derive(Debug, Clone, PartialEq)]
-pub enum PoolSource {
-    /// Inline ranges, already parsed (boxed: far larger than a name).
-    Inline(Box<PoolConfig>),
-    /// The stored network of this name.
-    Stored(String),
-}
-
 fn invalid(msg: impl Into<String>, details: impl Into<String>) -> IpamError {
     IpamError::Cni(CniError::new(codes::INVALID_CONFIG, msg, details))
 }
@@ -99,45 +77,6 @@ fn section(conf: &NetConf) -> Result<&Map<String, Value>, IpamError> {
                 format!("network {:?}", conf.name),
             )
         })
-}
-
-/// `ipam.network` when set: a non-empty string, else code 7.
-pub fn network_ref(conf: &NetConf) -> Result<Option<String>, IpamError> {
-    match section(conf)?.get("network") {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(name)) if !name.trim().is_empty() => {
-            crate::request::check_network_name("ipam.network", name.trim())?;
-            Ok(Some(name.trim().to_string()))
-        }
-        Some(other) => Err(invalid(
-            "invalid ipam.network: must be the non-empty name of a stored network",
-            format!("found {other}"),
-        )),
-    }
-}
-
-/// Decides where the pool comes from: the stored network named by `ipam.network` (inline
-/// ranges then refused), else the inline ranges.
-pub fn source(conf: &NetConf) -> Result<PoolSource, IpamError> {
-    let Some(name) = network_ref(conf)? else {
-        return crate::request::pool(conf).map(|pool| PoolSource::Inline(Box::new(pool)));
-    };
-    let inline: Vec<&str> = INLINE_KEYS
-        .iter()
-        .copied()
-        .filter(|key| section(conf).is_ok_and(|s| s.contains_key(*key)))
-        .collect();
-    if !inline.is_empty() {
-        return Err(invalid(
-            format!(
-                "ipam.network {name:?} names a stored network; inline {} cannot be combined \
-                 with it",
-                inline.join(", ")
-            ),
-            "remove the inline ranges, or remove ipam.network",
-        ));
-    }
-    Ok(PoolSource::Stored(name))
 }
 
 /// The pool of `source`: inline as parsed, or the stored network read from `store`

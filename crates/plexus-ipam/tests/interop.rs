@@ -7,7 +7,8 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::{HostLink, Netns, Reply, SHARED, cni_path, exec, held, privileged, sh, unique};
+use common::{Reply, SHARED, cni_path, exec, held, privileged};
+use plexus_test_support::privileged::{HostLink, Netns, sh, unique};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 

@@ -10,11 +10,7 @@
 //! Without PostgreSQL, etcd, `sqlite3` or root these tests print `SKIPPED` and pass, unless
 //! `PLEXUS_REQUIRE_SERVERS=1` / `PLEXUS_REQUIRE_PRIVILEGED=1`.
 
-#[path = "../../store/tests/support/etcd.rs"]
-mod etcd_support;
 mod fault;
-#[path = "../../store/tests/support/postgres.rs"]
-mod pg_support;
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -22,6 +18,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use fault::scenario::{DEADLINE, Scenario};
+use plexus_test_support::servers::{etcd as etcd_support, postgres as pg_support};
 use serde_json::{Value, json};
 
 fn deadline_ms() -> u64 {
@@ -260,15 +257,8 @@ fn run_ok(program: &str, args: &[&str]) -> bool {
 /// Whether a test needing root (mount, chattr) can run; prints the skip otherwise, or
 /// fails under `PLEXUS_REQUIRE_PRIVILEGED=1`.
 fn privileged(test: &str, probe: impl FnOnce() -> bool, what: &str) -> bool {
-    if probe() {
-        return true;
-    }
-    assert!(
-        std::env::var("PLEXUS_REQUIRE_PRIVILEGED").as_deref() != Ok("1"),
-        "{test}: cannot {what} but PLEXUS_REQUIRE_PRIVILEGED=1"
-    );
-    eprintln!("SKIPPED {test}: cannot {what} (needs root)");
-    false
+    let reason = (!probe()).then(|| format!("cannot {what} (needs root)"));
+    plexus_test_support::privileged::gate(test, reason.as_deref())
 }
 
 /// The database file made unwritable even for root (mode 0400 and `chattr +i`), undone on
@@ -344,11 +334,57 @@ impl Drop for Tmpfs {
 /// Fills the filesystem of `dir` with `dir/filler` until it is full.
 fn fill(dir: &Path) -> PathBuf {
     let path = dir.join("filler");
-    let mut file = std::fs::File::create(&path).unwrap();
+    top_up(&path);
+    path
+}
+
+/// Appends to `filler` until the filesystem is full again.
+fn top_up(filler: &Path) {
+    let Ok(mut file) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(filler)
+    else {
+        return;
+    };
     let chunk = vec![0u8; 4096];
     while file.write_all(&chunk).is_ok() {}
     let _ = file.sync_all();
-    path
+}
+
+/// Keeps the filesystem of `filler` full until dropped: SQLite gives space back when a
+/// failed write rolls back or the WAL is truncated, and a disk that stays full is what
+/// the scenario is about (a freed page would let STATUS's heartbeat through, correctly).
+struct KeepFull {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl KeepFull {
+    fn start(filler: &Path) -> KeepFull {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = std::sync::Arc::clone(&stop);
+        let filler = filler.to_path_buf();
+        let thread = std::thread::spawn(move || {
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                top_up(&filler);
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        });
+        KeepFull {
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for KeepFull {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 #[test]
@@ -373,7 +409,9 @@ fn sqlite_disk_full() {
     let churn = s.churn("full");
     std::thread::sleep(Duration::from_millis(300));
     let filler = fill(&mnt);
+    let full = KeepFull::start(&filler);
     s.expect_outage("sqlite disk full");
+    drop(full);
     std::fs::remove_file(&filler).unwrap();
     s.recover("sqlite disk freed", churn);
     drop(tmpfs);

@@ -11,6 +11,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use common::{Reply, SHARED, exec, held, ipam, netconf, plugin_binary};
+use plexus_test_support::servers::{skip, var as env};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
@@ -29,19 +30,6 @@ fn mode_of(path: &Path) -> u32 {
 fn closed_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     listener.local_addr().unwrap().port()
-}
-
-fn env_var(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
-}
-
-/// Prints why a server test did not run, or fails under `PLEXUS_REQUIRE_SERVERS=1`.
-fn skip(test: &str, reason: &str) {
-    assert!(
-        env_var("PLEXUS_REQUIRE_SERVERS").as_deref() != Some("1"),
-        "{test}: {reason}, and PLEXUS_REQUIRE_SERVERS=1"
-    );
-    eprintln!("SKIPPED {test}: {reason}");
 }
 
 /// Runs one verb with a trace-level log, so every log line the call could write is seen.
@@ -281,17 +269,17 @@ fn an_inline_password_never_reaches_stdout_or_stderr() {
 /// The PostgreSQL server of `scripts/with-servers`: host, port, db, user, password.
 fn shared_pg(test: &str) -> Option<(String, u16, String, String, String)> {
     let got = (|| {
-        let password = std::fs::read_to_string(env_var("PLEXUS_TEST_PG_PASSWORD_FILE")?).ok()?;
+        let password = std::fs::read_to_string(env("PLEXUS_TEST_PG_PASSWORD_FILE")?).ok()?;
         Some((
-            env_var("PLEXUS_TEST_PG_HOST")?,
-            env_var("PLEXUS_TEST_PG_PORT")?.parse().ok()?,
-            env_var("PLEXUS_TEST_PG_DB")?,
-            env_var("PLEXUS_TEST_PG_USER")?,
+            env("PLEXUS_TEST_PG_HOST")?,
+            env("PLEXUS_TEST_PG_PORT")?.parse().ok()?,
+            env("PLEXUS_TEST_PG_DB")?,
+            env("PLEXUS_TEST_PG_USER")?,
             password.trim_end_matches(['\r', '\n']).to_string(),
         ))
     })();
     if got.is_none() {
-        skip(
+        skip::<()>(
             test,
             "no PostgreSQL server (run under scripts/with-servers)",
         );
@@ -345,7 +333,7 @@ fn the_default_sslmode_refuses_a_plain_server_and_names_sslmode() {
         &dir.path().join("unused.db"),
         json!({"range": "10.9.6.0/24"}),
     );
-    let password_file = env_var("PLEXUS_TEST_PG_PASSWORD_FILE").unwrap();
+    let password_file = env("PLEXUS_TEST_PG_PASSWORD_FILE").unwrap();
     // No sslmode: verify-full. The test server has no TLS.
     conf["ipam"]["store"] = json!({"type": "postgres", "host": host, "port": port, "dbname": db,
                                    "user": user, "password_file": password_file});

@@ -17,6 +17,7 @@ use std::sync::{Arc, Mutex};
 use common::agent::AgentProcess;
 use common::{Reply, exec, plugin_binary};
 use plexus_store::StoreConfig;
+use plexus_test_support::servers::skip;
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
@@ -164,14 +165,7 @@ fn readme_ipv6_example_reports_the_off_subnet_gateway_and_never_reserves_it() {
 fn etcd_endpoint(test: &str) -> Option<String> {
     match std::env::var("PLEXUS_TEST_ETCD_ENDPOINTS") {
         Ok(v) if !v.trim().is_empty() => v.split(',').next().map(|e| e.trim().to_string()),
-        _ => {
-            assert!(
-                std::env::var("PLEXUS_REQUIRE_SERVERS").as_deref() != Ok("1"),
-                "{test}: PLEXUS_TEST_ETCD_ENDPOINTS is not set (PLEXUS_REQUIRE_SERVERS=1)"
-            );
-            eprintln!("SKIPPED {test}: no etcd (run under scripts/with-servers)");
-            None
-        }
+        _ => skip(test, "no etcd (run under scripts/with-servers)"),
     }
 }
 

@@ -24,7 +24,7 @@ use plexus_netlink::{ArpProbe, DEFAULT_DAD_TIMEOUT, Dad, DadOutcome, MacAddr};
 use plexus_store::{AttachmentKey, Claim, Owner, unix_now};
 use serde_json::json;
 
-use crate::engine::{Engine, Journal, with_retry};
+use crate::engine::{Engine, Journal};
 use crate::error::PlexusError;
 use crate::plan::Planned;
 
@@ -91,7 +91,7 @@ impl Engine<'_> {
     pub async fn free_expired_quarantines(&self, planned: &Planned) -> Result<(), PlexusError> {
         let network = planned.network_name();
         let now = unix_now();
-        let held = with_retry(|| self.store.list(&network)).await?;
+        let held = self.store.list(&network).await?;
         for allocation in held
             .iter()
             .filter(|a| a.container_id == QUARANTINE_CONTAINER)
@@ -104,7 +104,7 @@ impl Engine<'_> {
                 .unwrap_or(0);
             if until <= now {
                 let key = allocation.key();
-                with_retry(|| self.store.release(&key)).await?;
+                self.store.release(&key).await?;
                 tracing::info!(%network, ip = %allocation.ip, "quarantine over: address free again");
             }
         }
@@ -250,7 +250,7 @@ impl Engine<'_> {
         journal: &Journal,
     ) -> Result<Vec<(IpNet, Option<IpAddr>)>, PlexusError> {
         let key = self.key(planned);
-        with_retry(|| self.store.release(&key)).await?;
+        self.store.release(&key).await?;
         let until = unix_now()
             .saturating_add(i64::try_from(self.duplicate.quarantine.as_secs()).unwrap_or(i64::MAX));
         let planned_claims = planned.claims()?;
@@ -271,7 +271,11 @@ impl Engine<'_> {
             }));
             let qkey = quarantine_key(&planned.network_name(), ip);
             let claim = [Claim::Static { set, ip }];
-            match with_retry(|| self.store.claim(&qkey, &owner, &claim, &self.claim_ctx)).await {
+            match self
+                .store
+                .claim(&qkey, &owner, &claim, &self.claim_ctx)
+                .await
+            {
                 Ok(_) => tracing::warn!(%ip, until, "address quarantined"),
                 // Someone else took it meanwhile; they will find the conflict themselves.
                 Err(e) => tracing::warn!(%ip, error = %e, "cannot quarantine the address"),

@@ -6,15 +6,17 @@
 //! so an ADD abandoned at its deadline, with futures dropped mid-request, is still undone
 //! completely. [`rollback`] replays the journal in reverse: delegate DELs, policy rules and
 //! links, then store releases.
+//!
+//! Store calls are made once: the store retries transient failures itself, with the shared
+//! backoff, until its configured deadline (see "Retries" in docs/architecture.md).
 
 use std::net::IpAddr;
 use std::sync::Mutex;
-use std::time::Duration;
 
 use ipnet::IpNet;
 use plexus_cni::SuccessResult;
 use plexus_netlink::{Dad, Dataplane, LinkSpec, Netns, Route, Rule, Sysctl};
-use plexus_store::{AttachmentKey, Claim, ClaimContext, Owner, Store, StoreError};
+use plexus_store::{AttachmentKey, Claim, ClaimContext, Owner, Store};
 use serde_json::Value;
 
 use crate::delegate::{self, DelegateEnv, Runner};
@@ -115,28 +117,6 @@ pub struct Attached {
     pub userspace: bool,
 }
 
-/// How long to keep retrying a busy store inside one step.
-const STORE_RETRY: Duration = Duration::from_secs(10);
-
-/// Runs a store operation, retrying transient errors with backoff.
-pub(crate) async fn with_retry<T, F, Fut>(mut op: F) -> Result<T, StoreError>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, StoreError>>,
-{
-    let started = std::time::Instant::now();
-    let mut pause = Duration::from_millis(5);
-    loop {
-        match op().await {
-            Err(e) if e.is_transient() && started.elapsed() < STORE_RETRY => {
-                tokio::time::sleep(pause).await;
-                pause = (pause * 2).min(Duration::from_millis(250));
-            }
-            other => return other,
-        }
-    }
-}
-
 impl Engine<'_> {
     pub(crate) fn key(&self, planned: &Planned) -> AttachmentKey {
         AttachmentKey::new(
@@ -190,8 +170,10 @@ impl Engine<'_> {
             "node": self.claim_ctx.node,
             "device_id": planned.device_id,
         }));
-        let allocations =
-            with_retry(|| self.store.claim(&key, &owner, claims, &self.claim_ctx)).await?;
+        let allocations = self
+            .store
+            .claim(&key, &owner, claims, &self.claim_ctx)
+            .await?;
         Ok(allocations
             .iter()
             .filter_map(|a| planned.address_of(a.ip))
@@ -495,7 +477,7 @@ pub async fn undo_one(engine: &Engine<'_>, undo: &Undo) {
 pub async fn release_all(store: &dyn Store, keys: &[AttachmentKey]) -> Vec<String> {
     let mut failures = Vec::new();
     for key in keys {
-        if let Err(e) = with_retry(|| store.release(key)).await {
+        if let Err(e) = store.release(key).await {
             failures.push(format!(
                 "{}/{}/{}: {e}",
                 key.network, key.container_id, key.ifname

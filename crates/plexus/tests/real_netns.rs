@@ -38,7 +38,7 @@ fn ping(from: &Netns, to: &str) {
     assert!(
         out.status.success(),
         "{cmd} {to} from {}: {}",
-        from.0,
+        from.name,
         String::from_utf8_lossy(&out.stdout)
     );
 }
@@ -100,7 +100,7 @@ fn two_pods_on_three_networks_talk_and_del_leaves_nothing() {
     let world = &s.world;
     let mut conf = world.conf(Some(request()));
     conf["maxParallel"] = json!(4);
-    let (pa, pb) = (Netns::new(), Netns::new());
+    let (pa, pb) = (Netns::new("plxp"), Netns::new("plxp"));
     let ra = ok(exec(world, "ADD", "ctr-a", &pa, &conf));
     let rb = ok(exec(world, "ADD", "ctr-b", &pb, &conf));
 
@@ -178,7 +178,7 @@ fn two_pods_on_three_networks_talk_and_del_leaves_nothing() {
     sh(&[
         "ip",
         "-n",
-        &pa.0,
+        &pa.name,
         "route",
         "del",
         "192.168.50.0/24",
@@ -254,7 +254,7 @@ fn a_failing_third_attachment_leaves_nothing_behind() {
         ),
     ];
     for (what, third, code) in cases {
-        let pod = Netns::new();
+        let pod = Netns::new("plxp");
         let mut req = request();
         req[2] = third.clone();
         if what == "exhausted pool" {
@@ -262,7 +262,7 @@ fn a_failing_third_attachment_leaves_nothing_behind() {
             // attachment the other, so its third finds none.
             req = json!([third, blue, third]);
             let fill = json!([third]);
-            let fill_pod = Netns::new();
+            let fill_pod = Netns::new("plxp");
             ok(exec(
                 world,
                 "ADD",
@@ -323,7 +323,7 @@ fn ipvlan_works_or_skips_saying_why() {
         json!({"host_device": parent.0, "cidr": "10.86.0.0/24"}),
     );
     let conf = world.conf(Some(json!([{"clusterNetwork": "iv", "ip": "dynamic"}])));
-    let pod = Netns::new();
+    let pod = Netns::new("plxp");
     let result = ok(exec(world, "ADD", "iv1", &pod, &conf));
     assert!(
         pod.text(&["ip", "-d", "link", "show", "eth0"])
@@ -355,16 +355,16 @@ fn duplicate_address_check_skips_an_address_another_netns_holds() {
     )
     .unwrap();
     // Another host on the same segment already uses the first address of each pool.
-    let intruder = Netns::new();
+    let intruder = Netns::new("plxp");
     let link = unique("plxin");
     sh(&[
         "ip", "link", "add", &link, "link", &parent.0, "type", "macvlan", "mode", "bridge",
     ]);
-    sh(&["ip", "link", "set", &link, "netns", &intruder.0]);
+    sh(&["ip", "link", "set", &link, "netns", &intruder.name]);
     sh(&[
         "ip",
         "-n",
-        &intruder.0,
+        &intruder.name,
         "addr",
         "add",
         "10.87.0.1/24",
@@ -374,7 +374,7 @@ fn duplicate_address_check_skips_an_address_another_netns_holds() {
     sh(&[
         "ip",
         "-n",
-        &intruder.0,
+        &intruder.name,
         "addr",
         "add",
         "fd87::1/64",
@@ -382,12 +382,12 @@ fn duplicate_address_check_skips_an_address_another_netns_holds() {
         &link,
         "nodad",
     ]);
-    sh(&["ip", "-n", &intruder.0, "link", "set", &link, "up"]);
+    sh(&["ip", "-n", &intruder.name, "link", "set", &link, "up"]);
 
     let conf = world.conf(Some(
         json!([{"clusterNetwork": "dupchk", "ip": "dynamic", "ip6": "dynamic"}]),
     ));
-    let pod = Netns::new();
+    let pod = Netns::new("plxp");
     let result = ok(exec(world, "ADD", "dup1", &pod, &conf));
     assert_eq!(address_of(&result, 0, false), "10.87.0.2", "{result}");
     assert_eq!(address_of(&result, 0, true), "fd87::2", "{result}");

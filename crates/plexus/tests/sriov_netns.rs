@@ -145,7 +145,7 @@ fn two_interfaces_from_one_pool_get_two_devices_and_del_passes_them_back() {
     )
     .unwrap();
     let conf = conf(world);
-    let pod = Netns::new();
+    let pod = Netns::new("plxp");
     let result = ok(exec(world, "ADD", "ctr-s", &pod, &conf));
     assert_eq!(kubelet.calls(), 1);
     let added = devices(world, "ADD");
@@ -214,7 +214,7 @@ fn the_device_checkpoint_serves_when_the_pod_resources_api_is_down() {
     )
     .unwrap();
     let conf = conf(world);
-    let pod = Netns::new();
+    let pod = Netns::new("plxp");
     let args = format!("{POD_ARGS};K8S_POD_UID=uid-7");
     let add = exec_with(world, "ADD", "ctr-c", &pod, &conf, &args);
     assert_eq!(add.code, 0, "{}\n{}", add.value, add.stderr);
@@ -246,7 +246,7 @@ fn a_pod_short_of_devices_fails_naming_the_resource_and_leaves_nothing() {
             vec![FakePod::new("ns", "p").devices("app", POOL, &["0000:03:02.1"])],
         )
         .unwrap();
-        let pod = Netns::new();
+        let pod = Netns::new("plxp");
         let (code, err) = exec(world, "ADD", "ctr-x", &pod, &conf);
         assert_ne!(code, 0);
         assert_eq!(err["code"], json!(115), "{err}");
@@ -263,7 +263,7 @@ fn a_pod_short_of_devices_fails_naming_the_resource_and_leaves_nothing() {
     }
     // Neither source can say (no API, no K8S_POD_UID for the checkpoint): 116, each
     // source's reason given, nothing set up.
-    let pod = Netns::new();
+    let pod = Netns::new("plxp");
     let started = std::time::Instant::now();
     let (code, err) = exec(world, "ADD", "ctr-y", &pod, &conf);
     assert!(started.elapsed() < Duration::from_secs(10));

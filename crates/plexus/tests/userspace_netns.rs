@@ -178,7 +178,7 @@ fn user_space_interfaces_beside_macvlan_get_no_post_processing_and_are_released(
     let s = setup("ok");
     let world = &s.world;
     let conf = world.conf(Some(request()));
-    let pod = Netns::new();
+    let pod = Netns::new("plxp");
     let add = exec_with(world, "ADD", "ctr-a", &pod, &conf, POD_ARGS);
     assert_eq!(add.code, 0, "{}\n{}", add.value, add.stderr);
     let result = add.value;
@@ -255,7 +255,7 @@ fn user_space_interfaces_beside_macvlan_get_no_post_processing_and_are_released(
     assert!(world.records().is_empty());
 
     // GC releases a user-space interface's addresses like any other.
-    let other = Netns::new();
+    let other = Netns::new("plxp");
     ok(exec(world, "ADD", "ctr-b", &other, &conf));
     assert_eq!(world.held("vhost").len(), 1);
     let mut gc = conf.clone();
@@ -276,7 +276,7 @@ fn a_failing_user_space_delegate_rolls_the_whole_pod_back() {
     let s = setup("fail");
     let world = &s.world;
     let conf = world.conf(Some(request()));
-    let pod = Netns::new();
+    let pod = Netns::new("plxp");
     let (code, err) = exec(world, "ADD", "ctr-f", &pod, &conf);
     assert_ne!(code, 0);
     assert_eq!(err["code"], json!(112), "{err}");

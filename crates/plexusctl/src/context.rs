@@ -61,7 +61,7 @@ impl Context {
     /// Loads every network definition: files, the store's networks, the CNI configuration
     /// directory (warnings about unusable ones go to the log). A store that cannot be
     /// opened is an error (every command that needs the catalog needs the store too); one
-    /// that keeps no networks (the cni-1.1-talk layout) only costs its networks, with a
+    /// that keeps no networks (the ips-table layout) only costs its networks, with a
     /// warning.
     pub async fn catalog(&self) -> CtlResult<Catalog> {
         let store = self.open_store().await?;

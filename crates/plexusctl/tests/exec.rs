@@ -12,32 +12,15 @@ use std::process::Command;
 
 use common::Env;
 use common::backends::backends;
+use plexus_test_support::privileged::{HostLink, Need, Netns};
 
+/// Whether the test can run here (root, Debian's CNI plugins, iproute2); see
+/// [`plexus_test_support::privileged::privileged`].
 fn privileged(what: &str) -> bool {
-    let root = Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
-    let reason = if !root {
-        Some("not running as root")
-    } else if !Path::new("/usr/lib/cni/bridge").exists() {
-        Some("Debian's containernetworking-plugins are not installed (/usr/lib/cni)")
-    } else if Command::new("ip").arg("-V").output().is_err() {
-        Some("iproute2 is not installed")
-    } else {
-        None
-    };
-    match reason {
-        None => true,
-        Some(reason) => {
-            assert!(
-                std::env::var("PLEXUS_REQUIRE_PRIVILEGED").as_deref() != Ok("1"),
-                "{what}: privileged test cannot run ({reason}) but PLEXUS_REQUIRE_PRIVILEGED=1"
-            );
-            eprintln!("SKIPPED {what}: {reason}");
-            false
-        }
-    }
+    plexus_test_support::privileged::privileged(
+        what,
+        &[Need::Root, Need::CniPlugins, Need::Iproute2],
+    )
 }
 
 /// The plexus-ipam binary of this source tree. It is another package, so cargo does not
@@ -61,34 +44,6 @@ fn plexus_ipam() -> PathBuf {
     binary
 }
 
-struct Netns(String);
-
-impl Netns {
-    fn new(name: &str) -> Netns {
-        let _ = Command::new("ip").args(["netns", "del", name]).output();
-        let ok = Command::new("ip")
-            .args(["netns", "add", name])
-            .status()
-            .unwrap();
-        assert!(ok.success());
-        Netns(name.to_string())
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).output();
-    }
-}
-
-struct Link(String);
-
-impl Drop for Link {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["link", "del", &self.0]).output();
-    }
-}
-
 #[test]
 fn exec_runs_a_1_1_conflist_with_older_plugins_in_a_real_netns() {
     if !privileged("exec_runs_a_1_1_conflist_with_older_plugins_in_a_real_netns") {
@@ -106,8 +61,8 @@ fn exec_runs_a_1_1_conflist_with_older_plugins_in_a_real_netns() {
             env.store_json(),
         );
         std::fs::write(env.conf_dir().join("10-ex.conflist"), conf).unwrap();
-        let _bridge = Link(format!("plx{}", &network[..network.len().min(8)]));
-        let ns = Netns::new(&format!("plxexec{tag}"));
+        let _bridge = HostLink(format!("plx{}", &network[..network.len().min(8)]));
+        let ns = Netns::new("plxexec");
         let bin = env.dir.path().join("bin");
         std::fs::create_dir(&bin).unwrap();
         std::os::unix::fs::symlink(plexus_ipam(), bin.join("plexus-ipam")).unwrap();
@@ -125,7 +80,7 @@ fn exec_runs_a_1_1_conflist_with_older_plugins_in_a_real_netns() {
             env.ctl(&args)
         };
 
-        let add = exec("add", &[&ns.0]);
+        let add = exec("add", &[&ns.name]);
         let result: serde_json::Value = serde_json::from_str(add.ok()).unwrap();
         assert_eq!(
             result["cniVersion"], "1.1.0",
@@ -133,7 +88,7 @@ fn exec_runs_a_1_1_conflist_with_older_plugins_in_a_real_netns() {
         );
         assert_eq!(result["ips"][0]["address"], format!("{subnet}.2/24"));
         let addr = Command::new("ip")
-            .args(["-n", &ns.0, "-4", "addr", "show", "eth0"])
+            .args(["-n", &ns.name, "-4", "addr", "show", "eth0"])
             .output()
             .unwrap();
         assert!(String::from_utf8_lossy(&addr.stdout).contains(&format!("{subnet}.2/24")));
@@ -162,7 +117,7 @@ fn exec_runs_a_1_1_conflist_with_older_plugins_in_a_real_netns() {
         );
         env.ctl(&["check", &network]).ok();
 
-        exec("check", &[&ns.0]).ok();
+        exec("check", &[&ns.name]).ok();
         // STATUS: bridge (1.0.0) cannot answer, so its IPAM plugin is asked directly.
         exec("status", &[]).ok();
         // GC with the cache as the valid set keeps the attachment.
@@ -175,11 +130,11 @@ fn exec_runs_a_1_1_conflist_with_older_plugins_in_a_real_netns() {
         let err = exec("gc", &[]).fails(2).to_string();
         assert!(err.contains("--valid-from-cache"), "{err}");
 
-        exec("del", &[&ns.0]).ok();
+        exec("del", &[&ns.name]).ok();
         assert!(!env.ctl(&["showalloc", &network]).ok().contains("allocated"));
         // DEL again succeeds (CNI requires it), and CHECK without an ADD says why it fails.
-        exec("del", &[&ns.0]).ok();
-        let err = exec("check", &[&ns.0]).fails(1).to_string();
+        exec("del", &[&ns.name]).ok();
+        let err = exec("check", &[&ns.name]).fails(1).to_string();
         assert!(err.contains("no cached result"), "{err}");
     }
 }

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
+use crate::common::{absolute_path as parse_path, json_kind};
 use crate::error::StoreError;
 
 /// Where the embedded SQLite store lives when the configuration names none.
@@ -218,27 +219,6 @@ fn parse_sqlite(object: &Map<String, Value>) -> Result<SqliteConfig, StoreError>
     Ok(cfg)
 }
 
-fn parse_path(field: &str, value: &Value) -> Result<PathBuf, StoreError> {
-    let Value::String(path) = value else {
-        return Err(StoreError::config(
-            field,
-            format!("must be a string, found {}", json_kind(value)),
-        ));
-    };
-    let path = PathBuf::from(path);
-    // The plugin's working directory is whatever the container runtime left it in.
-    if !path.is_absolute() {
-        return Err(StoreError::config(
-            field,
-            format!(
-                "must be an absolute path, found {:?}",
-                path.display().to_string()
-            ),
-        ));
-    }
-    Ok(path)
-}
-
 fn parse_busy_timeout(field: &str, value: &Value) -> Result<Duration, StoreError> {
     match value.as_u64() {
         Some(ms) if ms <= MAX_BUSY_TIMEOUT_MS => Ok(Duration::from_millis(ms)),
@@ -259,17 +239,6 @@ fn parse_synchronous(field: &str, value: &Value) -> Result<Synchronous, StoreErr
             field,
             format!("must be \"normal\" or \"full\", found {value}"),
         )),
-    }
-}
-
-fn json_kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
     }
 }
 

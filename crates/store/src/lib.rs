@@ -22,12 +22,15 @@
 //! `store`, else whereabouts' etcd keys) and [`open`] opens the store it names. The
 //! `conformance` feature exposes the [`conformance`] suite every backend must pass.
 
+pub mod backoff;
 mod cni;
+mod common;
 mod config;
 mod engine;
 mod error;
 mod etcd;
 mod gc_scope;
+mod io_thread;
 mod memory;
 mod postgres;
 mod records;
@@ -44,6 +47,7 @@ pub mod conformance;
 #[cfg(test)]
 extern crate self as plexus_store;
 
+pub use common::Secret;
 pub use config::{
     DEFAULT_BUSY_TIMEOUT, DEFAULT_SQLITE_PATH, OpenMode, SqliteConfig, StoreConfig, Synchronous,
 };
@@ -57,7 +61,7 @@ pub use memory::MemoryStore;
 pub use plexus_ipam_core::BlockPolicy;
 pub use postgres::{
     DEFAULT_PG_PORT, DEFAULT_PG_TIMEOUT, LATEST_VERSION as POSTGRES_SCHEMA_VERSION, Layout,
-    PasswordSource, PostgresConfig, PostgresStore, Secret, SslMode,
+    PasswordSource, PostgresConfig, PostgresStore, SslMode,
 };
 pub use records::{
     DEFAULT_HISTORY_LIMIT, HistoryEvent, HistoryKind, HistoryQuery, MAX_HISTORY_LIMIT,

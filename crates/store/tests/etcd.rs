@@ -12,12 +12,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use etcd_client::{Client, GetOptions};
-use etcd_support::{config, shared_endpoints};
+use etcd_support::config;
 use plexus_ipam_core::range::{Range, RangeSet};
 use plexus_store::{
     AttachmentKey, BlockPolicy, Claim, ClaimContext, ETCD_LAYOUT_VERSION, EtcdConfig, EtcdStore,
     Owner, Store, StoreError,
 };
+use plexus_test_support::servers::etcd::shared_endpoints;
 
 fn range_set(cidr: &str) -> RangeSet {
     let range = Range::new(cidr.parse().unwrap(), None, None, None, Vec::new()).unwrap();

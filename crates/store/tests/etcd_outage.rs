@@ -3,19 +3,17 @@
 //! frozen server, wrong credentials, TLS with client certificates. Without the `etcd` binary
 //! these tests print `SKIPPED` and pass, unless `PLEXUS_REQUIRE_SERVERS=1`.
 
-#[path = "support/etcd.rs"]
-mod etcd_support;
-
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use etcd_support::{PrivateEtcd, TlsFiles, free_port, unique_prefix};
 use plexus_ipam_core::range::{Range, RangeSet};
 use plexus_store::{
     AttachmentKey, BlockPolicy, Claim, ClaimContext, EtcdConfig, EtcdStore, Owner, Store,
     StoreConfig, StoreError,
 };
+use plexus_test_support::servers::etcd::{PrivateEtcd, TlsFiles, unique_prefix};
+use plexus_test_support::servers::free_port;
 
 fn range_set(cidr: &str) -> RangeSet {
     let range = Range::new(cidr.parse().unwrap(), None, None, None, Vec::new()).unwrap();
@@ -99,26 +97,37 @@ async fn stopped_server_then_restarted_loses_and_duplicates_nothing() {
         outcome.insert(i, claim(&store, &key(i), &set).await);
     }
     assert!(outcome.values().all(Result::is_ok), "{outcome:?}");
-    // Stop the server while a writer keeps claiming; restart it a little later.
+    // Stop the server while a writer keeps claiming; restart it once the writer has seen
+    // the outage. The writer reports each claim's success, and stops at its first success
+    // after a failure (or after 190 claims).
+    let (report, mut reports) = tokio::sync::mpsc::unbounded_channel::<bool>();
     let writer = {
         let cfg = cfg.clone();
         let set = set.clone();
         tokio::spawn(async move {
             let store = EtcdStore::open(&cfg).unwrap();
             let mut results = BTreeMap::new();
-            for i in 10..40 {
-                results.insert(i, claim(&store, &key(i), &set).await);
+            let mut saw_failure = false;
+            for i in 10..200 {
+                let result = claim(&store, &key(i), &set).await;
+                let ok = result.is_ok();
+                results.insert(i, result);
+                let _ = report.send(ok);
+                if ok && saw_failure {
+                    break;
+                }
+                saw_failure |= !ok;
                 tokio::time::sleep(Duration::from_millis(40)).await;
             }
             results
         })
     };
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert_eq!(reports.recv().await, Some(true), "the writer claims");
     server.stop();
     let started = Instant::now();
     let err = claim(&store, &key(99), &set).await.unwrap_err();
     assert_unavailable_within(&err, started, deadline);
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    while reports.recv().await == Some(true) {}
     server.restart();
     outcome.extend(writer.await.unwrap());
     let failed: Vec<usize> = outcome

@@ -11,12 +11,14 @@ use std::net::{IpAddr, TcpListener};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use pg_support::{PgServer, PrivatePg};
+use pg_support::{PrivateConfig, ServerConfig};
 use plexus_ipam_core::range::{Range, RangeSet};
 use plexus_store::{
     AttachmentKey, BlockPolicy, Claim, ClaimContext, Owner, PasswordSource, PostgresConfig,
     PostgresStore, Secret, SslMode, Store, StoreConfig, StoreError,
 };
+use plexus_test_support::servers::free_port;
+use plexus_test_support::servers::postgres::{PgServer, PrivatePg};
 
 fn range_set(cidr: &str) -> RangeSet {
     let range = Range::new(cidr.parse().unwrap(), None, None, None, Vec::new()).unwrap();
@@ -88,7 +90,7 @@ fn unreachable_config(port: u16, timeout_ms: u64) -> PostgresConfig {
 
 #[test]
 fn a_closed_port_is_unavailable_at_once() {
-    let port = pg_support::free_port();
+    let port = free_port();
     let store = PostgresStore::open(&unreachable_config(port, 3000)).unwrap();
     // The plugin's runtime: no I/O driver, no timers.
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -155,7 +157,7 @@ async fn secrets_never_appear_in_debug_output_or_errors() {
     let secret = "inline-SECRET-pw";
     let (_listener, hole) = black_hole();
     let mut messages = Vec::new();
-    let closed = unreachable_config(pg_support::free_port(), 2000);
+    let closed = unreachable_config(free_port(), 2000);
     let silent = unreachable_config(hole, 200);
     let mut missing_file = unreachable_config(hole, 200);
     missing_file.password = Some(PasswordSource::File("/nonexistent/plexus-pw".into()));

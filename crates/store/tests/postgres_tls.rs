@@ -6,8 +6,9 @@ mod pg_support;
 
 use std::path::PathBuf;
 
-use pg_support::PrivatePg;
+use pg_support::PrivateConfig;
 use plexus_store::{PostgresStore, SslMode, Store, StoreError};
+use plexus_test_support::servers::postgres::PrivatePg;
 
 async fn probe(pg: &PrivatePg, mode: SslMode, ca: Option<PathBuf>) -> Result<(), StoreError> {
     let mut cfg = pg.config();

@@ -9,11 +9,14 @@ mod pg_support;
 
 use std::collections::BTreeSet;
 
+use pg_support::ServerConfig;
 use plexus_ipam_core::range::{Range, RangeSet};
 use plexus_store::{
     AttachmentKey, BlockPolicy, Claim, ClaimContext, EtcdStore, Owner, PostgresStore, PutMode,
     SqliteConfig, SqliteStore, SslMode, Store, StoreConfig,
 };
+use plexus_test_support::servers::etcd::shared_endpoints;
+use plexus_test_support::servers::postgres::PgServer;
 use serde_json::json;
 
 /// Names an injectable query would mangle: quotes, statement separators, comments, LIKE
@@ -115,7 +118,7 @@ async fn sqlite_stores_hostile_names_as_data() {
 
 #[tokio::test]
 async fn postgres_stores_hostile_names_as_data() {
-    let Some(server) = pg_support::PgServer::shared("postgres_hostile_names") else {
+    let Some(server) = PgServer::shared("postgres_hostile_names") else {
         return;
     };
     let store = PostgresStore::open(&server.fresh_database("hostile")).unwrap();
@@ -124,7 +127,7 @@ async fn postgres_stores_hostile_names_as_data() {
 
 #[tokio::test]
 async fn etcd_stores_hostile_names_as_data() {
-    let Some(endpoints) = etcd_support::shared_endpoints("etcd_hostile_names") else {
+    let Some(endpoints) = shared_endpoints("etcd_hostile_names") else {
         return;
     };
     let store = EtcdStore::open(&etcd_support::config(&endpoints, "hostile")).unwrap();
@@ -137,22 +140,38 @@ fn no_query_is_built_by_formatting_values() {
     // table names chosen by the code (the layout), never a value.
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/src");
     let mut offenders = Vec::new();
-    for dir in ["postgres", "sqlite", "engine"] {
-        for entry in std::fs::read_dir(format!("{root}/{dir}")).unwrap() {
+    let mut files = Vec::new();
+    let mut dirs: Vec<std::path::PathBuf> = ["postgres", "sqlite", "engine"]
+        .iter()
+        .map(|dir| format!("{root}/{dir}").into())
+        .collect();
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(dir).unwrap() {
             let path = entry.unwrap().path();
-            let text = std::fs::read_to_string(&path).unwrap();
-            for (n, line) in text.lines().enumerate() {
-                let sql_start = ["\"SELECT", "\"INSERT", "\"UPDATE", "\"DELETE", "\"WITH"]
-                    .iter()
-                    .any(|kw| line.contains(kw));
-                let quoted_value = line.contains("'{") || line.contains("= {}");
-                if sql_start && line.contains("format!") && quoted_value {
-                    offenders.push(format!("{}:{}: {line}", path.display(), n + 1));
-                }
-                // A value interpolated between SQL quotes.
-                if line.contains("'{}'") || (line.contains("'{") && line.contains("}'")) {
-                    offenders.push(format!("{}:{}: {line}", path.display(), n + 1));
-                }
+            if path.is_dir() {
+                dirs.push(path);
+            } else {
+                files.push(path);
+            }
+        }
+    }
+    assert!(
+        files.iter().any(|f| f.ends_with("ips_table/rows.rs")),
+        "the layouts' subfolders are read too"
+    );
+    for path in files {
+        let text = std::fs::read_to_string(&path).unwrap();
+        for (n, line) in text.lines().enumerate() {
+            let sql_start = ["\"SELECT", "\"INSERT", "\"UPDATE", "\"DELETE", "\"WITH"]
+                .iter()
+                .any(|kw| line.contains(kw));
+            let quoted_value = line.contains("'{") || line.contains("= {}");
+            if sql_start && line.contains("format!") && quoted_value {
+                offenders.push(format!("{}:{}: {line}", path.display(), n + 1));
+            }
+            // A value interpolated between SQL quotes.
+            if line.contains("'{}'") || (line.contains("'{") && line.contains("}'")) {
+                offenders.push(format!("{}:{}: {line}", path.display(), n + 1));
             }
         }
     }

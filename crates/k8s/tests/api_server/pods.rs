@@ -5,7 +5,6 @@
 //! and read back; a pod re-created under the same name detected by its new UID, and a
 //! status write for the old incarnation refused without touching the new one.
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Pod;
@@ -18,7 +17,9 @@ use plexus_k8s::status::{NETWORK_STATUS, entry_from_result};
 use plexus_k8s::{ClusterNetwork, DanmNet, NetworkAttachmentDefinition, TenantNetwork};
 use serde_json::json;
 
-use crate::support::{KUBECONFIG_VAR, apply_crds, client, delete_namespace, namespace, unique};
+use crate::support::{
+    KUBECONFIG_VAR, apply_crds, client, create_pod, delete_namespace, namespace, unique,
+};
 
 /// A DANM-shaped network spec on `cidr`.
 fn spec<T: serde::de::DeserializeOwned>(cidr: &str, allowed: &[&str]) -> T {
@@ -27,37 +28,6 @@ fn spec<T: serde::de::DeserializeOwned>(cidr: &str, allowed: &[&str]) -> T {
         spec["AllowedTenants"] = json!(allowed);
     }
     serde_json::from_value(spec).unwrap()
-}
-
-/// A pod on node `node-1` with `annotations`, created once the namespace's default
-/// service account exists (the ServiceAccount admission plugin needs it).
-async fn create_pod(api: &Api<Pod>, name: &str, annotations: &[(&str, &str)]) -> Pod {
-    let pod: Pod = serde_json::from_value(json!({
-        "metadata": {
-            "name": name,
-            "annotations": annotations.iter().copied().collect::<BTreeMap<_, _>>(),
-        },
-        "spec": {
-            "nodeName": "node-1",
-            "automountServiceAccountToken": false,
-            "containers": [{"name": "c", "image": "registry.invalid/none"}],
-        },
-    }))
-    .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        match api.create(&PostParams::default(), &pod).await {
-            Ok(created) => return created,
-            Err(kube::Error::Api(s)) if s.message.contains("service account") => {
-                assert!(
-                    Instant::now() < deadline,
-                    "no default service account: {s:?}"
-                );
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            Err(e) => panic!("creating pod {name}: {e}"),
-        }
-    }
 }
 
 fn key(ns: &str, name: &str, uid: Option<&str>) -> PodKey {

@@ -4,124 +4,43 @@
 #![allow(dead_code)]
 
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::ops::Deref;
+use std::path::PathBuf;
 
 use ipnet::IpNet;
 use plexus_netlink::{
     Dad, Dataplane, LinkSpec, MacvlanMode, Netns, RealDataplane, temporary_link_name,
 };
+use plexus_test_support::privileged::Need;
+pub use plexus_test_support::privileged::unique;
 
-/// True when privileged tests can run here. When they cannot, prints why and returns false
-/// — unless `PLEXUS_REQUIRE_PRIVILEGED=1` (set by `.ci/run`), where a skip is a failure.
+/// True when the real-kernel tests can run here (root, iproute2, a mounted /proc); see
+/// [`plexus_test_support::privileged::privileged`].
 pub fn privileged(what: &str) -> bool {
-    let reason = if !is_root() {
-        Some("not running as root".to_string())
-    } else if Command::new("ip").arg("-V").output().is_err() {
-        Some("iproute2 is not installed".to_string())
-    } else if !Path::new("/proc/thread-self/ns/net").exists() {
-        Some("no /proc/thread-self/ns/net (is /proc mounted?)".to_string())
-    } else {
-        None
-    };
-    match reason {
-        None => true,
-        Some(reason) => {
-            assert!(
-                std::env::var("PLEXUS_REQUIRE_PRIVILEGED").as_deref() != Ok("1"),
-                "{what}: privileged test cannot run ({reason}) but PLEXUS_REQUIRE_PRIVILEGED=1"
-            );
-            eprintln!("SKIPPED {what}: {reason}");
-            false
-        }
-    }
+    plexus_test_support::privileged::privileged(
+        what,
+        &[Need::Root, Need::Iproute2, Need::ThreadNetns],
+    )
 }
 
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false)
-}
-
-static UNIQUE: AtomicUsize = AtomicUsize::new(0);
-
-/// A short name unique to this process and call, for netns and link names (≤ 15 bytes).
-pub fn unique(prefix: &str) -> String {
-    let n = UNIQUE.fetch_add(1, Ordering::Relaxed);
-    format!("{prefix}{:x}{n}", std::process::id() % 0xfffff)
-}
-
-/// Runs a command and panics with its output when it fails.
-pub fn sh(args: &[&str]) -> String {
-    let out = Command::new(args[0])
-        .args(&args[1..])
-        .output()
-        .unwrap_or_else(|e| panic!("{args:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{args:?} failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// Runs a command and reports only whether it succeeded.
-pub fn try_sh(args: &[&str]) -> bool {
-    Command::new(args[0])
-        .args(&args[1..])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false)
-}
-
-/// A named network namespace (`ip netns add`) deleted on drop.
-pub struct TestNetns {
-    /// Name under /run/netns.
-    pub name: String,
-}
+/// A named network namespace ([`Netns`](plexus_test_support::privileged::Netns)) as the
+/// dataplane sees it; deleted on drop.
+pub struct TestNetns(plexus_test_support::privileged::Netns);
 
 impl TestNetns {
     /// Creates a fresh namespace with its loopback up.
     pub fn new(prefix: &str) -> TestNetns {
-        let name = unique(prefix);
-        sh(&["ip", "netns", "add", &name]);
-        sh(&["ip", "-n", &name, "link", "set", "lo", "up"]);
-        TestNetns { name }
+        TestNetns(plexus_test_support::privileged::Netns::new(prefix))
     }
 
     /// Its file, as a runtime passes it in CNI_NETNS.
     pub fn path(&self) -> PathBuf {
-        PathBuf::from(format!("/run/netns/{}", self.name))
+        PathBuf::from(self.0.path())
     }
 
     /// The dataplane's handle on it.
     pub fn netns(&self) -> Netns {
         Netns::Path(self.path())
-    }
-
-    /// `ip -n <ns> <args…>`, panicking on failure.
-    pub fn ip(&self, args: &[&str]) -> String {
-        let mut full = vec!["ip", "-n", &self.name];
-        full.extend_from_slice(args);
-        sh(&full)
-    }
-
-    /// Runs a command inside the namespace.
-    pub fn exec(&self, args: &[&str]) -> String {
-        let mut full = vec!["ip", "netns", "exec", &self.name];
-        full.extend_from_slice(args);
-        sh(&full)
-    }
-
-    /// Like [`TestNetns::exec`], reporting success instead of panicking.
-    pub fn try_exec(&self, args: &[&str]) -> bool {
-        let mut full = vec!["ip", "netns", "exec", &self.name];
-        full.extend_from_slice(args);
-        try_sh(&full)
     }
 
     /// Writes a sysctl inside the namespace (no dependency on procps' `sysctl`).
@@ -135,11 +54,11 @@ impl TestNetns {
     }
 }
 
-impl Drop for TestNetns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .output();
+impl Deref for TestNetns {
+    type Target = plexus_test_support::privileged::Netns;
+
+    fn deref(&self) -> &Self::Target {
+        &self.0
     }
 }
 

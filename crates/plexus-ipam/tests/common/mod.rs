@@ -8,8 +8,8 @@ pub mod agent;
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 
+use plexus_test_support::privileged::Need;
 use serde_json::{Value, json};
 
 #[path = "../support/plugin.rs"]
@@ -136,107 +136,13 @@ pub fn netconf(version: &str, name: &str, db: &Path, mut ipam: Value) -> Value {
     json!({"cniVersion": version, "name": name, "type": "bridge", "ipam": ipam})
 }
 
-/// True when privileged tests can run here. When they cannot, prints why and returns false
-/// — unless `PLEXUS_REQUIRE_PRIVILEGED=1` (set by `.ci/run`), where a skip is a failure.
+/// True when the privileged tests can run here (root, Debian's CNI plugins, iproute2); see
+/// [`plexus_test_support::privileged::privileged`].
 pub fn privileged(what: &str) -> bool {
-    let reason = if !is_root() {
-        Some("not running as root".to_string())
-    } else if !Path::new("/usr/lib/cni/bridge").exists() {
-        Some("Debian's containernetworking-plugins are not installed (/usr/lib/cni)".to_string())
-    } else if Command::new("ip").arg("-V").output().is_err() {
-        Some("iproute2 is not installed".to_string())
-    } else {
-        None
-    };
-    match reason {
-        None => true,
-        Some(reason) => {
-            assert!(
-                std::env::var("PLEXUS_REQUIRE_PRIVILEGED").as_deref() != Ok("1"),
-                "{what}: privileged test cannot run ({reason}) but PLEXUS_REQUIRE_PRIVILEGED=1"
-            );
-            eprintln!("SKIPPED {what}: {reason}");
-            false
-        }
-    }
-}
-
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false)
-}
-
-static UNIQUE: AtomicUsize = AtomicUsize::new(0);
-
-/// A short name unique to this process and call, for netns and link names (≤ 15 bytes).
-pub fn unique(prefix: &str) -> String {
-    let n = UNIQUE.fetch_add(1, Ordering::Relaxed);
-    format!("{prefix}{:x}{n}", std::process::id() % 0xfffff)
-}
-
-/// Runs a command and panics with its output when it fails.
-pub fn sh(args: &[&str]) -> String {
-    let out = Command::new(args[0])
-        .args(&args[1..])
-        .output()
-        .unwrap_or_else(|e| panic!("{args:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{args:?} failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// A named network namespace deleted on drop.
-pub struct Netns {
-    /// Name under /run/netns.
-    pub name: String,
-}
-
-impl Netns {
-    /// Creates a fresh namespace with its loopback up.
-    pub fn new(prefix: &str) -> Netns {
-        let name = unique(prefix);
-        sh(&["ip", "netns", "add", &name]);
-        sh(&["ip", "-n", &name, "link", "set", "lo", "up"]);
-        Netns { name }
-    }
-
-    /// The path a runtime passes as CNI_NETNS.
-    pub fn path(&self) -> String {
-        format!("/run/netns/{}", self.name)
-    }
-
-    /// Runs a command inside the namespace.
-    pub fn run(&self, args: &[&str]) -> Output {
-        Command::new("ip")
-            .args(["netns", "exec", &self.name])
-            .args(args)
-            .output()
-            .unwrap_or_else(|e| panic!("netns exec {args:?}: {e}"))
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .output();
-    }
-}
-
-/// A host link deleted on drop (bridges, veth).
-pub struct HostLink(pub String);
-
-impl Drop for HostLink {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["link", "del", &self.0]).output();
-    }
+    plexus_test_support::privileged::privileged(
+        what,
+        &[Need::Root, Need::CniPlugins, Need::Iproute2],
+    )
 }
 
 /// A directory for CNI_PATH holding `plexus-ipam` next to Debian's plugins.

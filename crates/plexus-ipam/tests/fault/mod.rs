@@ -13,6 +13,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use plexus_store::{Allocation, Store, StoreConfig};
+pub use plexus_test_support::servers::skip;
+use plexus_test_support::servers::var as env;
 use serde_json::{Value, json};
 
 pub mod scenario;
@@ -193,22 +195,6 @@ pub fn gc_conf<'a>(conf: &Value, valid: impl IntoIterator<Item = &'a String>) ->
     conf
 }
 
-/// Whether a missing server/tool must fail the test instead of skipping it.
-pub fn servers_required() -> bool {
-    std::env::var("PLEXUS_REQUIRE_SERVERS").is_ok_and(|v| v == "1")
-}
-
-/// Skips (prints `SKIPPED <test>: <reason>`, returns None) or fails under
-/// `PLEXUS_REQUIRE_SERVERS=1`.
-pub fn skip<T>(test: &str, reason: &str) -> Option<T> {
-    assert!(
-        !servers_required(),
-        "{test}: {reason} (PLEXUS_REQUIRE_SERVERS=1)"
-    );
-    eprintln!("SKIPPED {test}: {reason}");
-    None
-}
-
 /// The store backends under test.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -244,7 +230,6 @@ pub fn unique_suffix() -> String {
 /// SQLite file in `dir`), with `timeout_ms` as its deadline; None (after the skip report)
 /// when the server is not configured.
 pub fn shared_store(backend: Backend, dir: &Path, test: &str, timeout_ms: u64) -> Option<Value> {
-    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
     let store = match backend {
         Backend::Sqlite => Some(json!({"type": "sqlite", "path": dir.join("fault.db"),
                                         "busy_timeout_ms": timeout_ms})),

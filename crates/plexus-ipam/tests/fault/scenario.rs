@@ -250,20 +250,40 @@ impl Scenario {
         self.failed_adds.extend(other.failed_adds);
         self.pending_dels.extend(other.pending_dels);
         self.check_atomic(what);
+        let mut busy = 0;
         for container in std::mem::take(&mut self.failed_adds) {
-            let run = self.call("DEL", &container);
+            let run = self.del_as_a_runtime(&container, back, &mut busy);
             assert!(run.succeeded(), "{what}: DEL after failed ADD: {run:?}");
         }
         for container in std::mem::take(&mut self.pending_dels) {
-            let run = self.call("DEL", &container);
+            let run = self.del_as_a_runtime(&container, back, &mut busy);
             assert!(run.succeeded(), "{what}: retried DEL: {run:?}");
             self.live.remove(&container);
+        }
+        if busy > 0 {
+            eprintln!("{what}: {busy} DEL(s) after recovery answered code 11 and were retried");
         }
         let run = self.call("STATUS", "");
         assert!(run.succeeded(), "{what}: STATUS after recovery: {run:?}");
         self.verify(what);
         eprintln!("{what}: ADD works again {recovered:?} after the store came back");
         recovered
+    }
+
+    /// DEL as a runtime sends it: again after code 11 ("try again later"), until
+    /// [`RECOVERY_LIMIT`] after `back`. Right after an outage a server may still be busy
+    /// (PostgreSQL forking backends for connections queued while it was frozen, or at its
+    /// connection limit) past one call's deadline on a loaded machine; every other answer,
+    /// and code 11 past the limit, is returned as it is. `busy` counts the retries.
+    fn del_as_a_runtime(&self, container: &str, back: Instant, busy: &mut usize) -> Run {
+        loop {
+            let run = self.call("DEL", container);
+            if run.cni_code() != Some(11) || back.elapsed() >= RECOVERY_LIMIT {
+                return run;
+            }
+            *busy += 1;
+            std::thread::sleep(Duration::from_millis(200));
+        }
     }
 
     /// Every attachment in the store holds exactly one address per range set (or none),

@@ -226,7 +226,7 @@ fn danm_and_npwg_pods_get_every_interface_and_their_network_status() {
     );
     let a = s.pod("danm", &[("danm.k8s.io/interfaces", &danm)]);
     let b = s.pod("npwg", &[("k8s.v1.cni.cncf.io/networks", "bluenad@net1")]);
-    let (pa, pb) = (Netns::new(), Netns::new());
+    let (pa, pb) = (Netns::new("plxp"), Netns::new("plxp"));
 
     let ra = ok(s.run("ADD", "ctr-a", &pa, &a));
     let links = pa.text(&["ip", "-o", "link"]);
@@ -306,7 +306,7 @@ fn refused_requests_give_their_cni_error_and_allocate_nothing() {
     let c = s.pod("forbidden", &[("plexus.io/interfaces", &forbidden)]);
     let d = s.pod("missing", &[("danm.k8s.io/interfaces", &missing)]);
     let e = s.pod("nonad", &[("k8s.v1.cni.cncf.io/networks", "nosuchnad")]);
-    let pod = Netns::new();
+    let pod = Netns::new("plxp");
 
     let msg = refused(&s.run("ADD", "ctr-c", &pod, &c), 7);
     assert!(
@@ -358,7 +358,7 @@ fn a_recreated_pod_neither_inherits_nor_touches_the_old_addresses() {
     let request = format!(r#"[{{"clusterNetwork":"{}","ip":"dynamic"}}]"#, s.blue);
     let annotations = [("danm.k8s.io/interfaces", request.as_str())];
     let old = s.pod("web-0", &annotations);
-    let (p1, p2, p3) = (Netns::new(), Netns::new(), Netns::new());
+    let (p1, p2, p3) = (Netns::new("plxp"), Netns::new("plxp"), Netns::new("plxp"));
     let r1 = ok(s.run("ADD", "ctr-1", &p1, &old));
     let old_address = addresses_on(&r1, "eth0");
 

@@ -1,106 +1,21 @@
 //! Real-netns helpers for the privileged tests: the root gate, named network namespaces
-//! and veth parents removed on drop, and the real `plexus` binary run the way a runtime
-//! runs it (stdin, environment, stdout and stderr).
+//! and host links (those of `plexus-test-support`), veth parents removed on drop, and the
+//! real `plexus` binary run the way a runtime runs it (stdin, environment, stdout and
+//! stderr).
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::process::{Command, Stdio};
 
+use plexus_test_support::privileged::Need;
+pub use plexus_test_support::privileged::{HostLink, Netns, sh, unique};
 use serde_json::Value;
 
 use super::World;
 
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-}
-
-/// Whether the privileged test `what` can run (root, Debian's CNI plugins); says why not
-/// on stderr, and panics instead when `PLEXUS_REQUIRE_PRIVILEGED=1` (CI).
+/// Whether the privileged test `what` can run (root, Debian's CNI plugins); see
+/// [`plexus_test_support::privileged::privileged`].
 pub fn privileged(what: &str) -> bool {
-    let reason = if !is_root() {
-        Some("not running as root")
-    } else if !Path::new("/usr/lib/cni/bridge").exists() {
-        Some("Debian's containernetworking-plugins are not installed (/usr/lib/cni)")
-    } else {
-        None
-    };
-    match reason {
-        None => true,
-        Some(reason) => {
-            assert!(
-                std::env::var("PLEXUS_REQUIRE_PRIVILEGED").as_deref() != Ok("1"),
-                "{what}: cannot run ({reason}) but PLEXUS_REQUIRE_PRIVILEGED=1"
-            );
-            eprintln!("SKIPPED {what}: {reason}");
-            false
-        }
-    }
-}
-
-static UNIQUE: AtomicUsize = AtomicUsize::new(0);
-
-/// A name unique to this process and call, starting with `prefix`.
-pub fn unique(prefix: &str) -> String {
-    let n = UNIQUE.fetch_add(1, Ordering::Relaxed);
-    format!("{prefix}{:x}{n}", std::process::id() % 0xffff)
-}
-
-/// Runs a command that must succeed; its stdout.
-pub fn sh(args: &[&str]) -> String {
-    let out = Command::new(args[0]).args(&args[1..]).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// A named network namespace with `lo` up, deleted on drop.
-pub struct Netns(pub String);
-
-impl Netns {
-    /// A new one.
-    pub fn new() -> Netns {
-        let name = unique("plxp");
-        sh(&["ip", "netns", "add", &name]);
-        sh(&["ip", "-n", &name, "link", "set", "lo", "up"]);
-        Netns(name)
-    }
-    /// Its path, as `CNI_NETNS`.
-    pub fn path(&self) -> String {
-        format!("/run/netns/{}", self.0)
-    }
-    /// Runs `args` inside it.
-    pub fn run(&self, args: &[&str]) -> Output {
-        Command::new("ip")
-            .args(["netns", "exec", &self.0])
-            .args(args)
-            .output()
-            .unwrap()
-    }
-    /// The stdout of `args` run inside it.
-    pub fn text(&self, args: &[&str]) -> String {
-        String::from_utf8_lossy(&self.run(args).stdout).into_owned()
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).output();
-    }
-}
-
-/// A host link, deleted on drop.
-pub struct HostLink(pub String);
-
-impl Drop for HostLink {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["link", "del", &self.0]).output();
-    }
+    plexus_test_support::privileged::privileged(what, &[Need::Root, Need::CniPlugins])
 }
 
 /// A veth pair, both ends up, usable as a macvlan parent.

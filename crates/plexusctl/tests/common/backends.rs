@@ -5,9 +5,10 @@
 use std::path::PathBuf;
 use std::process::Command;
 
+use plexus_test_support::servers::postgres::PgServer;
+use plexus_test_support::servers::skip;
 use serde_json::json;
 
-use super::pg_support;
 use super::{Run, binary, run};
 
 /// One store to run plexusctl against.
@@ -69,13 +70,13 @@ pub fn backends(test: &str) -> Vec<Backend> {
         store: json!({"type": "sqlite", "path": db}).to_string(),
         dir: sqlite_dir,
     }];
-    if let Some(server) = pg_support::PgServer::shared(test) {
-        let cfg = server.fresh_database(test);
+    if let Some(server) = PgServer::shared(test) {
+        let dbname = server.create_database(test);
         all.push(Backend {
             label: "postgres",
             store: json!({
-                "type": "postgres", "host": cfg.host, "port": cfg.port, "dbname": cfg.dbname,
-                "user": cfg.user, "password_file": server.password_file, "sslmode": "disable"
+                "type": "postgres", "host": server.host, "port": server.port, "dbname": dbname,
+                "user": server.user, "password_file": server.password_file, "sslmode": "disable"
             })
             .to_string(),
             dir: tempfile::tempdir().unwrap(),
@@ -93,7 +94,7 @@ pub fn backends(test: &str) -> Vec<Backend> {
             });
         }
         _ => {
-            let _: Option<()> = pg_support::skip(
+            let _: Option<()> = skip(
                 test,
                 "etcd part: PLEXUS_TEST_ETCD_ENDPOINTS is not set (run under scripts/with-servers)",
             );

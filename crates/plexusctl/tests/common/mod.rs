@@ -4,8 +4,6 @@
 #![allow(dead_code)]
 
 pub mod backends;
-#[path = "../../../store/tests/support/postgres.rs"]
-pub mod pg_support;
 pub mod stored;
 
 use std::io::Write;

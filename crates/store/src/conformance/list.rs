@@ -21,7 +21,7 @@ use crate::Store;
 pub type CheckFuture<'a> = Pin<Box<dyn Future<Output = ()> + 'a>>;
 
 /// What a check needs of a backend beyond the [`Store`] trait's plain contract; only a
-/// backend with a documented limitation lacks one (today: PostgreSQL's `cni-1.1-talk`
+/// backend with a documented limitation lacks one (today: PostgreSQL's `ips-table`
 /// layout, `docs/stores.md`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Capability {

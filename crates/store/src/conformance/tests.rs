@@ -14,7 +14,7 @@ const BACKEND_MODULES: &[&str] = &[
     "conformance::tests::sqlite",
     "etcd::tests::conformance",
     "postgres::server_tests::conformance",
-    "postgres::server_tests::conformance_talk",
+    "postgres::server_tests::conformance_ips_table",
     "remote::tests::conformance",
 ];
 

@@ -11,10 +11,7 @@ mod records;
 mod txn;
 
 use std::collections::{BTreeMap, HashSet};
-use std::future::Future;
 use std::net::IpAddr;
-use std::pin::pin;
-use std::task::{Context, Poll, Waker};
 
 use plexus_ipam_core::BlockPolicy;
 use plexus_ipam_core::addr::{Family, V4_KEY_BASE, V4_KEY_LAST, canonical, from_key, key};
@@ -270,22 +267,6 @@ pub(crate) async fn expire_blocks<T: StoreTxn + ?Sized>(
     }
     released.sort_by_key(|b| key(b.base));
     Ok(released)
-}
-
-/// Drives a future that never suspends (the transactions of the embedded SQLite backend
-/// and of [`crate::MemoryStore`] do all their work synchronously) to completion in place.
-///
-/// This lets those backends hold non-`Send` locks while running the async engine without
-/// the lock ever crossing an `.await` of the outer [`crate::Store`] future.
-pub(crate) fn run_ready<F: Future>(fut: F) -> Result<F::Output, StoreError> {
-    let mut fut = pin!(fut);
-    let mut cx = Context::from_waker(Waker::noop());
-    match fut.as_mut().poll(&mut cx) {
-        Poll::Ready(output) => Ok(output),
-        Poll::Pending => Err(StoreError::Internal {
-            reason: "a synchronous store transaction unexpectedly suspended".into(),
-        }),
-    }
 }
 
 /// The [`StoreError::AddressTaken`] naming `holder`.

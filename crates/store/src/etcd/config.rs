@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
-use crate::Secret;
+use crate::common::{Secret, absolute_path as parse_path, json_kind, string as parse_string};
 use crate::error::StoreError;
 
 /// Key prefix of all plexus data when the configuration names none.
@@ -306,42 +306,6 @@ fn parse_timeout(field: &str, value: &Value) -> Result<Duration, StoreError> {
             field,
             format!("must be an integer from 1 to {MAX_TIMEOUT_MS} (milliseconds), found {value}"),
         )),
-    }
-}
-
-fn parse_path(field: &str, value: &Value) -> Result<PathBuf, StoreError> {
-    let path = PathBuf::from(parse_string(field, value)?);
-    // The plugin's working directory is whatever the container runtime left it in.
-    if !path.is_absolute() {
-        return Err(StoreError::config(
-            field,
-            format!(
-                "must be an absolute path, found {:?}",
-                path.display().to_string()
-            ),
-        ));
-    }
-    Ok(path)
-}
-
-fn parse_string(field: &str, value: &Value) -> Result<String, StoreError> {
-    match value {
-        Value::String(s) => Ok(s.clone()),
-        other => Err(StoreError::config(
-            field,
-            format!("must be a string, found {}", json_kind(other)),
-        )),
-    }
-}
-
-fn json_kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
     }
 }
 

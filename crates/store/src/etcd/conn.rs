@@ -6,17 +6,12 @@ use std::path::Path;
 use std::time::Duration;
 
 use etcd_client::{Certificate, Client, ConnectOptions, Identity, TlsOptions};
-use rand::Rng;
 use tokio::time::Instant;
 
 use super::config::EtcdConfig;
 use crate::Secret;
+use crate::backoff::Backoff;
 use crate::error::StoreError;
-
-/// First pause after a failed attempt; doubled per attempt up to [`MAX_BACKOFF`].
-const FIRST_BACKOFF: Duration = Duration::from_millis(4);
-/// Longest pause between two attempts.
-const MAX_BACKOFF: Duration = Duration::from_millis(128);
 
 /// Why one attempt of a store call failed.
 #[derive(Debug)]
@@ -267,28 +262,27 @@ fn read_pem(field: &str, path: &Path, marker: &str) -> Result<Vec<u8>, StoreErro
     Ok(pem)
 }
 
-/// The deadline of one store call and the backoff between its attempts.
+/// The deadline of one store call and the [`Backoff`] between its attempts.
 pub(crate) struct Attempts {
     deadline: Instant,
     timeout: Duration,
-    backoff: Duration,
-    count: u32,
+    backoff: Backoff,
 }
 
 impl Attempts {
     /// A call that must finish within `timeout` from now.
     pub(crate) fn new(timeout: Duration) -> Self {
+        let deadline = Instant::now() + timeout;
         Attempts {
-            deadline: Instant::now() + timeout,
+            deadline,
             timeout,
-            backoff: FIRST_BACKOFF,
-            count: 0,
+            backoff: Backoff::until(deadline.into_std()),
         }
     }
 
     /// Whether no attempt has failed yet.
     pub(crate) fn is_first(&self) -> bool {
-        self.count == 0
+        self.backoff.failures() == 0
     }
 
     /// `step` cut off at the deadline.
@@ -305,44 +299,39 @@ impl Attempts {
         }
     }
 
-    /// After a failed attempt: waits a jittered backoff when another attempt fits before
+    /// After a failed attempt: waits the backoff's pause when another attempt fits before
     /// the deadline, otherwise returns the error the call ends with.
     pub(crate) async fn retry_after(
         &mut self,
         failure: Failure,
         endpoints: &str,
     ) -> Result<(), StoreError> {
-        self.count += 1;
         let (busy, reason) = match failure {
             Failure::Fatal(err) => return Err(err),
             Failure::Conflict(reason) => (true, reason),
             Failure::Transient(reason) => (false, reason),
         };
-        // Full jitter: concurrent writers that collided do not collide again in lockstep.
-        let pause = rand::rng().random_range(self.backoff / 2..=self.backoff);
-        self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
-        if Instant::now() + pause >= self.deadline {
-            let waited = self.timeout.as_millis();
-            let attempts = self.count;
-            return Err(if busy {
-                StoreError::Busy {
-                    reason: format!(
-                        "concurrent writers kept changing the same etcd keys; gave up after \
-                         {attempts} attempts in {waited} ms (last: {reason})"
-                    ),
-                }
-            } else {
-                StoreError::Unavailable {
-                    reason: format!(
-                        "etcd at {endpoints} did not succeed within {waited} ms ({attempts} \
-                         attempts; last error: {reason})"
-                    ),
-                }
-            });
+        tracing::debug!(attempt = self.backoff.failures() + 1, busy, %reason, "etcd attempt failed");
+        if self.backoff.wait().await {
+            return Ok(());
         }
-        tracing::debug!(attempt = self.count, busy, %reason, "etcd attempt failed, retrying");
-        tokio::time::sleep(pause).await;
-        Ok(())
+        let waited = self.timeout.as_millis();
+        let attempts = self.backoff.failures();
+        Err(if busy {
+            StoreError::Busy {
+                reason: format!(
+                    "concurrent writers kept changing the same etcd keys; gave up after \
+                     {attempts} attempts in {waited} ms (last: {reason})"
+                ),
+            }
+        } else {
+            StoreError::Unavailable {
+                reason: format!(
+                    "etcd at {endpoints} did not succeed within {waited} ms ({attempts} \
+                     attempts; last error: {reason})"
+                ),
+            }
+        })
     }
 }
 

@@ -13,8 +13,8 @@ use etcd_client::{Compare, CompareOp, Txn, TxnOp};
 
 use super::config::EtcdConfig;
 use super::conn::{Attempts, Connector, Failure};
-use super::runtime::Executor;
 use crate::error::StoreError;
+use crate::io_thread::Executor;
 
 /// A client for keys outside the plexus prefix.
 #[derive(Debug)]
@@ -39,7 +39,7 @@ impl ForeignEtcd {
         Ok(ForeignEtcd {
             conn: Arc::new(Connector::new(cfg)?),
             timeout: cfg.timeout,
-            executor: Executor::start()?,
+            executor: Executor::start("etcd")?,
         })
     }
 

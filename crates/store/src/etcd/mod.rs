@@ -22,7 +22,6 @@ mod foreign;
 mod keys;
 mod layout;
 mod records;
-mod runtime;
 mod txn;
 
 use std::net::IpAddr;
@@ -37,11 +36,11 @@ use self::buffered::{BufferedTxn, ReadBackSink};
 use self::claims::{BlockBounds, NodeViews, OwnedRequest, ViewUse};
 use self::conn::{Attempts, Connector, Failure};
 use self::keys::Keys;
-use self::runtime::Executor;
 use self::txn::EtcdTxn;
 use crate::engine::{self, StoreTxn};
 use crate::error::StoreError;
 use crate::gc_scope::GcScope;
+use crate::io_thread::Executor;
 use crate::records::{HistoryEvent, HistoryQuery, NetworkDeletion, NetworkRecord, PutMode};
 use crate::store::Store;
 use crate::types::{
@@ -149,7 +148,7 @@ impl EtcdStore {
                 views: NodeViews::default(),
                 require_absent: cfg.require_absent.clone(),
             }),
-            executor: Executor::start()?,
+            executor: Executor::start("etcd")?,
         })
     }
 

@@ -12,13 +12,7 @@ use crate::StoreError;
 pub(super) fn endpoints(test: &str) -> Option<Vec<String>> {
     match std::env::var("PLEXUS_TEST_ETCD_ENDPOINTS") {
         Ok(v) if !v.trim().is_empty() => Some(v.split(',').map(|e| e.trim().to_string()).collect()),
-        _ if std::env::var("PLEXUS_REQUIRE_SERVERS").is_ok_and(|v| v == "1") => {
-            panic!("{test}: PLEXUS_TEST_ETCD_ENDPOINTS is not set (PLEXUS_REQUIRE_SERVERS=1)")
-        }
-        _ => {
-            eprintln!("SKIPPED {test}: PLEXUS_TEST_ETCD_ENDPOINTS is not set");
-            None
-        }
+        _ => plexus_test_support::servers::skip(test, "PLEXUS_TEST_ETCD_ENDPOINTS is not set"),
     }
 }
 

@@ -3,10 +3,11 @@
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::Mutex;
 
 use plexus_ipam_core::BlockPolicy;
 use plexus_ipam_core::addr::key as addr_key;
+use tokio::sync::{Mutex as AsyncMutex, MutexGuard};
 
 mod txn;
 
@@ -37,9 +38,14 @@ type HistoryMap = BTreeMap<(String, u64), HistoryEvent>;
 ///
 /// [`MemoryStore::set_failure`] makes every call fail, to test how callers handle an
 /// unavailable or busy store.
+///
+/// Transactions run the engine on the caller's task while holding an async mutex: they
+/// never block the thread, and concurrent writers queue on the mutex.
 #[derive(Debug, Default)]
 pub struct MemoryStore {
-    state: Mutex<MemState>,
+    state: AsyncMutex<MemState>,
+    /// The injected failure; a plain mutex, never held across an `.await`.
+    failure: Mutex<Option<StoreError>>,
 }
 
 #[derive(Debug)]
@@ -50,7 +56,6 @@ struct MemState {
     networks: BTreeMap<String, NetworkRecord>,
     history: HistoryMap,
     history_limit: u32,
-    failure: Option<StoreError>,
 }
 
 impl Default for MemState {
@@ -62,7 +67,6 @@ impl Default for MemState {
             networks: BTreeMap::new(),
             history: HistoryMap::new(),
             history_limit: DEFAULT_HISTORY_LIMIT,
-            failure: None,
         }
     }
 }
@@ -75,46 +79,46 @@ impl MemoryStore {
 
     /// An empty store keeping the newest `limit` history events per network (at least 1).
     pub fn with_history_limit(limit: u32) -> Self {
-        let store = MemoryStore::default();
-        store.lock().history_limit = limit.max(1);
+        let mut store = MemoryStore::default();
+        store.state.get_mut().history_limit = limit.max(1);
         store
     }
 
     /// While `Some`, every operation (including [`Store::probe`]) fails with a clone of
     /// this error; `None` restores normal operation.
     pub fn set_failure(&self, failure: Option<StoreError>) {
-        self.lock().failure = failure;
+        *self
+            .failure
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = failure;
     }
 
     /// The state, after checking the injected failure.
-    fn state(&self) -> Result<MutexGuard<'_, MemState>, StoreError> {
-        let state = self.lock();
-        match &state.failure {
-            Some(err) => Err(err.clone()),
-            None => Ok(state),
-        }
-    }
-
-    fn lock(&self) -> MutexGuard<'_, MemState> {
-        // A panic elsewhere cannot leave the maps half-updated: a transaction that does not
-        // commit is undone before the lock is released.
-        self.state
+    async fn state(&self) -> Result<MutexGuard<'_, MemState>, StoreError> {
+        let failure = self
+            .failure
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone();
+        match failure {
+            Some(err) => Err(err),
+            // A transaction that does not commit is undone before the lock is released.
+            None => Ok(self.state.lock().await),
+        }
     }
 
     /// Runs `f` as one transaction on the state: committed when it returns `Ok`, undone
     /// otherwise.
-    fn write<R>(
+    async fn write<R>(
         &self,
         f: impl AsyncFnOnce(&mut MemTxn<'_>) -> Result<R, StoreError>,
     ) -> Result<R, StoreError> {
-        let mut state = self.state()?;
+        let mut state = self.state().await?;
         let mut txn = MemTxn {
             state: &mut state,
             undo: Vec::new(),
         };
-        let result = engine::run_ready(f(&mut txn)).and_then(|r| r);
+        let result = f(&mut txn).await;
         if result.is_err() {
             txn.roll_back();
         }
@@ -158,19 +162,21 @@ impl Store for MemoryStore {
         ctx: &ClaimContext,
     ) -> Result<Vec<Allocation>, StoreError> {
         self.write(async |txn| engine::claim_all(txn, key, owner, claims, ctx).await)
+            .await
     }
 
     async fn release(&self, key: &AttachmentKey) -> Result<Vec<Allocation>, StoreError> {
         let now = unix_now();
         self.write(async |txn| engine::release(txn, key, now).await)
+            .await
     }
 
     async fn attachment(&self, key: &AttachmentKey) -> Result<Vec<Allocation>, StoreError> {
-        Ok(self.state()?.held_by(key).cloned().collect())
+        Ok(self.state().await?.held_by(key).cloned().collect())
     }
 
     async fn holder(&self, network: &str, ip: IpAddr) -> Result<Option<Allocation>, StoreError> {
-        let state = self.state()?;
+        let state = self.state().await?;
         Ok(state
             .allocations
             .get(&(network.to_string(), addr_key(ip)))
@@ -178,7 +184,7 @@ impl Store for MemoryStore {
     }
 
     async fn list(&self, network: &str) -> Result<Vec<Allocation>, StoreError> {
-        Ok(self.state()?.network(network).cloned().collect())
+        Ok(self.state().await?.network(network).cloned().collect())
     }
 
     async fn count_between(
@@ -188,7 +194,7 @@ impl Store for MemoryStore {
         hi: IpAddr,
     ) -> Result<u64, StoreError> {
         let ranges = engine::family_key_ranges(lo, hi)?;
-        let state = self.state()?;
+        let state = self.state().await?;
         let count: usize = ranges
             .into_iter()
             .map(|(lo, hi)| {
@@ -207,7 +213,7 @@ impl Store for MemoryStore {
         limit: usize,
     ) -> Result<Vec<Allocation>, StoreError> {
         let ranges = engine::family_key_ranges(lo, hi)?;
-        let state = self.state()?;
+        let state = self.state().await?;
         Ok(ranges
             .into_iter()
             .flat_map(|(lo, hi)| {
@@ -226,19 +232,21 @@ impl Store for MemoryStore {
     ) -> Result<NetworkRecord, StoreError> {
         let now = unix_now();
         self.write(async |txn| engine::put_network(txn, name, definition, mode, now).await)
+            .await
     }
 
     async fn network(&self, name: &str) -> Result<Option<NetworkRecord>, StoreError> {
-        Ok(self.state()?.networks.get(name).cloned())
+        Ok(self.state().await?.networks.get(name).cloned())
     }
 
     async fn networks(&self) -> Result<Vec<NetworkRecord>, StoreError> {
-        Ok(self.state()?.networks.values().cloned().collect())
+        Ok(self.state().await?.networks.values().cloned().collect())
     }
 
     async fn allocated_networks(&self) -> Result<Vec<String>, StoreError> {
         let mut names: Vec<String> = self
-            .state()?
+            .state()
+            .await?
             .allocations
             .keys()
             .map(|(network, _)| network.clone())
@@ -249,10 +257,11 @@ impl Store for MemoryStore {
 
     async fn delete_network(&self, name: &str, force: bool) -> Result<NetworkDeletion, StoreError> {
         self.write(async |txn| engine::delete_network(txn, name, force).await)
+            .await
     }
 
     async fn history(&self, query: &HistoryQuery) -> Result<Vec<HistoryEvent>, StoreError> {
-        let state = self.state()?;
+        let state = self.state().await?;
         let mut events: Vec<HistoryEvent> = match query {
             HistoryQuery::Network { network } | HistoryQuery::Address { network, .. } => state
                 .network_history(network)
@@ -272,10 +281,16 @@ impl Store for MemoryStore {
 
     async fn record_history(&self, events: &[HistoryEvent]) -> Result<(), StoreError> {
         self.write(async |txn| engine::record_history(txn, events).await)
+            .await
     }
 
     async fn blocks(&self, network: &str) -> Result<Vec<Block>, StoreError> {
-        Ok(self.state()?.network_blocks(network).cloned().collect())
+        Ok(self
+            .state()
+            .await?
+            .network_blocks(network)
+            .cloned()
+            .collect())
     }
 
     async fn gc(
@@ -300,10 +315,11 @@ impl Store for MemoryStore {
             report.released_blocks = engine::sweep_blocks(txn, network, scope, blocks, now).await?;
             Ok(report)
         })
+        .await
     }
 
     async fn probe(&self) -> Result<(), StoreError> {
-        self.state().map(drop)
+        self.state().await.map(drop)
     }
 }
 

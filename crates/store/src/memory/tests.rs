@@ -34,6 +34,7 @@ async fn expiry_keeps_an_emptied_block_that_holds_an_address() {
             txn.insert(&held).await?;
             engine::expire_blocks(txn, "n", &GcScope::all_nodes(), &policy, 10_000).await
         })
+        .await
         .unwrap();
     assert!(released.is_empty());
     let kept = store.blocks("n").await.unwrap();
@@ -55,7 +56,7 @@ async fn a_failed_transaction_is_undone() {
         created_at: 0,
         node: None,
     };
-    store.write(async |txn| txn.insert(&a).await).unwrap();
+    store.write(async |txn| txn.insert(&a).await).await.unwrap();
     let block = Block {
         network: "n".into(),
         range_set: "s".into(),
@@ -66,18 +67,23 @@ async fn a_failed_transaction_is_undone() {
         emptied_at: None,
         cursor: None,
     };
-    let err = store.write(async |txn| {
-        txn.delete_attachment(&a.key()).await?;
-        txn.set_cursor("n", "s", ip("10.0.0.9")).await?;
-        txn.insert_block(&block).await?;
-        Err::<(), _>(StoreError::Busy {
-            reason: "test".into(),
+    let err = store
+        .write(async |txn| {
+            txn.delete_attachment(&a.key()).await?;
+            txn.set_cursor("n", "s", ip("10.0.0.9")).await?;
+            txn.insert_block(&block).await?;
+            Err::<(), _>(StoreError::Busy {
+                reason: "test".into(),
+            })
         })
-    });
+        .await;
     assert!(err.is_err());
     assert_eq!(store.list("n").await.unwrap(), vec![a]);
     assert!(store.blocks("n").await.unwrap().is_empty());
-    let cursor = store.write(async |txn| txn.cursor("n", "s").await).unwrap();
+    let cursor = store
+        .write(async |txn| txn.cursor("n", "s").await)
+        .await
+        .unwrap();
     assert_eq!(cursor, None);
 }
 
@@ -105,6 +111,7 @@ async fn gc_marks_a_block_left_empty_unmarked() {
     for key in &forgotten {
         store
             .write(async |txn| txn.delete_attachment(key).await)
+            .await
             .unwrap();
     }
     crate::conformance::unmarked_block_check(&store, &forgotten).await;

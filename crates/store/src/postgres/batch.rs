@@ -16,9 +16,8 @@ use std::sync::Arc;
 use plexus_ipam_core::range::RangeSet;
 use tokio_postgres::Client;
 
-use super::txn::{NetworkLock, PgTxn};
+use super::txn::NetworkLock;
 use super::{PostgresStore, Shared};
-use crate::engine;
 use crate::error::StoreError;
 use crate::store::Store;
 use crate::types::{Allocation, AttachmentKey, Claim, ClaimContext, ClaimRequest, Owner};
@@ -55,14 +54,14 @@ struct OwnedRequest {
 
 /// Whether `requests` can share one transaction: two or more, of one network and one
 /// node, with blocks (the node's lock lets other nodes claim meanwhile). Without blocks a
-/// claim takes the network's exclusive lock: a batch would hold it longer, and the CNI 1.1
-/// talk's table has no blocks at all.
+/// claim takes the network's exclusive lock: a batch would hold it longer, and a layout
+/// may have no blocks at all.
 fn shareable(store: &PostgresStore, requests: &[ClaimRequest<'_>]) -> bool {
     let Some(first) = requests.first() else {
         return false;
     };
     requests.len() > 1
-        && !store.shared.is_talk()
+        && store.shared.tables.has_blocks()
         && requests.iter().all(|r| {
             r.ctx.blocks.enabled
                 && r.key.network == first.key.network
@@ -122,16 +121,19 @@ impl Shared {
         })?;
         let lock = NetworkLock::Node(&first.ctx.node);
         let txn = self.begin(client, &first.key.network, lock, true).await?;
-        let mut pg = PgTxn {
-            client: txn.client(),
-            ctx: &self.ctx,
-            history_limit: self.cfg.history_limit,
-        };
         let mut answers = Vec::with_capacity(requests.len());
         for request in requests {
             let claims: Vec<Claim<'_>> = request.claims.iter().map(OwnedClaim::borrow).collect();
             answers.push(
-                engine::claim_all(&mut pg, &request.key, &request.owner, &claims, &request.ctx)
+                self.tables
+                    .claim(
+                        txn.client(),
+                        &self.ctx,
+                        &request.key,
+                        &request.owner,
+                        &claims,
+                        &request.ctx,
+                    )
                     .await?,
             );
         }

@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
+use crate::common::{self, Secret, json_kind};
 use crate::error::StoreError;
 
 /// Default PostgreSQL port.
@@ -113,28 +114,6 @@ impl fmt::Debug for PasswordSource {
     }
 }
 
-/// A secret string whose `Debug` output is `<redacted>`. It has no `Display`.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps `value`.
-    pub fn new(value: impl Into<String>) -> Self {
-        Secret(value.into())
-    }
-
-    /// The secret itself, for the one place that sends it to the server.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
-
 /// libpq's `sslmode` values. Unlike libpq, a certificate is ALWAYS verified when TLS is
 /// used: `prefer` and `require` check it like `verify-full`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -172,9 +151,19 @@ pub enum Layout {
     /// plexus's own versioned schema (`plexus_*` tables).
     #[default]
     Native,
-    /// The `ips` table of the CNI 1.1 talk's IPAM plugin (`"layout": "cni-1.1-talk"`): one
-    /// network, one address per container.
-    Cni11Talk,
+    /// The `ips` table of the CNI 1.1 talk's IPAM plugin (`"layout": "ips-table"`, also
+    /// spelled `"cni-1.1-talk"`): one network, one address per container.
+    IpsTable,
+}
+
+impl Layout {
+    /// The spelling of the layout in the configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Layout::Native => "native",
+            Layout::IpsTable => "ips-table",
+        }
+    }
 }
 
 /// Parses the `"store"` object whose `type` is `postgres`.
@@ -274,18 +263,7 @@ fn non_empty_string(field: &str, value: &Value) -> Result<String, StoreError> {
 }
 
 fn absolute_path(field: &str, value: &Value) -> Result<PathBuf, StoreError> {
-    let path = PathBuf::from(non_empty_string(field, value)?);
-    // The plugin's working directory is whatever the container runtime left it in.
-    if !path.is_absolute() {
-        return Err(StoreError::config(
-            field,
-            format!(
-                "must be an absolute path, found {:?}",
-                path.display().to_string()
-            ),
-        ));
-    }
-    Ok(path)
+    common::absolute(field, PathBuf::from(non_empty_string(field, value)?))
 }
 
 fn parse_port(field: &str, value: &Value) -> Result<u16, StoreError> {
@@ -334,22 +312,12 @@ fn parse_sslmode(field: &str, value: &Value) -> Result<SslMode, StoreError> {
 fn parse_layout(field: &str, value: &Value) -> Result<Layout, StoreError> {
     match value.as_str() {
         Some("native") => Ok(Layout::Native),
-        Some("cni-1.1-talk") => Ok(Layout::Cni11Talk),
+        // The old spelling, after the talk that introduced the table: still accepted.
+        Some("ips-table" | "cni-1.1-talk") => Ok(Layout::IpsTable),
         _ => Err(StoreError::config(
             field,
-            format!("must be \"native\" or \"cni-1.1-talk\", found {value}"),
+            format!("must be \"native\" or \"ips-table\", found {value}"),
         )),
-    }
-}
-
-fn json_kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
     }
 }
 
@@ -378,7 +346,7 @@ mod tests {
             "type": "postgres", "host": "db.example", "port": 6432, "dbname": "ipam",
             "user": "cni", "password_file": "/etc/plexus/pg", "sslmode": "verify-full",
             "ca_file": "/etc/plexus/ca.pem", "cert_file": "/etc/plexus/c.pem",
-            "key_file": "/etc/plexus/k.pem", "timeout_ms": 2500, "layout": "cni-1.1-talk"
+            "key_file": "/etc/plexus/k.pem", "timeout_ms": 2500, "layout": "ips-table"
         }))
         .unwrap();
         assert_eq!(cfg.host, "db.example");
@@ -394,8 +362,16 @@ mod tests {
         assert_eq!(cfg.cert_file, Some(PathBuf::from("/etc/plexus/c.pem")));
         assert_eq!(cfg.key_file, Some(PathBuf::from("/etc/plexus/k.pem")));
         assert_eq!(cfg.timeout, Duration::from_millis(2500));
-        assert_eq!(cfg.layout, Layout::Cni11Talk);
+        assert_eq!(cfg.layout, Layout::IpsTable);
         assert_eq!(cfg.endpoint(), "db.example:6432");
+    }
+
+    #[test]
+    fn the_old_layout_spelling_is_an_alias() {
+        let cfg = parse_value(json!({"host": "h", "layout": "cni-1.1-talk"})).unwrap();
+        assert_eq!(cfg.layout, Layout::IpsTable);
+        assert_eq!(cfg.layout.as_str(), "ips-table");
+        assert_eq!(Layout::Native.as_str(), "native");
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Connections: one short-lived connection per call (plugin processes) or a pool (the
-//! long-running daemon), the per-call deadline, and bounded retries of contended
-//! transactions.
+//! long-running daemon), the per-call deadline, and retries of contended transactions
+//! with the shared [`Backoff`] until that deadline.
 
 use std::future::Future;
 use std::io::ErrorKind;
@@ -16,14 +16,8 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 use super::config::{PasswordSource, PostgresConfig, SslMode};
 use super::errors::ErrCtx;
 use super::{statements, tls};
+use crate::backoff::Backoff;
 use crate::error::StoreError;
-
-/// Attempts of one operation when the server reports contention (serialization failure,
-/// deadlock, too many connections) before giving up with [`StoreError::Busy`].
-const MAX_ATTEMPTS: u32 = 6;
-
-/// First pause between attempts; doubled each time, jittered by ±50 %.
-const FIRST_BACKOFF: Duration = Duration::from_millis(4);
 
 /// A boxed future borrowing the client, as operations return it.
 pub(crate) type OpFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
@@ -212,7 +206,9 @@ where
     }
 }
 
-/// Runs `op` on a connection from `source` within `cfg.timeout`, retrying contention.
+/// Runs `op` on a connection from `source` within `cfg.timeout`, retrying contention
+/// (serialization failure, deadlock, too many connections) until that deadline, after
+/// which the call ends with [`StoreError::Busy`].
 ///
 /// `prepare` runs once per connection before the first attempt (the schema check).
 pub(crate) async fn run<T>(
@@ -223,10 +219,23 @@ pub(crate) async fn run<T>(
     prepare: impl for<'c> Fn(&'c mut Client) -> OpFuture<'c, ()>,
     op: impl for<'c> Fn(&'c mut Client) -> OpFuture<'c, T>,
 ) -> Result<T, StoreError> {
+    let mut backoff = Backoff::until(Instant::now() + cfg.timeout);
     let attempts = async {
-        let mut conn = source.connect(cfg, ctx).await?;
+        // A server refusing connections as busy (starting up, shutting down, too many
+        // clients) is tried again like a contended transaction.
+        let mut conn = loop {
+            let err = match source.connect(cfg, ctx).await {
+                Ok(conn) => break conn,
+                Err(err) => err,
+            };
+            if !err.is_transient() || !backoff.wait().await {
+                return Err(err);
+            }
+            tracing::debug!(%err, "server busy; connecting again");
+        };
         let cache = conn.statement_cache();
-        let result = statements::with_cache(cache, attempt_all(conn.client(), &prepare, &op)).await;
+        let attempts = attempt_all(conn.client(), backoff, &prepare, &op);
+        let result = statements::with_cache(cache, attempts).await;
         let healthy = !matches!(result, Err(StoreError::Unavailable { .. }));
         conn.finish(healthy).await;
         result
@@ -240,29 +249,22 @@ pub(crate) async fn run<T>(
 
 async fn attempt_all<T>(
     client: &mut Client,
+    mut backoff: Backoff,
     prepare: &impl for<'c> Fn(&'c mut Client) -> OpFuture<'c, ()>,
     op: &impl for<'c> Fn(&'c mut Client) -> OpFuture<'c, T>,
 ) -> Result<T, StoreError> {
     prepare(client).await?;
-    let started = Instant::now();
-    let mut backoff = FIRST_BACKOFF;
-    let mut attempt = 1;
     loop {
         match op(client).await {
-            Err(err) if err.is_transient() && attempt < MAX_ATTEMPTS => {
-                tracing::debug!(%err, attempt, elapsed_ms = started.elapsed().as_millis(), "retrying");
-                tokio::time::sleep(jittered(backoff)).await;
-                backoff *= 2;
-                attempt += 1;
+            Err(err) if err.is_transient() => {
+                tracing::debug!(%err, attempt = backoff.failures() + 1, "contended; retrying");
+                if !backoff.wait().await {
+                    return Err(err);
+                }
             }
             other => return other,
         }
     }
-}
-
-/// `base` scaled by a random factor in [0.5, 1.5), so that racing writers spread out.
-fn jittered(base: Duration) -> Duration {
-    base.mul_f64(rand::random_range(0.5..1.5))
 }
 
 #[cfg(test)]
@@ -299,6 +301,83 @@ mod tests {
         assert!(err.to_string().contains("/nonexistent/pg-pw"), "{err}");
     }
 
+    /// A fake server that refuses every connection as PostgreSQL does while it starts up
+    /// or shuts down (FATAL, SQLSTATE 57P03), counting the connections it was offered.
+    async fn shutting_down_server() -> (u16, Arc<std::sync::atomic::AtomicUsize>) {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let offered = Arc::new(AtomicUsize::new(0));
+        let counter = offered.clone();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                counter.fetch_add(1, Ordering::SeqCst);
+                // The startup message: its length (itself included), then the rest.
+                let mut len = [0u8; 4];
+                if socket.read_exact(&mut len).await.is_err() {
+                    continue;
+                }
+                let mut rest = vec![0u8; (u32::from_be_bytes(len) as usize).saturating_sub(4)];
+                if socket.read_exact(&mut rest).await.is_err() {
+                    continue;
+                }
+                let mut fields = Vec::new();
+                for (tag, value) in [
+                    (b'S', "FATAL"),
+                    (b'V', "FATAL"),
+                    (b'C', "57P03"),
+                    (b'M', "the database system is shutting down"),
+                ] {
+                    fields.push(tag);
+                    fields.extend_from_slice(value.as_bytes());
+                    fields.push(0);
+                }
+                fields.push(0);
+                let mut message = vec![b'E'];
+                message.extend_from_slice(&(fields.len() as u32 + 4).to_be_bytes());
+                message.extend_from_slice(&fields);
+                let _ = socket.write_all(&message).await;
+            }
+        });
+        (port, offered)
+    }
+
+    fn nothing(_: &mut Client) -> OpFuture<'_, ()> {
+        Box::pin(async { Ok(()) })
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_server_refusing_connections_as_busy_is_connected_again_until_the_deadline() {
+        let (port, offered) = shutting_down_server().await;
+        let mut cfg = PostgresConfig::new("127.0.0.1");
+        cfg.port = port;
+        cfg.sslmode = SslMode::Disable;
+        cfg.timeout = Duration::from_millis(400);
+        let ctx = ErrCtx {
+            endpoint: cfg.endpoint(),
+            dbname: cfg.dbname.clone(),
+            timeout: cfg.timeout,
+            secret: None,
+            sslmode: cfg.sslmode,
+        };
+        let source = Source::direct(&cfg).unwrap();
+        let started = Instant::now();
+        let got = run(&source, &cfg, &ctx, "the probe", nothing, nothing).await;
+        let elapsed = started.elapsed();
+        assert!(matches!(got, Err(StoreError::Busy { .. })), "{got:?}");
+        let offered = offered.load(std::sync::atomic::Ordering::SeqCst);
+        // Pauses of 2-4, 4-8, 8-16, ... ms: far more than two attempts fit in 400 ms.
+        assert!(offered >= 3, "connected only {offered} times");
+        // It gave up only when the next pause (at most 128 ms) would pass the deadline.
+        assert!(
+            elapsed >= Duration::from_millis(250),
+            "gave up early: {elapsed:?}"
+        );
+        assert!(elapsed < Duration::from_millis(900), "overran: {elapsed:?}");
+    }
+
     #[test]
     fn server_side_timeouts_follow_the_deadline() {
         let mut cfg = PostgresConfig::new("db");
@@ -312,16 +391,5 @@ mod tests {
             "{options}"
         );
         assert_eq!(pg.get_connect_timeout(), Some(&Duration::from_millis(1500)));
-    }
-
-    #[test]
-    fn jitter_stays_within_half_to_one_and_a_half() {
-        for _ in 0..1000 {
-            let d = jittered(Duration::from_millis(100));
-            assert!(
-                (Duration::from_millis(50)..Duration::from_millis(150)).contains(&d),
-                "{d:?}"
-            );
-        }
     }
 }

@@ -8,7 +8,8 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use super::server_tests::owner;
-use super::server_tests::pg_support::PgServer;
+use super::server_tests::pg_support::ServerConfig;
+use plexus_test_support::servers::postgres::PgServer;
 use tokio_postgres::NoTls;
 
 use super::txn::{NetworkLock, lock_network};

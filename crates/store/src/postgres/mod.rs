@@ -15,29 +15,31 @@
 //! - Writers of one network are coordinated by transaction-scoped advisory locks: claims
 //!   of different nodes run side by side, whole-network operations alone (see `txn`);
 //!   uniqueness is enforced by the tables' constraints.
-//! - All I/O runs on a worker thread owned by the store (see `executor`), so the store
+//! - Which tables hold the allocations is the layout's business (see `tables`): plexus's
+//!   own schema (`native`) or the CNI 1.1 talk's `ips` table (`ips_table`); this module
+//!   never asks which one it runs on.
+//! - All I/O runs on a worker thread owned by the store (see `crate::io_thread`), so the store
 //!   works from any caller runtime, including one without I/O or timers.
 
 mod batch;
+mod block_rows;
 mod config;
 mod connect;
 mod errors;
-mod executor;
+mod ips_table;
 #[cfg(test)]
 mod lock_tests;
-mod ops;
+mod native;
 mod records;
 mod rows;
 mod schema;
 #[cfg(test)]
 mod server_tests;
 mod statements;
-mod talk;
-mod talk_rows;
+mod tables;
 mod tls;
 mod txn;
 
-use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -48,11 +50,12 @@ use tokio_postgres::Client;
 use self::batch::OwnedClaim;
 use self::connect::{OpFuture, Source};
 use self::errors::ErrCtx;
-use self::executor::Executor;
-use self::txn::{NetworkLock, PgTxn};
+use self::tables::{GcPass, Tables};
+use self::txn::NetworkLock;
 use crate::engine;
 use crate::error::StoreError;
 use crate::gc_scope::GcScope;
+use crate::io_thread::Executor;
 use crate::records::{HistoryEvent, HistoryQuery, NetworkDeletion, NetworkRecord, PutMode};
 use crate::store::Store;
 use crate::types::{
@@ -60,23 +63,11 @@ use crate::types::{
 };
 
 pub use self::config::{
-    DEFAULT_PG_PORT, DEFAULT_PG_TIMEOUT, Layout, PasswordSource, PostgresConfig, Secret, SslMode,
+    DEFAULT_PG_PORT, DEFAULT_PG_TIMEOUT, Layout, PasswordSource, PostgresConfig, SslMode,
 };
 pub use self::schema::LATEST_VERSION;
 
 pub(crate) use self::config::parse as parse_config;
-
-/// The arguments of one GC, handed down to its sweep.
-#[derive(Clone, Copy)]
-struct GcPass<'a> {
-    network: &'a str,
-    valid: &'a [(String, String)],
-    scope: &'a GcScope,
-    policy: &'a BlockPolicy,
-    now: i64,
-}
-/// Savepoint isolating one attachment of a GC sweep.
-const GC_SAVEPOINT: &str = "plexus_gc_one";
 
 /// The PostgreSQL backend (see the module docs). `Send + Sync`; cheap to keep open.
 pub struct PostgresStore {
@@ -98,6 +89,8 @@ struct Shared {
     cfg: PostgresConfig,
     source: Source,
     ctx: ErrCtx,
+    /// The tables of the configured layout.
+    tables: Box<dyn Tables>,
     /// Set once this store has seen the schema current: later connections skip the check.
     schema_ready: AtomicBool,
 }
@@ -133,9 +126,10 @@ impl PostgresStore {
                 cfg: cfg.clone(),
                 source,
                 ctx,
+                tables: tables::of(cfg),
                 schema_ready: AtomicBool::new(false),
             }),
-            executor: Executor::start()?,
+            executor: Executor::start("PostgreSQL")?,
         })
     }
 
@@ -177,20 +171,13 @@ impl Shared {
         if self.schema_ready.load(Ordering::Acquire) {
             return Ok(());
         }
-        match self.cfg.layout {
-            config::Layout::Native => schema::ensure_current(client, &self.ctx).await?,
-            config::Layout::Cni11Talk => talk::ensure_ready(client, &self.ctx).await?,
-        }
+        self.tables.prepare(client, &self.ctx).await?;
         self.schema_ready.store(true, Ordering::Release);
         Ok(())
     }
 
-    fn is_talk(&self) -> bool {
-        self.cfg.layout == config::Layout::Cni11Talk
-    }
-
-    /// Opens a transaction holding the write lock of `network` in `mode` (native) or of
-    /// the table (talk, always exclusive; the network is checked, and bound when `bind`).
+    /// Opens a transaction holding the layout's write lock of `network` in `mode`; `bind`
+    /// for writes of allocations.
     async fn begin<'c>(
         &self,
         client: &'c mut Client,
@@ -199,12 +186,9 @@ impl Shared {
         bind: bool,
     ) -> Result<tokio_postgres::Transaction<'c>, StoreError> {
         let txn = client.transaction().await.map_err(|e| self.ctx.map(&e))?;
-        if self.is_talk() {
-            talk::lock(txn.client(), &self.ctx).await?;
-            talk::check_network(txn.client(), &self.ctx, network, bind).await?;
-        } else {
-            txn::lock_network(txn.client(), &self.ctx, network, mode).await?;
-        }
+        self.tables
+            .lock(txn.client(), &self.ctx, network, mode, bind)
+            .await?;
         Ok(txn)
     }
 
@@ -221,9 +205,7 @@ impl Shared {
         ctx: &ClaimContext,
     ) -> Result<Vec<Allocation>, StoreError> {
         let claims: Vec<Claim<'_>> = claims.iter().map(OwnedClaim::borrow).collect();
-        if self.is_talk() {
-            talk::check_claimable(key, claims.len())?;
-        }
+        self.tables.check_claim(key, claims.len())?;
         // With blocks, a claim mostly stays inside its node's blocks: nodes run side by
         // side. Without, every claim moves the set's one cursor: one at a time.
         let mode = if ctx.blocks.enabled {
@@ -232,39 +214,10 @@ impl Shared {
             NetworkLock::Exclusive
         };
         let txn = self.begin(client, &key.network, mode, true).await?;
-        let allocations = if self.is_talk() {
-            let sets = claims
-                .iter()
-                .map(|c| (c.range_set().id(), c.range_set()))
-                .collect::<BTreeMap<_, _>>();
-            let mut talk = talk::TalkTxn {
-                client: txn.client(),
-                ctx: &self.ctx,
-                sets,
-            };
-            // The talk's table has no blocks: every dynamic claim searches the whole set.
-            let ctx = ClaimContext {
-                blocks: BlockPolicy::disabled(),
-                ..ctx.clone()
-            };
-            let claimed = engine::claim_all(&mut talk, key, owner, &claims, &ctx).await?;
-            // Return what a later read returns: the table keeps no owner, node or set id.
-            let mut read_back = Vec::with_capacity(claimed.len());
-            for a in &claimed {
-                let row = talk_rows::holder(txn.client(), &self.ctx, &key.network, a.ip).await?;
-                read_back.push(row.ok_or_else(|| StoreError::Internal {
-                    reason: format!("claimed {} is not in table ips", a.ip),
-                })?);
-            }
-            read_back
-        } else {
-            let mut pg = PgTxn {
-                client: txn.client(),
-                ctx: &self.ctx,
-                history_limit: self.cfg.history_limit,
-            };
-            engine::claim_all(&mut pg, key, owner, &claims, ctx).await?
-        };
+        let allocations = self
+            .tables
+            .claim(txn.client(), &self.ctx, key, owner, &claims, ctx)
+            .await?;
         self.commit(txn).await?;
         Ok(allocations)
     }
@@ -278,16 +231,10 @@ impl Shared {
         let txn = self
             .begin(client, &key.network, NetworkLock::Shared, true)
             .await?;
-        let released = if self.is_talk() {
-            talk_rows::delete_attachment(txn.client(), &self.ctx, key).await?
-        } else {
-            let mut pg = PgTxn {
-                client: txn.client(),
-                ctx: &self.ctx,
-                history_limit: self.cfg.history_limit,
-            };
-            engine::release(&mut pg, key, now).await?
-        };
+        let released = self
+            .tables
+            .release(txn.client(), &self.ctx, key, now)
+            .await?;
         self.commit(txn).await?;
         Ok(released)
     }
@@ -296,87 +243,9 @@ impl Shared {
         let txn = self
             .begin(client, pass.network, NetworkLock::Exclusive, true)
             .await?;
-        let report = if self.is_talk() {
-            let mut talk = talk::TalkTxn {
-                client: txn.client(),
-                ctx: &self.ctx,
-                sets: BTreeMap::new(),
-            };
-            let no_blocks = BlockPolicy::disabled();
-            let pass = GcPass {
-                policy: &no_blocks,
-                ..*pass
-            };
-            self.sweep(txn.client(), &mut talk, &pass).await?
-        } else {
-            let mut pg = PgTxn {
-                client: txn.client(),
-                ctx: &self.ctx,
-                history_limit: self.cfg.history_limit,
-            };
-            self.sweep(txn.client(), &mut pg, pass).await?
-        };
+        let report = self.tables.gc(txn.client(), &self.ctx, pass).await?;
         self.commit(txn).await?;
         Ok(report)
-    }
-
-    /// Releases the stale attachments one savepoint each (one failing attachment is
-    /// reported and rolled back alone), then the blocks empty past their grace period.
-    async fn sweep<T: engine::StoreTxn>(
-        &self,
-        client: &Client,
-        txn: &mut T,
-        pass: &GcPass<'_>,
-    ) -> Result<GcReport, StoreError> {
-        let GcPass {
-            network,
-            valid,
-            scope,
-            policy,
-            now,
-        } = *pass;
-        let stale = engine::stale_attachments(txn.attachments_of(network).await?, valid, scope);
-        let mut report = GcReport::default();
-        let sql = async |statement: String| {
-            client
-                .batch_execute(&statement)
-                .await
-                .map_err(|e| self.ctx.map(&e))
-        };
-        for (container_id, ifname) in stale {
-            let key = AttachmentKey::new(network, container_id, ifname);
-            sql(format!("SAVEPOINT {GC_SAVEPOINT}")).await?;
-            match engine::release(txn, &key, now).await {
-                Ok(released) => {
-                    sql(format!("RELEASE SAVEPOINT {GC_SAVEPOINT}")).await?;
-                    report.released.extend(released);
-                }
-                Err(err) if engine::is_store_wide(&err) => return Err(err),
-                Err(err) => {
-                    sql(format!(
-                        "ROLLBACK TO SAVEPOINT {GC_SAVEPOINT}; RELEASE SAVEPOINT {GC_SAVEPOINT}"
-                    ))
-                    .await?;
-                    report.errors.push(format!(
-                        "container {} interface {}: {err}",
-                        key.container_id, key.ifname
-                    ));
-                }
-            }
-        }
-        report
-            .released
-            .sort_by_key(|a| plexus_ipam_core::addr::key(a.ip));
-        report.released_blocks = engine::sweep_blocks(txn, network, scope, policy, now).await?;
-        Ok(report)
-    }
-
-    /// Reads need no lock; in the talk layout they check the network (without binding).
-    async fn check_read(&self, client: &Client, network: &str) -> Result<(), StoreError> {
-        if self.is_talk() {
-            talk::check_network(client, &self.ctx, network, false).await?;
-        }
-        Ok(())
     }
 }
 
@@ -421,14 +290,7 @@ impl Store for PostgresStore {
         let key = Arc::new(key.clone());
         self.run("the attachment query", move |client, shared| {
             let key = key.clone();
-            Box::pin(async move {
-                shared.check_read(client, &key.network).await?;
-                if shared.is_talk() {
-                    talk_rows::attachment(client, &shared.ctx, &key).await
-                } else {
-                    rows::attachment(client, &shared.ctx, &key).await
-                }
-            })
+            Box::pin(async move { shared.tables.attachment(client, &shared.ctx, &key).await })
         })
         .await
     }
@@ -438,12 +300,10 @@ impl Store for PostgresStore {
         self.run("the holder query", move |client, shared| {
             let network = network.clone();
             Box::pin(async move {
-                shared.check_read(client, &network).await?;
-                if shared.is_talk() {
-                    talk_rows::holder(client, &shared.ctx, &network, ip).await
-                } else {
-                    rows::holder(client, &shared.ctx, &network, ip).await
-                }
+                shared
+                    .tables
+                    .holder(client, &shared.ctx, &network, ip)
+                    .await
             })
         })
         .await
@@ -453,14 +313,7 @@ impl Store for PostgresStore {
         let network: Arc<str> = network.into();
         self.run("the list query", move |client, shared| {
             let network = network.clone();
-            Box::pin(async move {
-                shared.check_read(client, &network).await?;
-                if shared.is_talk() {
-                    talk_rows::list(client, &shared.ctx, &network).await
-                } else {
-                    rows::list(client, &shared.ctx, &network).await
-                }
-            })
+            Box::pin(async move { shared.tables.list(client, &shared.ctx, &network).await })
         })
         .await
     }
@@ -476,20 +329,10 @@ impl Store for PostgresStore {
         self.run("the count query", move |client, shared| {
             let (ranges, network) = (ranges.clone(), network.clone());
             Box::pin(async move {
-                shared.check_read(client, &network).await?;
-                let mut sum = 0;
-                for &(lo, hi) in ranges.iter() {
-                    sum += if shared.is_talk() {
-                        let (lo, hi) = (
-                            plexus_ipam_core::addr::from_key(lo),
-                            plexus_ipam_core::addr::from_key(hi),
-                        );
-                        talk_rows::count_between(client, &shared.ctx, lo, hi).await?
-                    } else {
-                        rows::count_between(client, &shared.ctx, &network, lo, hi).await?
-                    };
-                }
-                Ok(sum)
+                shared
+                    .tables
+                    .count_between(client, &shared.ctx, &network, &ranges)
+                    .await
             })
         })
         .await
@@ -502,10 +345,16 @@ impl Store for PostgresStore {
         hi: IpAddr,
         limit: usize,
     ) -> Result<Vec<Allocation>, StoreError> {
+        let ranges: Arc<[(u128, u128)]> = engine::family_key_ranges(lo, hi)?.into();
         let network: Arc<str> = network.into();
         self.run("the page query", move |client, shared| {
-            let network = network.clone();
-            Box::pin(async move { shared.list_between(client, &network, lo, hi, limit).await })
+            let (ranges, network) = (ranges.clone(), network.clone());
+            Box::pin(async move {
+                shared
+                    .tables
+                    .list_between(client, &shared.ctx, &network, &ranges, limit)
+                    .await
+            })
         })
         .await
     }
@@ -519,7 +368,13 @@ impl Store for PostgresStore {
         let args = Arc::new((name.to_string(), definition.clone()));
         self.run("the network write", move |client, shared| {
             let args = args.clone();
-            Box::pin(async move { shared.put_network(client, &args.0, &args.1, mode).await })
+            Box::pin(async move {
+                let (name, definition) = &*args;
+                shared
+                    .tables
+                    .put_network(client, &shared.ctx, name, definition, mode)
+                    .await
+            })
         })
         .await
     }
@@ -529,7 +384,12 @@ impl Store for PostgresStore {
         let found = self
             .run("the network query", move |client, shared| {
                 let name = name.clone();
-                Box::pin(async move { shared.read_networks(client, Some(&name)).await })
+                Box::pin(async move {
+                    shared
+                        .tables
+                        .read_networks(client, &shared.ctx, Some(&name))
+                        .await
+                })
             })
             .await?;
         Ok(found.into_iter().next())
@@ -537,20 +397,14 @@ impl Store for PostgresStore {
 
     async fn networks(&self) -> Result<Vec<NetworkRecord>, StoreError> {
         self.run("the network list", |client, shared| {
-            Box::pin(async move { shared.read_networks(client, None).await })
+            Box::pin(async move { shared.tables.read_networks(client, &shared.ctx, None).await })
         })
         .await
     }
 
     async fn allocated_networks(&self) -> Result<Vec<String>, StoreError> {
         self.run("the allocated networks query", |client, shared| {
-            Box::pin(async move {
-                if shared.is_talk() {
-                    talk::allocated_networks(client, &shared.ctx).await
-                } else {
-                    rows::allocated_networks(client, &shared.ctx).await
-                }
-            })
+            Box::pin(async move { shared.tables.allocated_networks(client, &shared.ctx).await })
         })
         .await
     }
@@ -559,7 +413,12 @@ impl Store for PostgresStore {
         let name: Arc<str> = name.into();
         self.run("the network deletion", move |client, shared| {
             let name = name.clone();
-            Box::pin(async move { shared.delete_network(client, &name, force).await })
+            Box::pin(async move {
+                shared
+                    .tables
+                    .delete_network(client, &shared.ctx, &name, force)
+                    .await
+            })
         })
         .await
     }
@@ -568,7 +427,7 @@ impl Store for PostgresStore {
         let query = Arc::new(query.clone());
         self.run("the history query", move |client, shared| {
             let query = query.clone();
-            Box::pin(async move { shared.history(client, &query).await })
+            Box::pin(async move { shared.tables.history(client, &shared.ctx, &query).await })
         })
         .await
     }
@@ -577,7 +436,12 @@ impl Store for PostgresStore {
         let events: Arc<[HistoryEvent]> = events.into();
         self.run("the history import", move |client, shared| {
             let events = events.clone();
-            Box::pin(async move { shared.record_history(client, &events).await })
+            Box::pin(async move {
+                shared
+                    .tables
+                    .record_history(client, &shared.ctx, &events)
+                    .await
+            })
         })
         .await
     }
@@ -586,14 +450,7 @@ impl Store for PostgresStore {
         let network: Arc<str> = network.into();
         self.run("the block query", move |client, shared| {
             let network = network.clone();
-            Box::pin(async move {
-                shared.check_read(client, &network).await?;
-                if shared.is_talk() {
-                    Ok(Vec::new())
-                } else {
-                    rows::blocks(client, &shared.ctx, &network).await
-                }
-            })
+            Box::pin(async move { shared.tables.blocks(client, &shared.ctx, &network).await })
         })
         .await
     }
@@ -628,11 +485,7 @@ impl Store for PostgresStore {
         self.run("the health probe", |client, shared| {
             Box::pin(async move {
                 let now = crate::types::unix_now();
-                if shared.is_talk() {
-                    talk_rows::set_value(client, &shared.ctx, "heartbeat", &now.to_string()).await
-                } else {
-                    rows::heartbeat(client, &shared.ctx, now).await
-                }
+                shared.tables.heartbeat(client, &shared.ctx, now).await
             })
         })
         .await

@@ -1,12 +1,13 @@
 //! Tests against the shared PostgreSQL of `scripts/with-servers` that need the crate's
 //! internals: the conformance suite on both layouts (fresh databases per check), racing
-//! first calls on an empty database, and the `cni-1.1-talk` layout. Without a server they
+//! first calls on an empty database, and the `ips-table` layout. Without a server they
 //! print `SKIPPED` and pass, unless `PLEXUS_REQUIRE_SERVERS=1`.
 
 #[path = "../../tests/support/postgres.rs"]
 pub(super) mod pg_support;
 
-use pg_support::PgServer;
+use pg_support::ServerConfig;
+use plexus_test_support::servers::postgres::PgServer;
 
 use super::*;
 use crate::conformance::{Fresh, ip, range_set};
@@ -45,15 +46,15 @@ mod conformance {
     conformance_tests!(POSTGRES);
 }
 
-/// The conformance suite on the `cni-1.1-talk` layout (the talk's `ips` table), one test
+/// The conformance suite on the `ips-table` layout (the CNI 1.1 talk's `ips` table), one test
 /// per check; what the table cannot hold is listed with the refusal that proves it.
-mod conformance_talk {
+mod conformance_ips_table {
     use super::{Layout, fresh_databases};
     use crate::conformance::list::conformance_tests;
     use crate::conformance::{Backend, Capability, Lack, Refusal};
 
     /// What the talk's table cannot hold (`docs/stores.md`, "Compatibility layout").
-    const TALK_LACKS: &[Lack] = &[
+    const IPS_TABLE_LACKS: &[Lack] = &[
         Lack {
             capability: Capability::ManyNetworks,
             reason: "the ips table holds the addresses of one network, bound by its first write",
@@ -82,13 +83,13 @@ mod conformance_talk {
         },
     ];
 
-    const TALK: Backend = Backend {
-        name: "PostgreSQL cni-1.1-talk",
-        lacks: TALK_LACKS,
-        fresh: |check| fresh_databases(check, Layout::Cni11Talk),
+    const IPS_TABLE: Backend = Backend {
+        name: "PostgreSQL ips-table",
+        lacks: IPS_TABLE_LACKS,
+        fresh: |check| fresh_databases(check, Layout::IpsTable),
     };
 
-    conformance_tests!(TALK);
+    conformance_tests!(IPS_TABLE);
 }
 
 #[tokio::test]
@@ -253,11 +254,11 @@ async fn racing_first_calls_migrate_an_empty_database_once() {
     assert_eq!(seen.len(), 8);
 }
 
-/// A store of the talk layout on a fresh database, and the server.
-fn talk_store(test: &str) -> Option<(PgServer, PostgresConfig, PostgresStore)> {
+/// A store of the ips-table layout on a fresh database, and the server.
+fn ips_table_store(test: &str) -> Option<(PgServer, PostgresConfig, PostgresStore)> {
     let server = PgServer::shared(test)?;
     let mut cfg = server.fresh_database(test);
-    cfg.layout = Layout::Cni11Talk;
+    cfg.layout = Layout::IpsTable;
     let store = PostgresStore::open(&cfg).unwrap();
     Some((server, cfg, store))
 }
@@ -292,8 +293,8 @@ fn config_reason(err: StoreError) -> String {
 }
 
 #[tokio::test]
-async fn talk_layout_writes_rows_the_talk_plugin_reads() {
-    let Some((server, cfg, store)) = talk_store("talk_rows") else {
+async fn ips_table_layout_writes_rows_the_talk_plugin_reads() {
+    let Some((server, cfg, store)) = ips_table_store("talk_rows") else {
         return;
     };
     let set = range_set("192.168.200.0/24");
@@ -399,8 +400,8 @@ async fn talk_layout_writes_rows_the_talk_plugin_reads() {
 /// A table prepared by an older plexus (no `plexus_node` column) gets the column on the
 /// next open, and its rows read as "node unknown": no node's GC collects them.
 #[tokio::test]
-async fn talk_layout_adds_the_node_column_to_an_older_table() {
-    let Some((server, cfg, store)) = talk_store("talk_node_migration") else {
+async fn ips_table_layout_adds_the_node_column_to_an_older_table() {
+    let Some((server, cfg, store)) = ips_table_store("talk_node_migration") else {
         return;
     };
     let set = range_set("192.168.210.0/24");
@@ -439,8 +440,8 @@ async fn talk_layout_adds_the_node_column_to_an_older_table() {
 }
 
 #[tokio::test]
-async fn talk_layout_says_what_the_table_cannot_hold() {
-    let Some((_server, _cfg, store)) = talk_store("talk_limits") else {
+async fn ips_table_layout_says_what_the_table_cannot_hold() {
+    let Some((_server, _cfg, store)) = ips_table_store("talk_limits") else {
         return;
     };
     let (v4, v6) = (range_set("10.80.0.0/24"), range_set("fd00:80::/120"));
@@ -488,8 +489,8 @@ async fn talk_layout_says_what_the_table_cannot_hold() {
 }
 
 #[tokio::test]
-async fn talk_layout_reports_an_unparsable_row_as_corrupt() {
-    let Some((server, cfg, store)) = talk_store("talk_corrupt") else {
+async fn ips_table_layout_reports_an_unparsable_row_as_corrupt() {
+    let Some((server, cfg, store)) = ips_table_store("talk_corrupt") else {
         return;
     };
     // The talk's own table, made by its plugin before plexus ever ran, with a bad value:

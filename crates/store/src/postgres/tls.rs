@@ -5,12 +5,12 @@
 //! TLS mode checks chain and name. Client certificates come from `cert_file`/`key_file`.
 
 use std::fs::File;
-use std::io::BufReader;
 use std::path::Path;
 use std::sync::Arc;
 
 use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::pem::{self, PemObject};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 
@@ -59,14 +59,13 @@ pub(crate) fn client_config(cfg: &PostgresConfig) -> Result<Option<ClientConfig>
     Ok(Some(config))
 }
 
-fn open(path: &Path, field: &str) -> Result<BufReader<File>, StoreError> {
+fn open(path: &Path, field: &str) -> Result<File, StoreError> {
     File::open(path)
-        .map(BufReader::new)
         .map_err(|e| StoreError::config(field, format!("cannot read {}: {e}", path.display())))
 }
 
 fn certs_from_file(path: &Path, field: &str) -> Result<Vec<CertificateDer<'static>>, StoreError> {
-    let certs: Vec<CertificateDer<'static>> = rustls_pemfile::certs(&mut open(path, field)?)
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_reader_iter(open(path, field)?)
         .collect::<Result<_, _>>()
         .map_err(|e| {
             StoreError::config(field, format!("{} is not valid PEM: {e}", path.display()))
@@ -113,16 +112,13 @@ fn system_roots() -> Result<RootCertStore, StoreError> {
 fn key_from_file(path: &Path) -> Result<PrivateKeyDer<'static>, StoreError> {
     let field = "ipam.store.key_file";
     // The message names the file only: never the key material.
-    rustls_pemfile::private_key(&mut open(path, field)?)
-        .map_err(|e| {
-            StoreError::config(field, format!("{} is not valid PEM: {e}", path.display()))
-        })?
-        .ok_or_else(|| {
-            StoreError::config(
-                field,
-                format!("{} holds no PEM private key", path.display()),
-            )
-        })
+    PrivateKeyDer::from_pem_reader(open(path, field)?).map_err(|e| match e {
+        pem::Error::NoItemsFound => StoreError::config(
+            field,
+            format!("{} holds no PEM private key", path.display()),
+        ),
+        e => StoreError::config(field, format!("{} is not valid PEM: {e}", path.display())),
+    })
 }
 
 /// `verify-ca`: the chain must lead to a trusted root; the name in it is not checked.

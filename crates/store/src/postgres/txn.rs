@@ -26,7 +26,7 @@ use tokio_postgres::types::Type;
 
 use super::errors::ErrCtx;
 use super::statements;
-use super::{records, rows};
+use super::{block_rows, records, rows};
 use crate::engine::{self, StoreTxn};
 use crate::error::StoreError;
 use crate::gc_scope::AttachedRow;
@@ -196,7 +196,7 @@ impl StoreTxn for PgTxn<'_> {
         range_set: &str,
         node: &str,
     ) -> Result<Vec<Block>, StoreError> {
-        rows::node_blocks(self.client, self.ctx, network, range_set, node).await
+        block_rows::node_blocks(self.client, self.ctx, network, range_set, node).await
     }
 
     async fn blocks_between(
@@ -205,7 +205,7 @@ impl StoreTxn for PgTxn<'_> {
         lo: IpAddr,
         hi: IpAddr,
     ) -> Result<Vec<Block>, StoreError> {
-        rows::blocks_between(self.client, self.ctx, network, lo, hi).await
+        block_rows::blocks_between(self.client, self.ctx, network, lo, hi).await
     }
 
     async fn emptied_blocks(
@@ -213,19 +213,19 @@ impl StoreTxn for PgTxn<'_> {
         network: &str,
         emptied_by: i64,
     ) -> Result<Vec<Block>, StoreError> {
-        rows::emptied_blocks(self.client, self.ctx, network, emptied_by).await
+        block_rows::emptied_blocks(self.client, self.ctx, network, emptied_by).await
     }
 
     async fn insert_block(&mut self, block: &Block) -> Result<bool, StoreError> {
-        rows::insert_block(self.client, self.ctx, block).await
+        block_rows::insert_block(self.client, self.ctx, block).await
     }
 
     async fn update_block(&mut self, block: &Block) -> Result<(), StoreError> {
-        rows::update_block(self.client, self.ctx, block).await
+        block_rows::update_block(self.client, self.ctx, block).await
     }
 
     async fn delete_block(&mut self, network: &str, base: IpAddr) -> Result<(), StoreError> {
-        rows::delete_block(self.client, self.ctx, network, base).await
+        block_rows::delete_block(self.client, self.ctx, network, base).await
     }
 
     async fn get_network(&mut self, name: &str) -> Result<Option<NetworkRecord>, StoreError> {

@@ -322,9 +322,10 @@ fn small_claim(
     )
 }
 
-/// A fake agent that accepts `connections` connections and, on each, waits until the
-/// client wrote, reads ONCE, and answers with `answer` to what that one read held (the
-/// frames, decoded): the test sees whether the hello came with the request.
+/// A fake agent that accepts `connections` connections and, on each, reads until the
+/// client's hello is complete, and answers with `answer` to the frames read so far: the
+/// client writes its hello and a pipelined request in one write, so the request is there
+/// with the hello exactly when the client sent it so (the test sees which).
 fn one_read_agent(
     socket: &Path,
     connections: usize,
@@ -335,15 +336,22 @@ fn one_read_agent(
         let mut frames_per_read = Vec::new();
         for _ in 0..connections {
             let (mut stream, _) = listener.accept().unwrap();
-            std::thread::sleep(std::time::Duration::from_millis(50));
-            let mut buffer = vec![0u8; 1 << 16];
-            let n = stream.read(&mut buffer).unwrap();
-            let mut rest = &buffer[..n];
-            let mut frames = Vec::new();
-            while let Some((payload, used)) = frame::decode(rest).unwrap() {
-                frames.push(payload.to_vec());
-                rest = &rest[used..];
-            }
+            let mut received = Vec::new();
+            let mut chunk = vec![0u8; 1 << 16];
+            let frames = loop {
+                let n = stream.read(&mut chunk).unwrap();
+                assert!(n > 0, "the client hung up before its hello was complete");
+                received.extend_from_slice(&chunk[..n]);
+                let mut rest = &received[..];
+                let mut frames = Vec::new();
+                while let Some((payload, used)) = frame::decode(rest).unwrap() {
+                    frames.push(payload.to_vec());
+                    rest = &rest[used..];
+                }
+                if !frames.is_empty() {
+                    break frames;
+                }
+            };
             frames_per_read.push(frames.len());
             for message in answer(&frames) {
                 frame::write_sync(&mut stream, &serde_json::to_vec(&message).unwrap()).unwrap();

@@ -56,9 +56,11 @@ fn postgres_json(cfg: &PostgresConfig) -> Value {
     insert_path(&mut object, "cert_file", cfg.cert_file.as_ref());
     insert_path(&mut object, "key_file", cfg.key_file.as_ref());
     object.insert("timeout_ms".into(), millis(cfg.timeout).into());
+    // The old spelling of the ips-table layout, which agents of every release read (the
+    // name "ips-table" is new): a plugin may meet an agent not yet upgraded.
     let layout = match cfg.layout {
-        Layout::Native => "native",
-        Layout::Cni11Talk => "cni-1.1-talk",
+        Layout::Native => Layout::Native.as_str(),
+        Layout::IpsTable => "cni-1.1-talk",
     };
     object.insert("layout".into(), layout.into());
     object.insert("history_limit".into(), cfg.history_limit.into());
@@ -110,7 +112,7 @@ mod tests {
             json!({}),
             json!({"type": "postgres", "host": "db", "port": 6543, "dbname": "d", "user": "u",
                    "password": "s3cret", "sslmode": "disable", "timeout_ms": 900,
-                   "layout": "cni-1.1-talk", "history_limit": 9}),
+                   "layout": "ips-table", "history_limit": 9}),
             json!({"type": "postgres", "host": "db", "password_file": "/etc/pw",
                    "sslmode": "verify-full", "ca_file": "/etc/ca.pem"}),
             json!({"type": "etcd", "endpoints": ["http://a:2379", "http://b:2379"],

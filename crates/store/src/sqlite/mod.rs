@@ -20,16 +20,17 @@ mod txn;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use plexus_ipam_core::BlockPolicy;
 use rusqlite::Connection;
 use rusqlite::OpenFlags;
 use rusqlite::config::DbConfig;
+use tokio::sync::{Mutex, MutexGuard};
 
 use self::errors::ErrCtx;
 use self::txn::SqlTxn;
+use crate::backoff::Backoff;
 use crate::config::{OpenMode, SqliteConfig};
 use crate::engine;
 use crate::error::StoreError;
@@ -46,8 +47,12 @@ pub use self::schema::LATEST_VERSION;
 /// Rows per transaction in [`SqliteStore::bulk_insert`].
 const BULK_BATCH: usize = 10_000;
 
-/// The SQLite backend. `Send + Sync`: the connection sits behind a mutex; open one store
-/// per process (or thread) for parallelism, the database serializes writers itself.
+/// The SQLite backend. `Send + Sync`: the connection sits behind an async mutex; open one
+/// store per process (or thread) for parallelism, the database serializes writers itself.
+///
+/// Statements run on the calling task. They block its thread for as long as SQLite works
+/// or waits for another process's write lock (at most the busy timeout); a caller serving
+/// other tasks meanwhile (the node agent) runs each call on a blocking thread.
 #[derive(Debug)]
 pub struct SqliteStore {
     conn: Mutex<Connection>,
@@ -105,7 +110,8 @@ impl SqliteStore {
     }
 
     /// Inserts pre-built allocations in batched transactions (benchmarks and imports) and
-    /// returns how many were inserted.
+    /// returns how many were inserted. Synchronous: call it outside any async runtime (or
+    /// on a blocking thread).
     ///
     /// The input counts as handed out in iteration order: the next-fit cursor of each
     /// (network, range set) ends at the last address inserted for it. An address already
@@ -118,7 +124,7 @@ impl SqliteStore {
         let mut inserted = 0u64;
         while allocations.peek().is_some() {
             let batch = allocations.by_ref().take(BULK_BATCH);
-            inserted += self.write(async |txn| {
+            inserted += self.write_blocking(|txn| {
                 let mut cursors: BTreeMap<(String, String), IpAddr> = BTreeMap::new();
                 let mut count = 0u64;
                 for a in batch {
@@ -135,17 +141,14 @@ impl SqliteStore {
         Ok(inserted)
     }
 
-    fn lock(&self) -> MutexGuard<'_, Connection> {
-        let conn = self
-            .conn
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        // A panic inside a transaction left it open: roll it back so the connection is
-        // usable again and nothing of it is committed later.
-        if !conn.is_autocommit() {
-            let _ = conn.execute_batch("ROLLBACK");
-        }
-        conn
+    /// Locks the connection.
+    async fn lock(&self) -> MutexGuard<'_, Connection> {
+        roll_back_leftover(self.conn.lock().await)
+    }
+
+    /// Locks the connection from synchronous code (not from a runtime thread).
+    fn lock_blocking(&self) -> MutexGuard<'_, Connection> {
+        roll_back_leftover(self.conn.blocking_lock())
     }
 
     fn ctx(&self) -> ErrCtx<'_> {
@@ -154,22 +157,69 @@ impl SqliteStore {
 
     /// Runs `f` in one `BEGIN IMMEDIATE` transaction, committed only if `f` succeeds.
     ///
-    /// `f` is async (the engine is) but never suspends on SQLite, so it runs to completion
-    /// in place ([`engine::run_ready`]) while this thread holds the connection.
-    fn write<T>(
+    /// `BEGIN IMMEDIATE` waits for the write lock in SQLite's busy handler, but SQLite
+    /// refuses at once (`SQLITE_BUSY` without waiting) while another process recovers or
+    /// checkpoints the WAL; that refusal is retried here with the shared [`Backoff`] until
+    /// the busy timeout is spent, as the plugin's own retry loop did before there was one
+    /// retry policy. Inside the transaction the write lock is held, so nothing else can be
+    /// refused for a lock.
+    ///
+    /// The engine's futures are awaited like any other: SQLite's own calls complete
+    /// synchronously inside them, with the connection's lock held across the awaits.
+    async fn write<T>(
         &self,
         f: impl AsyncFnOnce(&mut SqlTxn<'_>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let mut conn = self.lock();
+        let mut conn = self.lock().await;
         let ctx = self.ctx();
-        conn.execute_batch("BEGIN IMMEDIATE")
-            .map_err(|e| ctx.map(e))?;
+        retry_early_busy(&ctx, &mut conn, |conn| {
+            conn.execute_batch("BEGIN IMMEDIATE")
+                .map_err(|e| ctx.map(e))
+        })
+        .await?;
         let mut txn = SqlTxn {
             conn: &mut conn,
             ctx,
             history_limit: self.history_limit,
         };
-        let result = engine::run_ready(f(&mut txn)).and_then(|r| r);
+        let result = f(&mut txn).await;
+        self.end_write(&conn, ctx, result)
+    }
+
+    /// [`SqliteStore::write`] of a synchronous `f`, from synchronous code.
+    fn write_blocking<T>(
+        &self,
+        f: impl FnOnce(&mut SqlTxn<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut conn = self.lock_blocking();
+        let ctx = self.ctx();
+        let mut backoff = Backoff::until(ctx.started + ctx.busy_timeout);
+        loop {
+            match conn
+                .execute_batch("BEGIN IMMEDIATE")
+                .map_err(|e| ctx.map(e))
+            {
+                Ok(()) => break,
+                Err(err) if err.is_transient() && backoff.wait_blocking() => {}
+                Err(err) => return Err(err),
+            }
+        }
+        let mut txn = SqlTxn {
+            conn: &mut conn,
+            ctx,
+            history_limit: self.history_limit,
+        };
+        let result = f(&mut txn);
+        self.end_write(&conn, ctx, result)
+    }
+
+    /// Commits the open transaction when `result` is `Ok`, rolls it back otherwise.
+    fn end_write<T>(
+        &self,
+        conn: &Connection,
+        ctx: ErrCtx<'_>,
+        result: Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
         let committed = result.and_then(|value| {
             conn.execute_batch("COMMIT")
                 .map(|()| value)
@@ -181,7 +231,7 @@ impl SqliteStore {
             let _ = conn.execute_batch("ROLLBACK");
         }
         if committed.is_ok() {
-            self.checkpoint_if_long(&conn);
+            self.checkpoint_if_long(conn);
         }
         committed
     }
@@ -214,13 +264,49 @@ impl SqliteStore {
     }
 
     /// Runs the read-only `f` on the connection (a consistent WAL snapshot per statement).
-    fn read<T>(
+    ///
+    /// SQLite refuses a reader at once, without its busy handler, while another process
+    /// recovers the WAL; such a refusal is retried with the shared [`Backoff`] until the
+    /// busy timeout is spent, like a writer's.
+    async fn read<T>(
         &self,
-        f: impl FnOnce(&Connection, &ErrCtx<'_>) -> Result<T, StoreError>,
+        f: impl Fn(&Connection, &ErrCtx<'_>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let conn = self.lock();
-        f(&conn, &self.ctx())
+        let mut conn = self.lock().await;
+        let ctx = self.ctx();
+        retry_early_busy(&ctx, &mut conn, |conn| f(conn, &ctx)).await
     }
+}
+
+/// Runs `attempt` again, with the shared [`Backoff`], while it fails with an early lock
+/// refusal ([`StoreError::Busy`]: SQLite did not wait in its busy handler), until the busy
+/// timeout of `ctx` is spent; any other outcome is returned as it is.
+///
+/// The connection is held as `&mut` across the pauses (a `Connection` is `Send` but not
+/// `Sync`, and the store's futures must be `Send`); each attempt borrows it briefly.
+async fn retry_early_busy<T>(
+    ctx: &ErrCtx<'_>,
+    conn: &mut Connection,
+    mut attempt: impl FnMut(&Connection) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    let mut backoff = Backoff::until(ctx.started + ctx.busy_timeout);
+    loop {
+        match attempt(conn) {
+            Err(err) if err.is_transient() && backoff.wait().await => {
+                tracing::debug!(path = %ctx.path.display(), %err, "refused at once, retrying");
+            }
+            outcome => return outcome,
+        }
+    }
+}
+
+/// `conn`, after rolling back a transaction left open by a panic inside it, so the
+/// connection is usable again and nothing of that transaction is committed later.
+fn roll_back_leftover(conn: MutexGuard<'_, Connection>) -> MutexGuard<'_, Connection> {
+    if !conn.is_autocommit() {
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+    conn
 }
 
 /// Switches to WAL (a no-op when the file already is). A database that cannot switch (e.g.
@@ -228,8 +314,10 @@ impl SqliteStore {
 ///
 /// Processes opening a brand-new file together race for the switch, and SQLite refuses the
 /// losers at once (deadlock avoidance) instead of calling the busy handler, so they retry
-/// here until the busy timeout is spent.
+/// here, with the shared [`Backoff`], until the busy timeout is spent. Opening is
+/// synchronous, so the pauses block the thread.
 fn set_journal_wal(conn: &Connection, ctx: &ErrCtx<'_>) -> Result<(), StoreError> {
+    let mut backoff = Backoff::until(ctx.started + ctx.busy_timeout);
     loop {
         let result = conn
             .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get::<_, String>(0));
@@ -240,9 +328,7 @@ fn set_journal_wal(conn: &Connection, ctx: &ErrCtx<'_>) -> Result<(), StoreError
                 }
                 return Ok(());
             }
-            Err(err) if is_lock_conflict(&err) && ctx.started.elapsed() < ctx.busy_timeout => {
-                std::thread::sleep(WAL_SWITCH_PAUSE);
-            }
+            Err(err) if is_lock_conflict(&err) && backoff.wait_blocking() => {}
             Err(err) => return Err(ctx.map(err)),
         }
     }
@@ -252,9 +338,6 @@ fn set_journal_wal(conn: &Connection, ctx: &ErrCtx<'_>) -> Result<(), StoreError
 /// process opening the database alone replays the WAL, yet long enough (about 30 claims)
 /// that the checkpoint's fsyncs are shared by many CNI calls.
 const WAL_CHECKPOINT_BYTES: u64 = 512 * 1024;
-
-/// Pause between attempts of the WAL switch.
-const WAL_SWITCH_PAUSE: Duration = Duration::from_millis(5);
 
 fn is_lock_conflict(err: &rusqlite::Error) -> bool {
     matches!(
@@ -280,23 +363,27 @@ impl Store for SqliteStore {
         ctx: &ClaimContext,
     ) -> Result<Vec<Allocation>, StoreError> {
         self.write(async |txn| engine::claim_all(txn, key, owner, claims, ctx).await)
+            .await
     }
 
     async fn release(&self, key: &AttachmentKey) -> Result<Vec<Allocation>, StoreError> {
         let now = unix_now();
         self.write(async |txn| engine::release(txn, key, now).await)
+            .await
     }
 
     async fn attachment(&self, key: &AttachmentKey) -> Result<Vec<Allocation>, StoreError> {
         self.read(|conn, ctx| rows::attachment(conn, ctx, key))
+            .await
     }
 
     async fn holder(&self, network: &str, ip: IpAddr) -> Result<Option<Allocation>, StoreError> {
         self.read(|conn, ctx| rows::holder(conn, ctx, network, ip))
+            .await
     }
 
     async fn list(&self, network: &str) -> Result<Vec<Allocation>, StoreError> {
-        self.read(|conn, ctx| rows::list(conn, ctx, network))
+        self.read(|conn, ctx| rows::list(conn, ctx, network)).await
     }
 
     async fn count_between(
@@ -307,10 +394,11 @@ impl Store for SqliteStore {
     ) -> Result<u64, StoreError> {
         let ranges = engine::family_key_ranges(lo, hi)?;
         self.read(|conn, ctx| {
-            ranges.into_iter().try_fold(0, |sum, (lo, hi)| {
+            ranges.iter().try_fold(0, |sum, &(lo, hi)| {
                 Ok(sum + rows::count_between(conn, ctx, network, lo, hi)?)
             })
         })
+        .await
     }
 
     async fn list_between(
@@ -323,12 +411,13 @@ impl Store for SqliteStore {
         let ranges = engine::family_key_ranges(lo, hi)?;
         self.read(|conn, ctx| {
             let mut page = Vec::new();
-            for (lo, hi) in ranges {
+            for &(lo, hi) in &ranges {
                 let left = limit - page.len();
                 page.extend(rows::list_between(conn, ctx, network, lo, hi, left)?);
             }
             Ok(page)
         })
+        .await
     }
 
     async fn put_network(
@@ -339,34 +428,40 @@ impl Store for SqliteStore {
     ) -> Result<NetworkRecord, StoreError> {
         let now = unix_now();
         self.write(async |txn| engine::put_network(txn, name, definition, mode, now).await)
+            .await
     }
 
     async fn network(&self, name: &str) -> Result<Option<NetworkRecord>, StoreError> {
         self.read(|conn, ctx| records::network(conn, ctx, name))
+            .await
     }
 
     async fn networks(&self) -> Result<Vec<NetworkRecord>, StoreError> {
-        self.read(records::networks)
+        self.read(records::networks).await
     }
 
     async fn allocated_networks(&self) -> Result<Vec<String>, StoreError> {
-        self.read(rows::allocated_networks)
+        self.read(rows::allocated_networks).await
     }
 
     async fn delete_network(&self, name: &str, force: bool) -> Result<NetworkDeletion, StoreError> {
         self.write(async |txn| engine::delete_network(txn, name, force).await)
+            .await
     }
 
     async fn history(&self, query: &HistoryQuery) -> Result<Vec<HistoryEvent>, StoreError> {
         self.read(|conn, ctx| records::history(conn, ctx, query))
+            .await
     }
 
     async fn record_history(&self, events: &[HistoryEvent]) -> Result<(), StoreError> {
         self.write(async |txn| engine::record_history(txn, events).await)
+            .await
     }
 
     async fn blocks(&self, network: &str) -> Result<Vec<Block>, StoreError> {
         self.read(|conn, ctx| blocks::list_blocks(conn, ctx, network))
+            .await
     }
 
     async fn gc(
@@ -407,6 +502,7 @@ impl Store for SqliteStore {
             report.released_blocks = engine::sweep_blocks(txn, network, scope, policy, now).await?;
             Ok(report)
         })
+        .await
     }
 
     async fn probe(&self) -> Result<(), StoreError> {
@@ -420,6 +516,7 @@ impl Store for SqliteStore {
                 .map(drop)
                 .map_err(|e| txn.ctx.map(e))
         })
+        .await
     }
 }
 
@@ -447,9 +544,57 @@ mod tests {
         for key in &forgotten {
             store
                 .write(async |txn| txn.delete_attachment(key).await)
+                .await
                 .unwrap();
         }
         crate::conformance::unmarked_block_check(&store, &forgotten).await;
+    }
+
+    fn busy() -> StoreError {
+        StoreError::Busy {
+            reason: "refused at once".into(),
+        }
+    }
+
+    /// An early lock refusal is tried again until it goes away.
+    #[tokio::test]
+    async fn early_refusals_are_retried_until_they_pass() {
+        let ctx = ErrCtx::start(Path::new("t.db"), Duration::from_secs(30));
+        let mut conn = Connection::open_in_memory().unwrap();
+        let mut calls = 0;
+        let out = retry_early_busy(&ctx, &mut conn, |_| {
+            calls += 1;
+            if calls < 4 { Err(busy()) } else { Ok(calls) }
+        })
+        .await;
+        assert_eq!(out.unwrap(), 4);
+    }
+
+    /// Past the busy timeout the refusal is the answer; other errors are never retried.
+    #[tokio::test]
+    async fn retries_end_with_the_busy_timeout_and_skip_other_errors() {
+        let ctx = ErrCtx::start(Path::new("t.db"), Duration::from_millis(60));
+        let mut conn = Connection::open_in_memory().unwrap();
+        let mut calls = 0u32;
+        let out: Result<(), _> = retry_early_busy(&ctx, &mut conn, |_| {
+            calls += 1;
+            Err(busy())
+        })
+        .await;
+        assert!(matches!(out, Err(StoreError::Busy { .. })), "{out:?}");
+        assert!(calls > 1, "retried before giving up");
+        assert!(ctx.started.elapsed() <= Duration::from_millis(60) + Duration::from_secs(5));
+
+        let mut calls = 0u32;
+        let out: Result<(), _> = retry_early_busy(&ctx, &mut conn, |_| {
+            calls += 1;
+            Err(StoreError::Corrupt {
+                reason: "bad".into(),
+            })
+        })
+        .await;
+        assert!(matches!(out, Err(StoreError::Corrupt { .. })), "{out:?}");
+        assert_eq!(calls, 1);
     }
 
     fn open_temp() -> (tempfile::TempDir, SqliteStore) {
@@ -461,7 +606,7 @@ mod tests {
     #[test]
     fn history_append_is_one_statement_and_pruned_every_interval() {
         let (_dir, store) = open_temp();
-        let conn = store.lock();
+        let conn = store.lock_blocking();
         let ctx = store.ctx();
         let limit = 64;
         let interval = i64::from(crate::records::prune_interval(limit));
@@ -513,7 +658,7 @@ mod tests {
     #[test]
     fn hot_queries_use_the_primary_key_not_a_scan() {
         let (_dir, store) = open_temp();
-        let conn = store.lock();
+        let conn = store.lock_blocking();
         let lookups = [
             rows::HELD_BETWEEN_SQL
                 .replace("?1", "'n'")
@@ -552,7 +697,7 @@ mod tests {
     #[test]
     fn allocated_networks_seek_instead_of_scanning_allocations() {
         let (_dir, store) = open_temp();
-        let conn = store.lock();
+        let conn = store.lock_blocking();
         let plan = plan(&conn, rows::ALLOCATED_NETWORKS_SQL);
         assert!(plan.contains("SEARCH allocations"), "{plan}");
         assert!(!plan.contains("SCAN allocations"), "{plan}");
@@ -564,7 +709,7 @@ mod tests {
         let mut cfg = SqliteConfig::new(dir.path().join("p.db"));
         cfg.synchronous = Synchronous::Full;
         let store = SqliteStore::open(&cfg).unwrap();
-        let conn = store.lock();
+        let conn = store.lock_blocking();
         let mode: String = conn
             .query_row("PRAGMA journal_mode", [], |r| r.get(0))
             .unwrap();
@@ -577,7 +722,7 @@ mod tests {
         drop(store);
         let store = SqliteStore::open(&SqliteConfig::new(dir.path().join("p.db"))).unwrap();
         let sync: i64 = store
-            .lock()
+            .lock_blocking()
             .query_row("PRAGMA synchronous", [], |r| r.get(0))
             .unwrap();
         assert_eq!(sync, 1, "NORMAL by default");

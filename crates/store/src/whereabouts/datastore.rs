@@ -13,6 +13,7 @@ use serde_json::{Map, Value};
 
 use super::reservations::range_keys;
 use crate::Secret;
+use crate::common;
 use crate::config::StoreConfig;
 use crate::error::StoreError;
 use crate::etcd::EtcdConfig;
@@ -291,15 +292,7 @@ fn path(ipam: &Map<String, Value>, key: &str) -> Result<Option<PathBuf>, StoreEr
     let Some(text) = text(ipam, key)? else {
         return Ok(None);
     };
-    let path = PathBuf::from(&text);
-    if !path.is_absolute() {
-        // The plugin's working directory is whatever the runtime left it in.
-        return Err(StoreError::config(
-            format!("ipam.{key}"),
-            format!("must be an absolute path, found {text:?}"),
-        ));
-    }
-    Ok(Some(path))
+    common::absolute(format!("ipam.{key}"), PathBuf::from(text)).map(Some)
 }
 
 #[cfg(test)]

@@ -1,4 +1,4 @@
-//! The SQL of the `"cni-1.1-talk"` layout: the `ips` table of the CNI 1.1 talk's IPAM
+//! The SQL of the `"ips-table"` layout: the `ips` table of the CNI 1.1 talk's IPAM
 //! plugin (maiqueb/devconf2024) plus plexus's small side table `plexus_talk`.
 //!
 //! ```sql
@@ -24,9 +24,9 @@ use plexus_ipam_core::addr::canonical;
 use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{Client, Row};
 
-use super::errors::ErrCtx;
 use crate::error::StoreError;
 use crate::gc_scope::AttachedRow;
+use crate::postgres::errors::ErrCtx;
 use crate::types::{Allocation, AttachmentKey, Owner};
 
 /// Longest `pod_id` (container id) the talk's table takes.
@@ -39,7 +39,7 @@ const ADDR: &str = "host(ip::inet)::inet";
 
 /// Advisory lock (one `bigint` key) serializing setup and every write of this layout:
 /// "plexus", then 2.
-pub(crate) const TALK_LOCK: i64 = 0x706c_6578_7573_0002;
+pub(crate) const IPS_TABLE_LOCK: i64 = 0x706c_6578_7573_0002;
 
 /// Creates what is missing: the talk's table exactly as its plugin creates it, the address
 /// index and the side table. Idempotent.
